@@ -1,0 +1,41 @@
+"""The Flask app factory, and `app` for `gunicorn app:app`."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from handoff.config import Config
+from handoff.services import Services
+
+log = logging.getLogger("handoff")
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.json.sort_keys = False
+    # Behind a PaaS router, X-Forwarded-Proto/Host say what URL Twilio used (and signed).
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+    app.extensions["handoff"] = Services(config)
+    if not config.twilio_validate:
+        log.warning("TWILIO_VALIDATE=false: Twilio signatures are NOT checked. Local development only!")
+
+    from web import api, errors, health, voice
+
+    for blueprint in (health.bp, voice.bp, api.bp):
+        app.register_blueprint(blueprint)
+    errors.register(app)
+    return app
+
+
+def services_of(app: Flask) -> Services:
+    return app.extensions["handoff"]
+
+
+if not logging.getLogger().handlers:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+app = create_app()

@@ -1,0 +1,133 @@
+"""Background work run by the Procfile `worker` (rq). Jobs take ids and are idempotent."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+
+import requests
+from rq import Retry, get_current_job
+from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
+
+from .config import Config
+from .models import FAILED, REQUESTED
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+_services: Services | None = None
+
+
+def use(services: Services) -> None:
+    """Run jobs in this process against these services (the worker, or a test)."""
+    global _services
+    _services = services
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        _services = Services(Config.from_env())
+    return _services
+
+
+def webhook_retry() -> Retry:
+    return Retry(max=len(services().config.webhook_retry_intervals),
+                 interval=list(services().config.webhook_retry_intervals))
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class DeliveryFailed(Exception):
+    """The receiver did not take the event; rq retries the job."""
+
+
+def _is_last_try() -> bool:
+    job = get_current_job()
+    return job is None or not job.retries_left
+
+
+def deliver_event(handoff_id: str, index: int) -> str:
+    """POST one handoff state change to HANDOFF_WEBHOOK_URL, signed, with an idempotency key
+    (the receiver may see a retry of a delivery it already took)."""
+    from .handoffs import Handoffs
+
+    svc = services()
+    config = svc.config
+    handoff = svc.store.get_handoff(handoff_id)
+    if handoff is None or not config.webhook_url or index >= len(handoff.history):
+        return "skipped"
+    entry = handoff.history[index]
+    event_id = f"{handoff_id}:{index}"
+    body = json.dumps({"id": event_id, "type": "handoff.state_changed", "state": entry["state"],
+                       "at": entry["at"], "handoff": handoff.public()}, sort_keys=True).encode()
+    headers = {"Content-Type": "application/json", "Idempotency-Key": event_id,
+               "User-Agent": "handoff-webhook/1"}
+    if config.webhook_secret:
+        headers["X-Handoff-Signature"] = sign(body, config.webhook_secret)
+    try:
+        response = requests.post(config.webhook_url, data=body, headers=headers, timeout=5)
+        status = response.status_code
+    except requests.RequestException as exc:
+        status, problem = None, f"{type(exc).__name__}"
+    else:
+        problem = f"HTTP {status}"
+    if status is not None and 200 <= status < 300:
+        return "delivered"
+    retryable = status is None or status >= 500 or status == 429
+    if retryable and not _is_last_try():
+        raise DeliveryFailed(f"{event_id}: {problem}")
+    Handoffs(svc).update(handoff_id, lambda h: h.add_warning(
+        "webhook_failed", f"event {index} ({entry['state']}) not delivered: {problem}"))
+    raise DeliveryFailed(f"{event_id}: gave up: {problem}")
+
+
+def twilio_client(config: Config) -> Client:
+    return Client(config.twilio_account_sid, config.twilio_auth_token)
+
+
+def redirect_call(handoff_id: str) -> str:
+    """Move a live call into a handoff made through the API: update the call with the
+    handoff's TwiML over Twilio's REST API (calls(sid).update(twiml=...))."""
+    from .handoffs import Handoffs
+
+    svc = services()
+    handoffs = Handoffs(svc)
+    handoff = svc.store.get_handoff(handoff_id)
+    if handoff is None or handoff.state != REQUESTED:
+        return "nothing to do"
+    configuration = svc.configuration()
+    conversation = svc.store.get_conversation(handoff.conversation_id) or {"id": handoff.conversation_id}
+    # Plan on a copy first: the call is updated before the handoff is, so a Twilio error
+    # never leaves a record claiming a transfer that did not happen.
+    planned = type(handoff).from_dict(handoff.to_dict())
+    destination = configuration.find((handoff.destination or {}).get("id")) or configuration.default
+    twiml = handoffs.plan_attempt(planned, destination, configuration, conversation)
+    try:
+        twilio_client(svc.config).calls(handoff.call_sid).update(twiml=str(twiml))
+    except TwilioRestException as exc:
+        if exc.status >= 500 and not _is_last_try():
+            raise
+        detail = {"reason": "call_update_failed", "twilio_status": exc.status, "twilio_code": exc.code}
+
+        def fail(h):
+            if h.state == REQUESTED:
+                h.add_warning("call_update_failed", f"Twilio refused to redirect the call: {exc.msg}")
+                h.move_to(FAILED, detail)
+
+        handoffs.update(handoff_id, fail)
+        return "failed"
+
+    def commit(h):
+        if h.state == REQUESTED:
+            h.attempts, h.destination, h.sip_headers = planned.attempts, planned.destination, planned.sip_headers
+            h.warnings = planned.warnings
+            h.history = h.history + planned.history[len(h.history):]
+            h.state, h.updated_at = planned.state, planned.updated_at
+
+    handoffs.update(handoff_id, commit)
+    return "redirected"

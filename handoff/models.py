@@ -1,0 +1,116 @@
+"""Domain objects: what a destination and a handoff are, independent of storage."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+METHODS = ("sip_refer", "sip_invite", "sip_bye", "twilio_flex")
+ENCRYPTIONS = ("tls_srtp", "udp_rtp")
+CHANNELS = ("voice", "webchat", "sms")
+
+# Handoff states (CONTRACT.md "Handoffs").
+REQUESTED, TRANSFERRING, CONNECTED, COMPLETED = "requested", "transferring", "connected", "completed"
+FAILED, ABANDONED, PENDING, CLAIMED = "failed", "abandoned", "pending", "claimed"
+FINAL_STATES = frozenset({COMPLETED, FAILED, ABANDONED})
+OPEN_STATES = frozenset({REQUESTED, TRANSFERRING, PENDING})
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def warning(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}
+
+
+@dataclass
+class Destination:
+    id: str
+    name: str
+    method: str = "sip_refer"
+    route: str | None = None
+    description: str = ""
+    sip_headers: list[dict[str, str]] = field(default_factory=list)
+    encryption: str = "tls_srtp"
+    ring_timeout: int = 30
+    fallback: str | None = None
+    created_at: str = field(default_factory=utcnow)
+    updated_at: str = field(default_factory=utcnow)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Destination":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> dict[str, Any]:
+        """How a handoff names the destination it went to."""
+        return {"id": self.id, "name": self.name, "method": self.method, "route": self.route}
+
+
+@dataclass
+class Handoff:
+    id: str
+    conversation_id: str
+    channel: str = "voice"
+    shared_id: str | None = None
+    destination: dict[str, Any] | None = None
+    reason: str | None = None
+    utterance: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    sip_headers: dict[str, str] = field(default_factory=dict)
+    state: str = REQUESTED
+    history: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    outcome: dict[str, Any] | None = None
+    created_at: str = field(default_factory=utcnow)
+    updated_at: str = field(default_factory=utcnow)
+    # Bookkeeping for the fallback chain: destination ids already tried, in order, and
+    # the call-time header overrides that every attempt re-renders.
+    attempts: list[str] = field(default_factory=list)
+    header_overrides: dict[str, str] = field(default_factory=dict)
+    call_sid: str | None = None
+    claimed_by: str | None = None
+    callback_base: str | None = None
+
+    PUBLIC = (
+        "id", "conversation_id", "shared_id", "channel", "destination", "reason", "utterance",
+        "data", "sip_headers", "state", "history", "warnings", "outcome", "created_at",
+        "updated_at",
+    )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Handoff":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def public(self) -> dict[str, Any]:
+        full = asdict(self)
+        out = {key: full[key] for key in self.PUBLIC}
+        if self.claimed_by:
+            out["claimed_by"] = self.claimed_by
+        return out
+
+    def add_warning(self, code: str, message: str) -> None:
+        entry = warning(code, message)
+        if entry not in self.warnings:
+            self.warnings.append(entry)
+
+    def move_to(self, state: str, detail: dict[str, Any] | None = None, *, again: bool = False) -> bool:
+        """Record a state change; False when it is not a change (nothing recorded).
+
+        `again` records a repeat of the current state: a new transfer attempt after a
+        failed one is its own history entry (and event), naming the destination tried."""
+        if state == self.state and self.history and not again:
+            return False
+        now = utcnow()
+        self.state = state
+        self.updated_at = now
+        self.history.append({"state": state, "at": now, "detail": detail or {}})
+        return True

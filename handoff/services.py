@@ -1,0 +1,79 @@
+"""The service's resources, built once per process from a `Config`."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import redis
+from rq import Queue
+
+from .config import Config
+from .redis_server import client_for, resolve_redis_url
+from .snapshot import Configuration, Snapshot
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "handoff"
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+class Services:
+    """Config, store, configuration snapshot and job queue for one process."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.snapshot = Snapshot(config.data_dir)
+        self._lock = threading.Lock()
+        self._store: Store | None = None
+        self._queue: Queue | None = None
+        self._blocking: redis.Redis | None = None
+        self.redis_url: str | None = config.redis_url
+
+    def _connect(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                return
+            url = resolve_redis_url(self.config.redis_url, self.config.data_dir)
+            self.redis_url = url
+            client = client_for(url, self.config.redis_timeout)
+            self._store = Store(client, self.config.retention_seconds)
+            # rq stores pickled job data: it needs a client that does not decode replies.
+            self._queue = Queue(QUEUE_NAME, connection=redis.Redis.from_url(
+                url, socket_timeout=self.config.redis_timeout * 2,
+                socket_connect_timeout=self.config.redis_timeout))
+            # Long polls block in Redis for up to a second at a time.
+            self._blocking = client_for(url, timeout=5.0)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._connect()
+        return self._store
+
+    @property
+    def queue(self) -> Queue:
+        if self._queue is None:
+            self._connect()
+        return self._queue
+
+    @property
+    def blocking_redis(self) -> redis.Redis:
+        if self._blocking is None:
+            self._connect()
+        return self._blocking
+
+    def configuration(self) -> Configuration:
+        """The current destinations, refreshing the outage snapshot as a side effect."""
+        destinations, default_id, integration = self.store.load_configuration()
+        configuration = Configuration(destinations, default_id, integration)
+        self.snapshot.remember(configuration)
+        return configuration
+
+    def enqueue(self, func, *args, **kwargs):
+        """Queue background work; a queue outage is logged, never fatal to the caller."""
+        try:
+            return self.queue.enqueue(func, *args, **kwargs)
+        except REDIS_ERRORS:
+            log.exception("could not enqueue %s", getattr(func, "__name__", func))
+            return None

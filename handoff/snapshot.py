@@ -1,0 +1,104 @@
+"""The last destination configuration this process saw, for when Redis is unreachable.
+
+Kept in memory and in a JSON file under DATA_DIR (written atomically, only when it
+changes), so a process that never reached Redis itself — a fresh gunicorn worker during
+an outage — still knows where to send callers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .models import Destination
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "config-snapshot.json"
+
+
+@dataclass
+class Configuration:
+    destinations: list[Destination] = field(default_factory=list)
+    default_id: str | None = None
+    integration: dict | None = None
+
+    def by_id(self) -> dict[str, Destination]:
+        return {d.id: d for d in self.destinations}
+
+    @property
+    def default(self) -> Destination | None:
+        return self.by_id().get(self.default_id) if self.default_id else None
+
+    def find(self, ref: str | None) -> Destination | None:
+        """A destination by id, or by name (case-insensitive)."""
+        if not ref:
+            return None
+        ref = ref.strip()
+        by_id = self.by_id()
+        if ref in by_id:
+            return by_id[ref]
+        folded = ref.casefold()
+        return next((d for d in self.destinations if d.name.casefold() == folded), None)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "destinations": [d.to_dict() for d in self.destinations],
+                "default_id": self.default_id,
+                "integration": self.integration,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "Configuration":
+        doc = json.loads(text)
+        return cls(
+            destinations=[Destination.from_dict(d) for d in doc.get("destinations", [])],
+            default_id=doc.get("default_id"),
+            integration=doc.get("integration"),
+        )
+
+
+class Snapshot:
+    def __init__(self, data_dir: str):
+        self.path = Path(data_dir) / FILE_NAME
+        self._lock = threading.Lock()
+        self._current: Configuration | None = None
+        self._digest: str | None = None
+
+    def remember(self, configuration: Configuration) -> None:
+        text = configuration.to_json()
+        digest = hashlib.sha1(text.encode()).hexdigest()
+        with self._lock:
+            self._current = configuration
+            if digest == self._digest:
+                return
+            self._digest = digest
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".snapshot-")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+            os.replace(tmp, self.path)
+        except OSError:
+            log.exception("could not write the configuration snapshot to %s", self.path)
+
+    def last_known(self) -> Configuration:
+        with self._lock:
+            if self._current is not None:
+                return self._current
+        try:
+            configuration = Configuration.from_json(self.path.read_text())
+        except (OSError, ValueError):
+            log.error("no configuration snapshot at %s: no destination is known", self.path)
+            return Configuration()
+        with self._lock:
+            self._current = configuration
+        return configuration

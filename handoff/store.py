@@ -1,0 +1,357 @@
+"""Every Redis key the service uses, and the only code that touches them.
+
+One prefix (`handoff:`), keys built in one place (`Keys`). Entities are JSON strings;
+append-only parts of a conversation are lists; listings are sorted sets scored by a
+global sequence so cursors are stable; every handoff state change is appended to one
+stream in the same transaction as the change, so the event feed sees each exactly once.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable, Iterable
+
+import redis
+
+from .models import Destination, Handoff
+
+PREFIX = "handoff:"
+EVENTS_MAXLEN = 200_000
+
+
+class Keys:
+    destinations = PREFIX + "destinations"
+    destination_names = PREFIX + "destinations:names"
+    default_destination = PREFIX + "destinations:default"
+    integration = PREFIX + "integration"
+    topics = PREFIX + "topics"
+    sequence = PREFIX + "seq"
+    conversations = PREFIX + "conversations"
+    handoffs = PREFIX + "handoffs"
+    events = PREFIX + "events"
+
+    @staticmethod
+    def conversation(conversation_id: str) -> str:
+        return f"{PREFIX}conversation:{conversation_id}"
+
+    @staticmethod
+    def conversation_part(conversation_id: str, part: str) -> str:
+        return f"{PREFIX}conversation:{conversation_id}:{part}"
+
+    @staticmethod
+    def handoff(handoff_id: str) -> str:
+        return f"{PREFIX}handoff:{handoff_id}"
+
+    @staticmethod
+    def shared(shared_id: str) -> str:
+        return f"{PREFIX}shared:{shared_id}"
+
+    @staticmethod
+    def conversation_handoffs(conversation_id: str) -> str:
+        return f"{PREFIX}conversation:{conversation_id}:handoffs"
+
+    @staticmethod
+    def once(scope: str, key: str) -> str:
+        return f"{PREFIX}once:{scope}:{key}"
+
+    @staticmethod
+    def sms_thread(sender: str, recipient: str) -> str:
+        return f"{PREFIX}sms:{sender}:{recipient}"
+
+
+CONVERSATION_PARTS = ("transcript", "log", "metrics", "annotations")
+
+# Take the next sequence number and index the new item under it in one atomic step, so a
+# reader paging by sequence can never pass a number whose item is not indexed yet.
+# Returns 0 and writes nothing when the item already exists (a retried webhook).
+_CREATE_INDEXED = """
+if not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[3]) then
+  return 0
+end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+for i = 4, #KEYS do
+  redis.call('ZADD', KEYS[i], seq, ARGV[1])
+  redis.call('EXPIRE', KEYS[i], ARGV[3])
+end
+return seq
+"""
+
+
+class Conflict(Exception):
+    """A write that lost to a concurrent one it must not overwrite."""
+
+
+class Store:
+    def __init__(self, client: redis.Redis, retention_seconds: int = 30 * 86400):
+        self.redis = client
+        self.retention = retention_seconds
+        self._create_indexed = client.register_script(_CREATE_INDEXED)
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+    # -- generic ------------------------------------------------------------------------
+    def _get_json(self, key: str) -> dict | None:
+        raw = self.redis.get(key)
+        return json.loads(raw) if raw else None
+
+    def _update_json(self, key: str, mutate: Callable[[dict], Any], *, ttl: int | None = None,
+                     after: Callable[[Any, Any], None] | None = None) -> tuple[dict | None, Any]:
+        """Read-modify-write under WATCH; `mutate` returns a result, `after(pipe, result)`
+        queues extra writes into the same transaction. Retries when another writer won."""
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        pipe.reset()
+                        return None, None
+                    doc = json.loads(raw)
+                    result = mutate(doc)
+                    pipe.multi()
+                    pipe.set(key, json.dumps(doc), ex=ttl or self.retention)
+                    if after:
+                        after(pipe, result)
+                    pipe.execute()
+                    return doc, result
+                except redis.WatchError:
+                    continue
+
+    def answer_once(self, scope: str, key: str, compute: Callable[[], str], ttl: int = 3600,
+                    wait: float = 3.0) -> str:
+        """The answer to a webhook step, computed once: a retried delivery (Twilio retries
+        with the same idempotency token) gets the stored answer instead of a second run."""
+        full = Keys.once(scope, key)
+        if self.redis.set(full, "", nx=True, ex=ttl):
+            try:
+                body = compute()
+            except BaseException:
+                self.redis.delete(full)  # let a retry compute it again
+                raise
+            self.redis.set(full, body, ex=ttl)
+            return body
+        deadline = time.monotonic() + wait
+        while True:
+            stored = self.redis.get(full)
+            if stored:
+                return stored
+            if stored is None or time.monotonic() > deadline:
+                # The first delivery died or is stuck: answering beats leaving the caller waiting.
+                return compute()
+            time.sleep(0.05)
+
+    # -- configuration: destinations, integration --------------------------------------
+    def load_configuration(self) -> tuple[list[Destination], str | None, dict | None]:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(Keys.destinations)
+            pipe.get(Keys.default_destination)
+            pipe.get(Keys.integration)
+            raw, default_id, integration = pipe.execute()
+        destinations = sorted(
+            (Destination.from_dict(json.loads(v)) for v in raw.values()),
+            key=lambda d: (d.created_at, d.id),
+        )
+        return destinations, default_id, (json.loads(integration) if integration else None)
+
+    def get_destination(self, destination_id: str) -> Destination | None:
+        raw = self.redis.hget(Keys.destinations, destination_id)
+        return Destination.from_dict(json.loads(raw)) if raw else None
+
+    def destination_id_for_name(self, name: str) -> str | None:
+        return self.redis.hget(Keys.destination_names, name.casefold())
+
+    def save_destination(self, destination: Destination, *, previous_name: str | None = None,
+                         make_default_if_none: bool = False, expect_new: bool = False) -> bool:
+        """Write a destination and its name index atomically.
+
+        Raises Conflict if the name (case-insensitive) belongs to another destination, or
+        the id exists when `expect_new`. Returns whether it became the default."""
+        name_key = destination.name.casefold()
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(Keys.destination_names, Keys.destinations, Keys.default_destination)
+                    owner = pipe.hget(Keys.destination_names, name_key)
+                    if owner and owner != destination.id:
+                        raise Conflict("name")
+                    if expect_new and pipe.hexists(Keys.destinations, destination.id):
+                        raise Conflict("id")
+                    becomes_default = make_default_if_none and not pipe.get(Keys.default_destination)
+                    pipe.multi()
+                    if previous_name and previous_name.casefold() != name_key:
+                        pipe.hdel(Keys.destination_names, previous_name.casefold())
+                    pipe.hset(Keys.destination_names, name_key, destination.id)
+                    pipe.hset(Keys.destinations, destination.id, json.dumps(destination.to_dict()))
+                    if becomes_default:
+                        pipe.set(Keys.default_destination, destination.id)
+                    pipe.execute()
+                    return bool(becomes_default)
+                except redis.WatchError:
+                    continue
+
+    def set_default_destination(self, destination_id: str) -> None:
+        self.redis.set(Keys.default_destination, destination_id)
+
+    def delete_destination(self, destination: Destination) -> None:
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(Keys.default_destination)
+                    is_default = pipe.get(Keys.default_destination) == destination.id
+                    pipe.multi()
+                    pipe.hdel(Keys.destinations, destination.id)
+                    pipe.hdel(Keys.destination_names, destination.name.casefold())
+                    if is_default:
+                        pipe.delete(Keys.default_destination)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+    def get_integration(self) -> dict | None:
+        return self._get_json(Keys.integration)
+
+    def save_integration(self, integration: dict) -> None:
+        self.redis.set(Keys.integration, json.dumps(integration))
+
+    # -- conversations -----------------------------------------------------------------
+    def create_conversation(self, doc: dict) -> bool:
+        """Create once: False (and nothing written) when the id already exists."""
+        created = self._create_indexed(
+            keys=[Keys.sequence, Keys.conversations, Keys.conversation(doc["id"])],
+            args=[doc["id"], json.dumps(doc), self.retention],
+        )
+        return bool(created)
+
+    def get_conversation(self, conversation_id: str) -> dict | None:
+        return self._get_json(Keys.conversation(conversation_id))
+
+    def update_conversation(self, conversation_id: str, mutate: Callable[[dict], Any]) -> dict | None:
+        doc, _ = self._update_json(Keys.conversation(conversation_id), mutate)
+        return doc
+
+    def append_conversation(self, conversation_id: str, part: str, entry: dict) -> None:
+        key = Keys.conversation_part(conversation_id, part)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, json.dumps(entry))
+            pipe.expire(key, self.retention)
+            pipe.expire(Keys.conversation(conversation_id), self.retention)
+            pipe.execute()
+
+    def conversation_parts(self, conversation_id: str) -> dict[str, list[dict]]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for part in CONVERSATION_PARTS:
+                pipe.lrange(Keys.conversation_part(conversation_id, part), 0, -1)
+            lists = pipe.execute()
+        return {part: [json.loads(x) for x in items] for part, items in zip(CONVERSATION_PARTS, lists)}
+
+    def conversation_part(self, conversation_id: str, part: str, last: int | None = None) -> list[dict]:
+        start = -last if last else 0
+        return [json.loads(x) for x in self.redis.lrange(Keys.conversation_part(conversation_id, part), start, -1)]
+
+    # -- handoffs ----------------------------------------------------------------------
+    def create_handoff(self, handoff: Handoff) -> None:
+        keys = [Keys.sequence, Keys.handoffs, Keys.handoff(handoff.id),
+                Keys.conversation_handoffs(handoff.conversation_id)]
+        if handoff.shared_id:
+            keys.append(Keys.shared(handoff.shared_id))
+        events = list(handoff.history)
+        self._create_indexed(keys=keys, args=[handoff.id, json.dumps(handoff.to_dict()), self.retention])
+        if events:
+            with self.redis.pipeline(transaction=True) as pipe:
+                for entry in events:
+                    self._queue_event(pipe, handoff.id, entry)
+                pipe.execute()
+
+    def get_handoff(self, handoff_id: str) -> Handoff | None:
+        doc = self._get_json(Keys.handoff(handoff_id))
+        return Handoff.from_dict(doc) if doc else None
+
+    def newest_handoff_for_shared_id(self, shared_id: str) -> Handoff | None:
+        for handoff_id in self.redis.zrevrange(Keys.shared(shared_id), 0, 10):
+            found = self.get_handoff(handoff_id)
+            if found:
+                return found
+        return None
+
+    def newest_handoff_for_conversation(self, conversation_id: str) -> Handoff | None:
+        for handoff_id in self.redis.zrevrange(Keys.conversation_handoffs(conversation_id), 0, 10):
+            found = self.get_handoff(handoff_id)
+            if found:
+                return found
+        return None
+
+    def index_shared_id(self, handoff: Handoff) -> None:
+        """Index a handoff under a shared id given after it was created."""
+        seq = self.redis.zscore(Keys.handoffs, handoff.id)
+        if handoff.shared_id and seq is not None:
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(Keys.shared(handoff.shared_id), {handoff.id: seq})
+                pipe.expire(Keys.shared(handoff.shared_id), self.retention)
+                pipe.execute()
+
+    def update_handoff(self, handoff_id: str, mutate: Callable[[Handoff], Any]) -> tuple[Handoff | None, Any, list[str]]:
+        """Apply `mutate` atomically; new history entries become events in the same
+        transaction. Returns (handoff, mutate's result, new event ids' states)."""
+        box: dict[str, Any] = {}
+
+        def apply(doc: dict) -> Any:
+            handoff = Handoff.from_dict(doc)
+            before = len(handoff.history)
+            result = mutate(handoff)
+            doc.clear()
+            doc.update(handoff.to_dict())
+            box["handoff"] = handoff
+            box["new"] = handoff.history[before:]
+            return result
+
+        def queue_events(pipe, _result) -> None:
+            for entry in box["new"]:
+                self._queue_event(pipe, handoff_id, entry)
+
+        doc, result = self._update_json(Keys.handoff(handoff_id), apply, after=queue_events)
+        if doc is None:
+            return None, None, []
+        return box["handoff"], result, [entry["state"] for entry in box["new"]]
+
+    def _queue_event(self, pipe, handoff_id: str, entry: dict) -> None:
+        minid = f"{int((time.time() - self.retention) * 1000)}-0"
+        pipe.xadd(Keys.events, {"handoff_id": handoff_id, "state": entry["state"], "at": entry["at"]},
+                  minid=minid, approximate=True)
+
+    def scan_index(self, index: str, after_seq: int, batch: int) -> list[tuple[str, int]]:
+        rows = self.redis.zrangebyscore(index, f"({after_seq}", "+inf", start=0, num=batch, withscores=True)
+        return [(member, int(score)) for member, score in rows]
+
+    def get_handoffs(self, ids: Iterable[str]) -> list[Handoff | None]:
+        ids = list(ids)
+        if not ids:
+            return []
+        raws = self.redis.mget([Keys.handoff(i) for i in ids])
+        return [Handoff.from_dict(json.loads(r)) if r else None for r in raws]
+
+    def get_conversations(self, ids: Iterable[str]) -> list[dict | None]:
+        ids = list(ids)
+        if not ids:
+            return []
+        raws = self.redis.mget([Keys.conversation(i) for i in ids])
+        return [json.loads(r) if r else None for r in raws]
+
+    def forget_from_index(self, index: str, members: list[str]) -> None:
+        if members:
+            self.redis.zrem(index, *members)
+
+    # -- events ------------------------------------------------------------------------
+    def read_events(self, after: str | None, limit: int) -> list[tuple[str, dict]]:
+        start = f"({after}" if after else "-"
+        return self.redis.xrange(Keys.events, min=start, max="+", count=limit)
+
+    def wait_for_events(self, client: redis.Redis, after: str, limit: int, block_ms: int) -> list[tuple[str, dict]]:
+        result = client.xread({Keys.events: after}, count=limit, block=block_ms)
+        return result[0][1] if result else []
+
+    def last_event_id(self) -> str:
+        info = self.redis.xinfo_stream(Keys.events) if self.redis.exists(Keys.events) else None
+        return info["last-generated-id"] if info else "0-0"

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from handoff import sip
+
+
+class SipHeaderSchema(Schema):
+    name = fields.String(required=True, metadata={"example": "X-Customer-ID"})
+    value = fields.String(required=True, metadata={"example": "$customer.id"})
+
+    @validates("name")
+    def _name(self, value: str, **_):
+        problem = sip.header_name_problem(value)
+        if problem:
+            raise ValidationError(problem)
+
+    @validates("value")
+    def _value(self, value: str, **_):
+        problem = sip.header_value_problem(value)
+        if problem:
+            raise ValidationError(problem)
+
+
+def validate_header_map(value: dict) -> None:
+    """Call-time headers, {"X-Name": "value"}, under the same rules as a destination's."""
+    if len(value) > 20:
+        raise ValidationError("at most 20 headers")
+    problems = []
+    for name, text in value.items():
+        problem = sip.header_name_problem(name) or sip.header_value_problem(text)
+        if problem:
+            problems.append(f"{name}: {problem}")
+    if problems:
+        raise ValidationError("; ".join(problems))
+
+
+def text(limit: int, **kwargs) -> fields.String:
+    return fields.String(validate=validate.Length(max=limit), **kwargs)
+
+
+class WarningSchema(Schema):
+    code = fields.String()
+    message = fields.String()
+
+
+class ErrorBody(Schema):
+    code = fields.String()
+    message = fields.String()
+    fields = fields.Dict()
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBody)

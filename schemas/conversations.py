@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from handoff.conversations import LEVELS, ROLES
+from handoff.models import CHANNELS
+
+from .common import text
+from .handoffs import HandoffSchema
+
+
+class ConversationCreate(Schema):
+    channel = fields.String(load_default="webchat", validate=validate.OneOf(CHANNELS))
+    shared_id = text(200, allow_none=True, load_default=None)
+    state = fields.Dict(load_default=dict)
+    from_ = text(200, data_key="from", allow_none=True, load_default=None)
+    to = text(200, allow_none=True, load_default=None)
+
+
+class ConversationPatch(Schema):
+    shared_id = text(200, allow_none=True)
+    state = fields.Dict()
+
+
+class TranscriptEntry(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    text = fields.String(required=True, validate=validate.Length(min=1, max=10000))
+    at = fields.String()
+
+
+class LogEntry(Schema):
+    level = fields.String(load_default="info", validate=validate.OneOf(LEVELS))
+    message = fields.String(required=True, validate=validate.Length(min=1, max=10000))
+    at = fields.String()
+
+
+class MetricEntry(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    value = fields.Raw(required=True, metadata={"description": "a number, text or boolean"})
+    at = fields.String()
+
+
+class AnnotationEntry(Schema):
+    label = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    note = text(5000, allow_none=True, load_default=None)
+    author = text(200, allow_none=True, load_default=None)
+    at = fields.String()
+
+
+class ConversationSchema(Schema):
+    id = fields.String()
+    shared_id = fields.String(allow_none=True)
+    channel = fields.String()
+    from_ = fields.String(data_key="from", allow_none=True)
+    to = fields.String(allow_none=True)
+    started_at = fields.String()
+    ended_at = fields.String(allow_none=True)
+    state = fields.Dict()
+    transcript = fields.List(fields.Nested(TranscriptEntry))
+    log = fields.List(fields.Nested(LogEntry))
+    metrics = fields.List(fields.Nested(MetricEntry))
+    annotations = fields.List(fields.Nested(AnnotationEntry))
+    handoff = fields.Nested(HandoffSchema, allow_none=True)
+    outcome = fields.Dict(allow_none=True)
+
+
+class ConversationPage(Schema):
+    items = fields.List(fields.Nested(ConversationSchema))
+    next_cursor = fields.String(allow_none=True)
+    has_more = fields.Boolean()
+
+
+class ConversationListQuery(Schema):
+    shared_id = fields.String()
+    channel = fields.String(validate=validate.OneOf(CHANNELS))
+    has_handoff = fields.Boolean()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String()

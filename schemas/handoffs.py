@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from handoff.models import CHANNELS
+
+from .common import WarningSchema, text, validate_header_map
+
+
+class HandoffRequestSchema(Schema):
+    """What to hand off: the same fields for the API, the voice webhook and handoffData."""
+
+    destination = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
+    reason = text(200, allow_none=True, load_default=None)
+    utterance = text(2000, allow_none=True, load_default=None)
+    data = fields.Dict(load_default=dict)
+    sip_headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict,
+                              validate=validate_header_map)
+
+
+class DestinationRef(Schema):
+    id = fields.String()
+    name = fields.String()
+    method = fields.String()
+    route = fields.String(allow_none=True)
+
+
+class HistoryEntry(Schema):
+    state = fields.String()
+    at = fields.String()
+    detail = fields.Dict()
+
+
+class HandoffSchema(Schema):
+    id = fields.String()
+    conversation_id = fields.String()
+    shared_id = fields.String(allow_none=True)
+    channel = fields.String(validate=validate.OneOf(CHANNELS))
+    destination = fields.Nested(DestinationRef, allow_none=True)
+    reason = fields.String(allow_none=True)
+    utterance = fields.String(allow_none=True)
+    data = fields.Dict()
+    sip_headers = fields.Dict(keys=fields.String(), values=fields.String())
+    state = fields.String()
+    history = fields.List(fields.Nested(HistoryEntry))
+    warnings = fields.List(fields.Nested(WarningSchema))
+    outcome = fields.Dict(allow_none=True)
+    created_at = fields.String()
+    updated_at = fields.String()
+
+
+class HandoffPage(Schema):
+    items = fields.List(fields.Nested(HandoffSchema))
+    next_cursor = fields.String(allow_none=True)
+    has_more = fields.Boolean()
+
+
+class HandoffListQuery(Schema):
+    state = fields.String(validate=validate.OneOf(
+        ("requested", "transferring", "connected", "completed", "failed", "pending", "claimed", "abandoned")))
+    channel = fields.String(validate=validate.OneOf(CHANNELS))
+    destination = fields.String()
+    shared_id = fields.String()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String()
+
+
+class EventsQuery(Schema):
+    after = fields.String()
+    wait = fields.Float(load_default=0, validate=validate.Range(min=0, max=30))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class EventSchema(Schema):
+    cursor = fields.String()
+    handoff_id = fields.String()
+    state = fields.String()
+    at = fields.String()
+
+
+class EventPage(Schema):
+    items = fields.List(fields.Nested(EventSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ClaimSchema(Schema):
+    agent = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class HandoffPatchSchema(Schema):
+    data = fields.Dict(required=True)
+
+
+class OutcomeSchema(Schema):
+    resolution = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    resolved_by = text(200, allow_none=True, load_default=None)
+    notes = text(5000, allow_none=True, load_default=None)
+
+
+class HandoffStateQuery(Schema):
+    id = fields.String()
+    shared_id = fields.String()
+
+
+class HandoffStateSchema(Schema):
+    id = fields.String()
+    shared_id = fields.String(allow_none=True)
+    data = fields.Dict()

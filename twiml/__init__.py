@@ -1,0 +1,1 @@
+"""Pure TwiML builders: plain data in, twilio `VoiceResponse`/`MessagingResponse` out."""

@@ -1,0 +1,1 @@
+"""HTTP surfaces, one blueprint each: voice, sms, api, studio. Views parse, call, respond."""

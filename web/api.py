@@ -1,0 +1,249 @@
+"""The /v1 JSON API: destinations, integration, conversations, handoffs, event feed."""
+from __future__ import annotations
+
+import hmac
+import re
+import time
+
+from flask import Blueprint, Response, jsonify, request
+from marshmallow import Schema, ValidationError
+
+from handoff.conversations import Conversations
+from handoff.destinations import Destinations
+from handoff.errors import NotFound, Unauthorized, UnsupportedMediaType, ValidationFailed
+from handoff.handoffs import HandoffRequest, Handoffs
+from handoff.models import COMPLETED, CONNECTED, FAILED, ABANDONED
+from schemas.conversations import (AnnotationEntry, ConversationCreate, ConversationListQuery,
+                                   ConversationPatch, LogEntry, MetricEntry, TranscriptEntry)
+from schemas.destinations import DestinationInput, IntegrationSchema
+from schemas.handoffs import (ClaimSchema, EventsQuery, HandoffListQuery, HandoffPatchSchema,
+                              HandoffRequestSchema, HandoffStateQuery, OutcomeSchema)
+
+from .context import public_base_url, services
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+
+EVENT_ID = re.compile(r"^\d+-\d+$")
+
+
+# -- parsing --------------------------------------------------------------------------
+def _fields(error: ValidationError) -> dict:
+    messages = error.messages if isinstance(error.messages, dict) else {"body": error.messages}
+    return messages
+
+
+def _load(schema: Schema, data, **kwargs) -> dict:
+    try:
+        return schema.load(data, **kwargs)
+    except ValidationError as exc:
+        fields = _fields(exc)
+        names = ", ".join(sorted(fields))
+        raise ValidationFailed(f"invalid field(s): {names}", fields) from None
+
+
+def body(schema: Schema, **kwargs) -> dict:
+    """The JSON body, validated. 415 for another content type, 422 for unreadable JSON."""
+    if not request.is_json:
+        raise UnsupportedMediaType("send the body as application/json")
+    data = request.get_json(silent=True)
+    if data is None and request.get_data():
+        raise ValidationFailed("the body is not valid JSON", {"body": ["not valid JSON"]})
+    if not isinstance(data, dict):
+        raise ValidationFailed("the body must be a JSON object", {"body": ["must be a JSON object"]})
+    return _load(schema, data, **kwargs)
+
+
+def query(schema: Schema) -> dict:
+    return _load(schema, request.args.to_dict(flat=True))
+
+
+@bp.before_request
+def require_api_key():
+    keys = services().config.api_keys
+    given = request.headers.get("X-API-Key", "")
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        given = auth[7:].strip()
+    # Compare against every key, always, so timing says nothing about which one matched.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given.encode(), key.encode())
+    if not given or not matched:
+        raise Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
+
+
+# -- destinations ---------------------------------------------------------------------
+@bp.get("/destinations")
+def list_destinations():
+    return jsonify(items=Destinations(services()).list())
+
+
+@bp.post("/destinations")
+def create_destination():
+    return jsonify(Destinations(services()).create(body(DestinationInput()))), 201
+
+
+@bp.get("/destinations/<destination_id>")
+def get_destination(destination_id):
+    return jsonify(Destinations(services()).get(destination_id))
+
+
+@bp.patch("/destinations/<destination_id>")
+def update_destination(destination_id):
+    fields = body(DestinationInput(partial=True))
+    provided = set((request.get_json(silent=True) or {}).keys())
+    fields = {k: v for k, v in fields.items() if k in provided}
+    return jsonify(Destinations(services()).update(destination_id, fields))
+
+
+@bp.post("/destinations/<destination_id>/duplicate")
+def duplicate_destination(destination_id):
+    return jsonify(Destinations(services()).duplicate(destination_id)), 201
+
+
+@bp.post("/destinations/<destination_id>/default")
+def make_default(destination_id):
+    return jsonify(Destinations(services()).set_default(destination_id))
+
+
+@bp.delete("/destinations/<destination_id>")
+def delete_destination(destination_id):
+    Destinations(services()).delete(destination_id, request.args.get("confirm"))
+    return Response(status=204)
+
+
+@bp.get("/integration")
+def get_integration():
+    return jsonify(Destinations(services()).get_integration())
+
+
+@bp.put("/integration")
+def put_integration():
+    return jsonify(Destinations(services()).put_integration(body(IntegrationSchema())))
+
+
+# -- conversations --------------------------------------------------------------------
+@bp.post("/conversations")
+def create_conversation():
+    fields = body(ConversationCreate())
+    conversations = Conversations(services())
+    doc, _ = conversations.create(channel=fields["channel"], shared_id=fields["shared_id"],
+                                  state=fields["state"], from_=fields["from_"], to=fields["to"])
+    return jsonify(conversations.present(doc)), 201
+
+
+@bp.get("/conversations")
+def list_conversations():
+    q = query(ConversationListQuery())
+    items, next_cursor, has_more = Conversations(services()).list(
+        shared_id=q.get("shared_id"), channel=q.get("channel"), has_handoff=q.get("has_handoff"),
+        limit=q["limit"], cursor=q.get("cursor"))
+    return jsonify(items=items, next_cursor=next_cursor, has_more=has_more)
+
+
+@bp.get("/conversations/<conversation_id>")
+def get_conversation(conversation_id):
+    return jsonify(Conversations(services()).get(conversation_id))
+
+
+@bp.patch("/conversations/<conversation_id>")
+def update_conversation(conversation_id):
+    fields = body(ConversationPatch())
+    return jsonify(Conversations(services()).update(
+        conversation_id, shared_id=fields.get("shared_id"), state=fields.get("state")))
+
+
+ENTRY_SCHEMAS = {"transcript": TranscriptEntry, "log": LogEntry, "metrics": MetricEntry,
+                 "annotations": AnnotationEntry}
+
+
+@bp.post("/conversations/<conversation_id>/<any(transcript, log, metrics, annotations):part>")
+def append_entry(conversation_id, part):
+    entry = body(ENTRY_SCHEMAS[part]())
+    return jsonify(Conversations(services()).append(conversation_id, part, entry)), 201
+
+
+@bp.post("/conversations/<conversation_id>/handoff")
+def create_handoff(conversation_id):
+    fields = body(HandoffRequestSchema())
+    handoff = Handoffs(services()).start(conversation_id, HandoffRequest(**fields),
+                                         base_url=public_base_url())
+    return jsonify(handoff.public()), 201
+
+
+# -- handoffs -------------------------------------------------------------------------
+@bp.get("/handoffs")
+def list_handoffs():
+    q = query(HandoffListQuery())
+    items, next_cursor, has_more = Handoffs(services()).list(
+        state=q.get("state"), channel=q.get("channel"), destination=q.get("destination"),
+        shared_id=q.get("shared_id"), limit=q["limit"], cursor=q.get("cursor"))
+    return jsonify(items=[h.public() for h in items], next_cursor=next_cursor, has_more=has_more)
+
+
+@bp.get("/handoffs/events")
+def handoff_events():
+    q = query(EventsQuery())
+    after = q.get("after")
+    if after is not None and not EVENT_ID.match(after):
+        raise ValidationFailed.field("after", "not a cursor this feed issued")
+    svc = services()
+    store = svc.store
+    rows = store.read_events(after, q["limit"])
+    deadline = time.monotonic() + q["wait"]
+    while not rows and time.monotonic() < deadline:
+        # Block in short slices so a worker thread is never stuck past the client's wait.
+        slice_ms = max(1, int(min(1.0, deadline - time.monotonic()) * 1000))
+        rows = store.wait_for_events(svc.blocking_redis, after or "0-0", q["limit"], slice_ms)
+    items = [{"cursor": event_id, "handoff_id": fields["handoff_id"], "state": fields["state"],
+              "at": fields["at"]} for event_id, fields in rows]
+    return jsonify(items=items, next_cursor=items[-1]["cursor"] if items else after)
+
+
+@bp.get("/handoffs/<ref>")
+def get_handoff(ref):
+    return jsonify(Handoffs(services()).get(ref).public())
+
+
+@bp.patch("/handoffs/<ref>")
+def patch_handoff(ref):
+    fields = body(HandoffPatchSchema())
+    return jsonify(Handoffs(services()).merge_data(ref, fields["data"]).public())
+
+
+@bp.post("/handoffs/<ref>/claim")
+def claim_handoff(ref):
+    fields = body(ClaimSchema())
+    return jsonify(Handoffs(services()).claim(ref, fields["agent"]).public())
+
+
+@bp.post("/handoffs/<ref>/outcome")
+def handoff_outcome(ref):
+    fields = body(OutcomeSchema())
+    return jsonify(Handoffs(services()).record_outcome(ref, fields).public())
+
+
+POLY_STATES = {COMPLETED: "handoff_completed", CONNECTED: "handoff_completed",
+               FAILED: "handoff_failed", ABANDONED: "handoff_failed"}
+
+
+@bp.get("/handoff_state")
+def handoff_state():
+    """The read PolyAI's Handoff API offers, for connectors written against it."""
+    q = query(HandoffStateQuery())
+    if not q.get("id") and not q.get("shared_id"):
+        raise ValidationFailed("give id or shared_id", {"id": ["id or shared_id is required"]})
+    store = services().store
+    if q.get("shared_id"):
+        handoff = store.newest_handoff_for_shared_id(q["shared_id"])
+    else:
+        handoff = store.newest_handoff_for_conversation(q["id"])
+    if handoff is None:
+        raise NotFound("no handoff for that conversation")
+    data = dict(handoff.data)
+    data.update({
+        "handoff_to": (handoff.destination or {}).get("name"),
+        "handoff_reason": handoff.reason,
+        "handoff_state": POLY_STATES.get(handoff.state, "handoff_initiated"),
+    })
+    return jsonify(id=handoff.conversation_id, shared_id=handoff.shared_id, data=data)

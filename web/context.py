@@ -1,0 +1,36 @@
+"""Small accessors views use instead of building anything themselves."""
+from __future__ import annotations
+
+from flask import current_app, request
+
+from handoff.services import Services
+
+
+def services() -> Services:
+    return current_app.extensions["handoff"]
+
+
+def public_base_url() -> str:
+    """The URL Twilio reaches us at: PUBLIC_BASE_URL, else what the (proxied) request says."""
+    configured = services().config.public_base_url
+    if configured:
+        return configured
+    return request.host_url.rstrip("/") + request.script_root
+
+
+def requested_url() -> str:
+    """The exact URL Twilio requested (and signed): scheme, host, path and raw query."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if not raw or raw.startswith("http"):
+        query = request.query_string.decode("latin-1")
+        raw = request.script_root + request.path + (f"?{query}" if query else "")
+    base = services().config.public_base_url
+    if base:
+        # PUBLIC_BASE_URL may carry a path prefix a proxy strips before we see the request.
+        from urllib.parse import urlsplit
+
+        prefix = urlsplit(base).path.rstrip("/")
+        if prefix and raw.startswith(prefix + "/"):
+            raw = raw[len(prefix):]
+        return base + raw
+    return request.host_url.rstrip("/") + raw

@@ -1,0 +1,214 @@
+"""Twilio voice webhooks. Every answer is 200 with TwiML: no caller meets an error page.
+
+When Redis cannot be reached, each route answers from the last known configuration
+(`Snapshot`) and logs that it did; any other failure is logged and the caller is sent to
+the default destination the same way.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+
+from flask import Blueprint, Response, request
+from marshmallow import ValidationError
+
+from handoff.conversations import Conversations, sip_header_state
+from handoff.errors import NotFound
+from handoff.handoffs import HandoffRequest, Handoffs
+from handoff.models import warning
+from handoff.services import REDIS_ERRORS
+from schemas.common import validate_header_map
+from twiml import voice as voice_twiml
+
+from .context import public_base_url, services
+from .twilio_auth import twilio_signed
+
+log = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+FINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+AGENT_PROMPT = "Thanks for calling. Let me connect you with someone who can help."
+
+
+def twiml_response(body) -> Response:
+    return Response(str(body), status=200, mimetype="text/xml")
+
+
+def params() -> dict[str, str]:
+    """Twilio's parameters: query string and form body (the form wins)."""
+    return request.values.to_dict(flat=True)
+
+
+def read_request(values: dict[str, str]) -> HandoffRequest:
+    """A handoff request from webhook fields; unreadable parts become warnings, not errors."""
+    problems: list[dict] = []
+    data = {}
+    if values.get("data"):
+        try:
+            data = json.loads(values["data"])
+            if not isinstance(data, dict):
+                data = {"value": data}
+        except ValueError:
+            problems.append(warning("bad_data", "data was not JSON; kept as text in data.raw"))
+            data = {"raw": values["data"][:4000]}
+    headers: dict[str, str] = {}
+    if values.get("sip_headers"):
+        try:
+            candidate = json.loads(values["sip_headers"])
+            if not isinstance(candidate, dict) or not all(isinstance(v, str) for v in candidate.values()):
+                raise ValueError("not an object of text values")
+            validate_header_map(candidate)
+            headers = candidate
+        except (ValueError, ValidationError) as exc:
+            problems.append(warning("bad_sip_headers", f"sip_headers ignored: {exc}"))
+    return HandoffRequest(
+        destination=values.get("destination") or None,
+        reason=(values.get("reason") or None) and values["reason"][:200],
+        utterance=(values.get("utterance") or None) and values["utterance"][:2000],
+        data=data,
+        sip_headers=headers,
+        warnings=problems,
+    )
+
+
+def offline_transfer(values: dict[str, str], request_: HandoffRequest | None = None):
+    """TwiML from the last known configuration, for when Redis is unreachable."""
+    svc = services()
+    return Handoffs(svc).start_offline(svc.snapshot.last_known(), request_ or HandoffRequest(),
+                                       call=values, base_url=public_base_url())
+
+
+def voice_route(view):
+    """Signed, and never anything but TwiML: Redis down or a bug still moves the caller."""
+
+    @twilio_signed
+    @functools.wraps(view)
+    def answered(*args, **kwargs):
+        values = params()
+        try:
+            return twiml_response(view(values, *args, **kwargs))
+        except REDIS_ERRORS as exc:
+            log.error("Redis unreachable (%s) on %s for call %s: answering from the configuration "
+                      "snapshot", type(exc).__name__, request.path, values.get("CallSid"))
+        except Exception:
+            log.exception("error on %s for call %s: sending the caller to the default destination",
+                          request.path, values.get("CallSid"))
+        try:
+            return twiml_response(offline_transfer(values))
+        except Exception:
+            log.exception("could not build the fallback transfer; apologising instead")
+            return twiml_response(voice_twiml.apology())
+
+    return answered
+
+
+def _fingerprint(values: dict[str, str]) -> str:
+    """The step a webhook delivery stands for: Twilio's idempotency token when it sent one
+    (retries carry the same token), else the request's own content."""
+    token = request.headers.get("I-Twilio-Idempotency-Token")
+    if token:
+        return "t:" + token
+    content = json.dumps(sorted(values.items()))
+    return "c:" + hashlib.sha256(content.encode()).hexdigest()
+
+
+@bp.route("/call", methods=["POST", "GET"])
+@voice_route
+def inbound_call(values):
+    svc = services()
+    call_sid = values.get("CallSid")
+    if not call_sid:
+        return offline_transfer(values)
+    state = sip_header_state(values)
+    shared_id = values.get("shared_id") or state.get("x_shared_id")
+
+    def answer() -> str:
+        Conversations(svc).create(channel="voice", conversation_id=call_sid, from_=values.get("From"),
+                                  to=values.get("To"), state=state, shared_id=shared_id)
+        if svc.config.agent_url:
+            return str(voice_twiml.redirect(svc.config.agent_url))
+        return str(voice_twiml.redirect(f"{public_base_url()}/voice/handoff", prompt=AGENT_PROMPT))
+
+    return svc.store.answer_once("call", call_sid, answer)
+
+
+@bp.route("/handoff", methods=["POST", "GET"])
+@voice_route
+def handoff(values):
+    svc = services()
+    handoff_request = read_request(values)
+    call_sid = values.get("CallSid")
+    if not call_sid:
+        return offline_transfer(values, handoff_request)
+
+    def answer() -> str:
+        conversation, _ = Conversations(svc).create(
+            channel="voice", conversation_id=call_sid, from_=values.get("From"), to=values.get("To"),
+            state=sip_header_state(values))
+        _, twiml = Handoffs(svc).start_voice(conversation, handoff_request, call_sid=call_sid,
+                                             base_url=public_base_url())
+        return str(twiml)
+
+    ttl = 3600 if request.headers.get("I-Twilio-Idempotency-Token") else 30
+    return svc.store.answer_once("handoff", f"{call_sid}:{_fingerprint(values)}", answer, ttl=ttl)
+
+
+@bp.route("/handoff/<handoff_id>/status", methods=["POST", "GET"])
+@voice_route
+def handoff_status(values, handoff_id):
+    svc = services()
+    try:
+        attempt = int(request.args.get("attempt", "1"))
+    except ValueError:
+        attempt = 1
+    tried = [t for t in (request.args.get("tried") or "").split(",") if t]
+
+    def answer() -> str:
+        try:
+            return str(Handoffs(svc).attempt_finished(handoff_id, attempt, values))
+        except NotFound:
+            # A handoff started while Redis was down was never stored: continue its chain
+            # from the destinations named in the action URL.
+            return str(Handoffs(svc).attempt_finished_offline(
+                svc.configuration(), handoff_id, tried, values, public_base_url()))
+
+    try:
+        return svc.store.answer_once("status", f"{handoff_id}:{attempt}", answer,
+                                     ttl=svc.config.retention_seconds)
+    except REDIS_ERRORS:
+        log.error("Redis unreachable on the outcome of handoff %s: continuing from the snapshot", handoff_id)
+        return Handoffs(svc).attempt_finished_offline(svc.snapshot.last_known(), handoff_id,
+                                                      tried, values, public_base_url())
+
+
+@bp.route("/status", methods=["POST", "GET"])
+@voice_route
+def call_status(values):
+    svc = services()
+    call_sid = values.get("CallSid")
+    status = values.get("CallStatus", "")
+    if call_sid and status in FINAL_CALL_STATUSES:
+        Conversations(svc).end(call_sid)
+        Handoffs(svc).call_ended(call_sid, status)
+    return voice_twiml.VoiceResponse()
+
+
+@bp.route("/fallback", methods=["POST", "GET"])
+@voice_route
+def fallback(values):
+    """Twilio's fallback URL: the primary answer failed, so go straight to the default."""
+    svc = services()
+    log.warning("Twilio fallback for call %s (ErrorCode %s on %s)", values.get("CallSid"),
+                values.get("ErrorCode"), values.get("ErrorUrl"))
+    call_sid = values.get("CallSid")
+    fallback_request = HandoffRequest(reason="twilio_fallback", data={
+        k: values[k] for k in ("ErrorCode", "ErrorUrl") if values.get(k)})
+    if not call_sid:
+        return offline_transfer(values, fallback_request)
+    conversation, _ = Conversations(svc).create(channel="voice", conversation_id=call_sid,
+                                                from_=values.get("From"), to=values.get("To"))
+    _, twiml = Handoffs(svc).start_voice(conversation, fallback_request, call_sid=call_sid,
+                                         base_url=public_base_url())
+    return twiml
