@@ -1,0 +1,44 @@
+"""gunicorn settings for the `web` process (Procfile: gunicorn -c gunicorn.conf.py app:app).
+
+Worker model: threads (gthread). Connectors long-poll the event feed for up to 30 s; each
+poll holds one thread mostly blocked in Redis, so 2 processes x 64 threads leave room for
+50 pollers while voice webhooks keep getting threads of their own. Tune with
+WEB_CONCURRENCY and WEB_THREADS.
+"""
+import os
+
+from handoff.config import Config
+
+_config = Config.from_env()
+
+bind = f"0.0.0.0:{_config.port}"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("WEB_THREADS", "64"))
+# Twilio gives up after 15 s; a long poll lasts at most 30 s plus a slice.
+timeout = 45
+graceful_timeout = 20
+keepalive = 5
+# The request line carries only short fields (CONTRACT.md: long values go in the body).
+limit_request_line = 4094
+accesslog = "-"
+errorlog = "-"
+
+_embedded = None
+
+
+def on_starting(server):
+    """Without REDIS_URL, start the embedded Valkey once, in the master, before workers fork."""
+    global _embedded
+    if _config.redis_url:
+        return
+    from handoff.redis_server import ensure_embedded
+
+    url, _embedded = ensure_embedded(_config.data_dir)
+    os.environ["REDIS_URL"] = url
+    server.log.info("using embedded Valkey at %s (data in %s)", url, _config.data_dir)
+
+
+def on_exit(server):
+    if _embedded is not None:
+        _embedded.stop()
