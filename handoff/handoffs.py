@@ -254,7 +254,8 @@ class Handoffs:
                 handoff.add_warning("no_public_url", "PUBLIC_BASE_URL is not set: the call cannot be redirected")
         self._persist_new(handoff)
         if live_call and handoff.callback_base:
-            self.services.enqueue(jobs.redirect_call, handoff.id)
+            self.services.enqueue(jobs.redirect_call, handoff.id, job_id=f"redirect-{handoff.id}",
+                                  retry=jobs.job_retry())
         return handoff
 
     def _persist_new(self, handoff: Handoff) -> None:
@@ -268,7 +269,7 @@ class Handoffs:
 
         for index in indexes:
             self.services.enqueue(jobs.deliver_event, handoff.id, index, job_id=f"event-{handoff.id}-{index}",
-                                  retry=jobs.webhook_retry())
+                                  retry=jobs.job_retry())
 
     def update(self, handoff_id: str, mutate) -> tuple[Handoff, Any]:
         """Atomically change a handoff; new history entries become events and webhooks."""

