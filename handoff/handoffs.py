@@ -165,18 +165,25 @@ class Handoffs:
         kind, target = sip.dial_target(destination.route or "", method=destination.method,
                                        sip_domain=self.services.config.sip_domain,
                                        encryption=destination.encryption)
-        headers: dict[str, str] = {}
-        if kind == "sip" and integration.get("sip_headers_supported", True):
-            templates = merge_headers(destination.sip_headers, handoff.header_overrides)
-            headers, warnings = render_headers(templates, template_variables(handoff, conversation),
-                                               conversation.get("state") or {})
-            for entry in warnings:
-                handoff.add_warning(entry["code"], entry["message"])
+        headers = self._render(handoff, destination, integration, conversation) if kind == "sip" else {}
         return voice_twiml.Transfer(
             method=destination.method, action_url=action, kind=kind, target=target,
             headers=headers, utterance=handoff.utterance if attempt == 1 else None,
             ring_timeout=destination.ring_timeout,
         )
+
+    @staticmethod
+    def _render(handoff: Handoff, destination: Destination, integration: dict,
+                conversation: dict) -> dict[str, str]:
+        """The destination's headers merged with the call-time ones, rendered."""
+        if not integration.get("sip_headers_supported", True):
+            return {}
+        templates = merge_headers(destination.sip_headers, handoff.header_overrides)
+        headers, warnings = render_headers(templates, template_variables(handoff, conversation),
+                                           conversation.get("state") or {})
+        for entry in warnings:
+            handoff.add_warning(entry["code"], entry["message"])
+        return headers
 
     # -- starting ----------------------------------------------------------------------
     def _new(self, conversation: dict, request: HandoffRequest, *, channel: str,
@@ -247,6 +254,8 @@ class Handoffs:
         destination = self._resolve(handoff, configuration, request.destination)
         if destination is not None:
             handoff.destination = destination.summary()
+            # The context a connector shows the human, rendered as a transfer would send it.
+            handoff.sip_headers = self._render(handoff, destination, integration_of(configuration), conversation)
         if channel != "voice":
             handoff.move_to(PENDING)
         elif live_call:

@@ -109,3 +109,17 @@ def call_params(call_sid="CA" + "1" * 32, **extra):
 
 
 os.environ.setdefault("TWILIO_VALIDATE", "true")
+
+
+@pytest.fixture
+def live_server(app):
+    """The app over real HTTP on loopback (threaded), for tests with concurrent clients."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
