@@ -40,7 +40,7 @@ class Conversations:
 
     def create(self, *, channel: str = "webchat", shared_id: str | None = None,
                state: dict | None = None, from_: str | None = None, to: str | None = None,
-               conversation_id: str | None = None) -> tuple[dict, bool]:
+               conversation_id: str | None = None, leg: str | None = None) -> tuple[dict, bool]:
         """(conversation, created); an existing id is returned as it is, not overwritten."""
         doc = {
             "id": conversation_id or new_id("CO"),
@@ -53,6 +53,8 @@ class Conversations:
             "state": state or {},
             "outcome": None,
         }
+        if leg:
+            doc["_leg"] = leg  # which TwiML the caller's leg accepts, for later handoffs
         if self.store.create_conversation(doc):
             return doc, True
         existing = self.store.get_conversation(doc["id"])
@@ -65,7 +67,8 @@ class Conversations:
         return doc
 
     def present(self, doc: dict) -> dict:
-        body = dict(doc)
+        # Keys starting with "_" are the service's own bookkeeping (router misses, …).
+        body = {k: v for k, v in doc.items() if not k.startswith("_")}
         body.update(self.store.conversation_parts(doc["id"]))
         latest = self.store.newest_handoff_for_conversation(doc["id"])
         body["handoff"] = latest.public() if latest else None

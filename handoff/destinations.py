@@ -18,8 +18,7 @@ DEFAULT_INTEGRATION = {
     "route_editable": True,
     "sip_headers_supported": True,
 }
-EDITABLE = ("name", "description", "method", "route", "sip_headers", "encryption",
-            "ring_timeout", "fallback")
+WARM_MODES = ("warm_message", "warm_accept")
 
 
 def integration_of(configuration: Configuration) -> dict[str, Any]:
@@ -87,6 +86,11 @@ def _check(destination: Destination, configuration: Configuration, sip_domain: s
                 f"these headers take {sip.headers_length(static)} characters in the SIP URI; "
                 f"Twilio refuses {sip.HEADERS_LIMIT + 1} or more",
             )
+    if destination.transfer_mode in WARM_MODES and destination.method != "sip_invite":
+        raise ValidationFailed.field("transfer_mode", f"{destination.transfer_mode} needs method sip_invite "
+                                     "(the whisper plays on the leg Twilio dials)")
+    if destination.detect_voicemail and destination.method != "sip_invite":
+        raise ValidationFailed.field("detect_voicemail", "voicemail detection needs method sip_invite")
     if destination.fallback is not None:
         if destination.fallback == destination.id:
             raise ValidationFailed.field("fallback", "a destination cannot fall back to itself")

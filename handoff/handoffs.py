@@ -6,31 +6,33 @@ and persisted as a `Handoff` whose history is the event feed.
 """
 from __future__ import annotations
 
+import fnmatch
 import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from twiml import voice as voice_twiml
 
 from . import sip
-from .destinations import integration_of
 from .errors import Conflict, NotFound, ValidationFailed
 from .models import (ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, FINAL_STATES, PENDING,
                      REQUESTED, TRANSFERRING, Destination, Handoff, utcnow)
 from .paging import page
-from .services import REDIS_ERRORS, Services
+from .services import Services
 from .snapshot import Configuration
 from .store import Keys
-from .templating import merge_headers, render_headers
+from .transfers import Planner, call_leg, handoff_url, next_destination, whisper_text
 
 log = logging.getLogger(__name__)
 
 # Refer: Twilio advises treating anything but `in-progress` as a failed transfer
 # (TWILIO_NOTES.md §1). Dial: busy, no-answer, failed fail; `canceled` is the caller leaving.
 DIAL_FAILURES = {"busy", "no-answer", "failed"}
+VOICEMAIL_PROMPT = "Sorry, nobody could take your call. Please leave a message after the tone."
 
 
 @dataclass
@@ -40,6 +42,7 @@ class HandoffRequest:
     utterance: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     sip_headers: dict[str, str] = field(default_factory=dict)
+    route: str | None = None  # call-time route override, only within ALLOWED_ROUTE_PATTERNS
     # Problems found while reading the request that did not stop it (bad `data` text…).
     warnings: list[dict[str, str]] = field(default_factory=list)
 
@@ -58,12 +61,7 @@ def new_handoff_id() -> str:
 
 
 def status_url(base: str, handoff_id: str, attempt: int, tried: list[str] | None = None) -> str:
-    url = f"{base}/voice/handoff/{handoff_id}/status?attempt={attempt}"
-    if tried:
-        # Carries the chain in the URL too, so a callback for a handoff that could not be
-        # stored (Redis down) can still move on to the next fallback.
-        url += "&tried=" + ",".join(tried)
-    return url
+    return handoff_url(base, handoff_id, "status", attempt, tried)
 
 
 def _int(value: Any) -> int | None:
@@ -94,29 +92,9 @@ def read_callback(params: dict[str, str]) -> AttemptResult:
     return AttemptResult(FAILED, status, code)
 
 
-def next_destination(configuration: Configuration, tried: list[str]) -> Destination | None:
-    """The last tried destination's fallback, else the default; none tried twice."""
-    by_id = configuration.by_id()
-    if tried:
-        last = by_id.get(tried[-1])
-        if last and last.fallback and last.fallback in by_id and last.fallback not in tried:
-            return by_id[last.fallback]
-    default = configuration.default
-    if default and default.id not in tried:
-        return default
-    return None
-
-
-def template_variables(handoff: Handoff, conversation: dict) -> dict[str, Any]:
-    return {
-        "caller_id": conversation.get("from"),
-        "called_number": conversation.get("to"),
-        "call_sid": handoff.call_sid,
-        "conversation_id": handoff.conversation_id,
-        "shared_id": handoff.shared_id or conversation.get("shared_id"),
-        "handoff_id": handoff.id,
-        "reason": handoff.reason,
-    }
+def route_allowed(route: str, patterns: tuple[str, ...]) -> bool:
+    """A call-time route override must match ALLOWED_ROUTE_PATTERNS: no toll fraud."""
+    return any(fnmatch.fnmatchcase(route, pattern) for pattern in patterns)
 
 
 class Handoffs:
@@ -127,76 +105,31 @@ class Handoffs:
     def store(self):
         return self.services.store
 
-    # -- planning one attempt (pure over the objects given) ----------------------------
-    def plan_attempt(self, handoff: Handoff, destination: Destination | None,
-                     configuration: Configuration, conversation: dict,
-                     failed: dict | None = None) -> VoiceResponse:
-        """Point the handoff at `destination` (or the next one that can be dialled) and
-        return the TwiML for it; with nothing left, mark it failed and apologise."""
-        integration = integration_of(configuration)
-        while destination is not None:
-            handoff.attempts.append(destination.id)
-            attempt = len(handoff.attempts)
-            try:
-                transfer = self._transfer(handoff, destination, integration, conversation, attempt)
-            except sip.RouteError as exc:
-                handoff.add_warning("route_unresolvable", f"{destination.id}: {exc}")
-                failed = {"destination": destination.id, "result": "route_unresolvable"}
-                destination = next_destination(configuration, handoff.attempts)
-                continue
-            handoff.destination = destination.summary()
-            handoff.sip_headers = transfer.headers
-            detail = {"destination": destination.id, "attempt": attempt}
-            if failed:
-                detail["after"] = failed
-            handoff.move_to(TRANSFERRING, detail, again=True)
-            return voice_twiml.transfer_twiml(transfer)
-        detail = {"reason": "no_destination_left"}
-        if failed:
-            detail.update(failed)
-        handoff.move_to(FAILED, detail)
-        return voice_twiml.apology()
+    def planner(self, configuration: Configuration) -> Planner:
+        return Planner(configuration, self.services.config.sip_domain)
 
-    def _transfer(self, handoff: Handoff, destination: Destination, integration: dict,
-                  conversation: dict, attempt: int) -> voice_twiml.Transfer:
-        action = status_url(handoff.callback_base or "", handoff.id, attempt, handoff.attempts)
-        if destination.method == "sip_bye":
-            return voice_twiml.Transfer(method="sip_bye", action_url=action, utterance=handoff.utterance)
-        kind, target = sip.dial_target(destination.route or "", method=destination.method,
-                                       sip_domain=self.services.config.sip_domain,
-                                       encryption=destination.encryption)
-        headers = self._render(handoff, destination, integration, conversation) if kind == "sip" else {}
-        return voice_twiml.Transfer(
-            method=destination.method, action_url=action, kind=kind, target=target,
-            headers=headers, utterance=handoff.utterance if attempt == 1 else None,
-            ring_timeout=destination.ring_timeout,
-        )
-
-    @staticmethod
-    def _render(handoff: Handoff, destination: Destination, integration: dict,
-                conversation: dict) -> dict[str, str]:
-        """The destination's headers merged with the call-time ones, rendered."""
-        if not integration.get("sip_headers_supported", True):
-            return {}
-        templates = merge_headers(destination.sip_headers, handoff.header_overrides)
-        headers, warnings = render_headers(templates, template_variables(handoff, conversation),
-                                           conversation.get("state") or {})
-        for entry in warnings:
-            handoff.add_warning(entry["code"], entry["message"])
-        return headers
+    def context(self, conversation: dict) -> dict:
+        """The conversation as planning needs it: with the last transcript turns."""
+        tail = self.store.conversation_part(conversation["id"], "transcript", last=3)
+        return {**conversation, "transcript_tail": tail}
 
     # -- starting ----------------------------------------------------------------------
     def _new(self, conversation: dict, request: HandoffRequest, *, channel: str,
-             call_sid: str | None, base_url: str | None) -> Handoff:
+             call_sid: str | None, base_url: str | None, leg: str | None = None) -> Handoff:
         handoff = Handoff(
             id=new_handoff_id(), conversation_id=conversation["id"], channel=channel,
             shared_id=conversation.get("shared_id"), reason=request.reason,
             utterance=request.utterance, data=dict(request.data or {}),
             header_overrides=dict(request.sip_headers or {}), call_sid=call_sid,
-            callback_base=base_url,
+            callback_base=base_url, leg=leg or conversation.get("_leg"),
         )
         for entry in request.warnings:
             handoff.add_warning(entry["code"], entry["message"])
+        if request.route:
+            if route_allowed(request.route, self.services.config.allowed_route_patterns):
+                handoff.route_override = request.route
+            else:
+                handoff.add_warning("route_refused", "the route override is not in ALLOWED_ROUTE_PATTERNS; ignored")
         handoff.move_to(REQUESTED)
         return handoff
 
@@ -208,15 +141,28 @@ class Handoffs:
                                 f"no destination {ref!r}; used the default instead")
         return found or configuration.default
 
+    def check_route(self, request: HandoffRequest) -> None:
+        """API callers get a 422 for a route override they may not use (voice gets a warning)."""
+        if request.route and not route_allowed(request.route, self.services.config.allowed_route_patterns):
+            raise ValidationFailed.field(
+                "route", "route overrides must match ALLOWED_ROUTE_PATTERNS"
+                + ("" if self.services.config.allowed_route_patterns else " (none are allowed: it is unset)"))
+        if request.route:
+            try:
+                sip.classify_route(request.route)
+            except sip.RouteError as exc:
+                raise ValidationFailed.field("route", str(exc)) from None
+
     def start_voice(self, conversation: dict, request: HandoffRequest, *, call_sid: str,
-                    base_url: str) -> tuple[Handoff, VoiceResponse]:
+                    base_url: str, leg: str | None = None) -> tuple[Handoff, VoiceResponse]:
         """A handoff on a live call whose webhook is waiting for TwiML now."""
         configuration = self.services.configuration()
-        handoff = self._new(conversation, request, channel="voice", call_sid=call_sid, base_url=base_url)
+        handoff = self._new(conversation, request, channel="voice", call_sid=call_sid,
+                            base_url=base_url, leg=leg)
         destination = self._resolve(handoff, configuration, request.destination)
         if destination is None and not configuration.destinations:
             handoff.add_warning("no_destinations", "no destination is configured")
-        twiml = self.plan_attempt(handoff, destination, configuration, conversation)
+        twiml = self.planner(configuration).attempt(handoff, destination, self.context(conversation))
         self._persist_new(handoff)
         return handoff, twiml
 
@@ -226,10 +172,10 @@ class Handoffs:
         The action URL carries the chain so the callback can continue it."""
         conversation = {"id": call.get("CallSid") or "unknown", "from": call.get("From"),
                         "to": call.get("To"), "state": {}}
-        handoff = self._new(conversation, request, channel="voice",
-                            call_sid=call.get("CallSid"), base_url=base_url)
+        handoff = self._new(conversation, request, channel="voice", call_sid=call.get("CallSid"),
+                            base_url=base_url, leg=call_leg(call))
         destination = self._resolve(handoff, configuration, request.destination)
-        twiml = self.plan_attempt(handoff, destination, configuration, conversation)
+        twiml = self.planner(configuration).attempt(handoff, destination, conversation)
         log.warning("Redis unreachable: handoff for call %s sent to %s from the configuration "
                     "snapshot (not recorded)", call.get("CallSid"),
                     handoff.destination and handoff.destination["id"])
@@ -243,6 +189,7 @@ class Handoffs:
         conversation = self.store.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation with id {conversation_id!r}")
+        self.check_route(request)
         configuration = self.services.configuration()
         channel = conversation.get("channel") or "voice"
         live_call = channel == "voice" and not conversation.get("ended_at")
@@ -255,12 +202,11 @@ class Handoffs:
         if destination is not None:
             handoff.destination = destination.summary()
             # The context a connector shows the human, rendered as a transfer would send it.
-            handoff.sip_headers = self._render(handoff, destination, integration_of(configuration), conversation)
+            handoff.sip_headers = self.planner(configuration).render(handoff, destination, self.context(conversation))
         if channel != "voice":
             handoff.move_to(PENDING)
-        elif live_call:
-            if not handoff.callback_base:
-                handoff.add_warning("no_public_url", "PUBLIC_BASE_URL is not set: the call cannot be redirected")
+        elif live_call and not handoff.callback_base:
+            handoff.add_warning("no_public_url", "PUBLIC_BASE_URL is not set: the call cannot be redirected")
         self._persist_new(handoff)
         if live_call and handoff.callback_base:
             self.services.enqueue(jobs.redirect_call, handoff.id, job_id=f"redirect-{handoff.id}",
@@ -269,16 +215,22 @@ class Handoffs:
 
     def _persist_new(self, handoff: Handoff) -> None:
         self.store.create_handoff(handoff)
-        self._notify(handoff, range(len(handoff.history)))
+        self._after_change(handoff, 0)
 
-    def _notify(self, handoff: Handoff, indexes) -> None:
-        if not self.services.config.webhook_url:
-            return
+    def _after_change(self, handoff: Handoff, first_new: int) -> None:
+        """Side effects of new history entries: webhooks, and a timeout for a new attempt."""
         from . import jobs
 
-        for index in indexes:
-            self.services.enqueue(jobs.deliver_event, handoff.id, index, job_id=f"event-{handoff.id}-{index}",
-                                  retry=jobs.job_retry())
+        config = self.services.config
+        for index in range(first_new, len(handoff.history)):
+            if config.webhook_url:
+                self.services.enqueue(jobs.deliver_event, handoff.id, index,
+                                      job_id=f"event-{handoff.id}-{index}", retry=jobs.job_retry())
+            entry = handoff.history[index]
+            attempt = (entry.get("detail") or {}).get("attempt")
+            if entry["state"] == TRANSFERRING and attempt and config.transfer_timeout:
+                self.services.schedule(config.transfer_timeout, jobs.expire_transfer, handoff.id, attempt,
+                                       job_id=f"expire-{handoff.id}-{attempt}")
 
     def update(self, handoff_id: str, mutate) -> tuple[Handoff, Any]:
         """Atomically change a handoff; new history entries become events and webhooks."""
@@ -292,18 +244,21 @@ class Handoffs:
         if handoff is None:
             raise NotFound(f"no handoff with id {handoff_id!r}")
         if new_states:
-            self._notify(handoff, range(holder["before"], len(handoff.history)))
+            self._after_change(handoff, holder["before"])
         return handoff, result
 
     # -- callbacks on a live call -----------------------------------------------------
-    def attempt_finished(self, handoff_id: str, attempt: int, params: dict[str, str]) -> VoiceResponse:
-        """A <Refer>/<Dial> action callback: record the outcome, continue the chain."""
-        result = read_callback(params)
+    def _load(self, handoff_id: str) -> tuple[Handoff, Configuration, dict]:
         handoff = self.store.get_handoff(handoff_id)
         if handoff is None:
             raise NotFound(handoff_id)
-        configuration = self.services.configuration()
         conversation = self.store.get_conversation(handoff.conversation_id) or {"id": handoff.conversation_id}
+        return handoff, self.services.configuration(), self.context(conversation)
+
+    def attempt_finished(self, handoff_id: str, attempt: int, params: dict[str, str]) -> VoiceResponse:
+        """A <Refer>/<Dial> action callback: record the outcome, continue the chain."""
+        result = read_callback(params)
+        _, configuration, conversation = self._load(handoff_id)
 
         def mutate(h: Handoff) -> VoiceResponse | None:
             if len(h.attempts) != attempt or h.state in FINAL_STATES:
@@ -314,21 +269,47 @@ class Handoffs:
                 detail["sip_code"] = result.sip_code
             if params.get("DialCallDuration"):
                 detail["duration"] = _int(params.get("DialCallDuration"))
-            if result.outcome == CONNECTED:
+            outcome = result.outcome
+            mark = h.attempt_marks.get(str(attempt))
+            if mark in ("voicemail", "not_accepted") and outcome != ABANDONED:
+                # The screening URL saw a machine, or the human did not press 1.
+                outcome, detail["result"] = FAILED, mark
+            if outcome == CONNECTED:
                 h.move_to(CONNECTED, detail)
                 return voice_twiml.hangup()  # the SBC has the caller now
-            if result.outcome == COMPLETED:
+            if outcome == COMPLETED:
                 h.move_to(CONNECTED, detail)
                 h.move_to(COMPLETED, {"destination": tried})
                 return voice_twiml.hangup()
-            if result.outcome == ABANDONED:
+            if outcome == ABANDONED:
                 h.move_to(ABANDONED, detail)
                 return voice_twiml.hangup()
-            return self.plan_attempt(h, next_destination(configuration, h.attempts),
-                                     configuration, conversation, failed=detail)
+            return self._after_failure(h, configuration, conversation, detail)
 
         _, twiml = self.update(handoff_id, mutate)
         return twiml if twiml is not None else voice_twiml.hangup()
+
+    def _after_failure(self, h: Handoff, configuration: Configuration, conversation: dict,
+                       detail: dict) -> VoiceResponse:
+        """Where the caller goes when an attempt failed: the failed destination's `on_failure`."""
+        failed = configuration.by_id().get(detail["destination"])
+        disposition = failed.on_failure if failed else "next"
+        agent_url = self.services.config.agent_url
+        if disposition == "return_to_agent" and agent_url and not agent_url.startswith("wss:"):
+            h.move_to(FAILED, {**detail, "disposition": disposition})
+            query = urlencode({"handoff_id": h.id, "reason": detail["result"]})
+            return voice_twiml.redirect(f"{agent_url}{'&' if '?' in agent_url else '?'}{query}")
+        if disposition == "voicemail":
+            h.move_to(TRANSFERRING, {**detail, "disposition": disposition}, again=True)
+            url = handoff_url(h.callback_base or "", h.id, "recording", len(h.attempts))
+            return voice_twiml.voicemail(url, VOICEMAIL_PROMPT)
+        if disposition == "hangup":
+            h.move_to(FAILED, {**detail, "disposition": disposition})
+            return voice_twiml.apology()
+        if disposition == "return_to_agent":
+            h.add_warning("no_agent_url", "on_failure is return_to_agent but AGENT_URL is not a TwiML URL")
+        return self.planner(configuration).attempt(h, next_destination(configuration, h.attempts),
+                                                   conversation, failed=detail)
 
     def attempt_finished_offline(self, configuration: Configuration, handoff_id: str,
                                  tried: list[str], params: dict[str, str], base_url: str) -> VoiceResponse:
@@ -337,11 +318,71 @@ class Handoffs:
         if result.outcome != FAILED:
             return voice_twiml.hangup()
         handoff = Handoff(id=handoff_id, conversation_id=params.get("CallSid") or "unknown",
-                          attempts=list(tried), callback_base=base_url, call_sid=params.get("CallSid"))
+                          attempts=list(tried), callback_base=base_url, call_sid=params.get("CallSid"),
+                          leg=call_leg(params))
         handoff.move_to(TRANSFERRING)
         conversation = {"id": handoff.conversation_id, "from": params.get("From"), "to": params.get("To"), "state": {}}
-        return self.plan_attempt(handoff, next_destination(configuration, handoff.attempts),
-                                 configuration, conversation)
+        return self.planner(configuration).attempt(handoff, next_destination(configuration, handoff.attempts),
+                                                   conversation)
+
+    def screen(self, handoff_id: str, attempt: int, params: dict[str, str]) -> VoiceResponse:
+        """The human's leg answered (<Dial> noun `url`): check for a machine, whisper,
+        and ask for acceptance, as the destination says."""
+        handoff, configuration, conversation = self._load(handoff_id)
+        destination = configuration.by_id().get(handoff.attempts[attempt - 1]) if len(handoff.attempts) >= attempt else None
+        answered_by = params.get("AnsweredBy") or ""
+        if destination and destination.detect_voicemail and (answered_by.startswith("machine") or answered_by == "fax"):
+            self.update(handoff_id, lambda h: h.attempt_marks.__setitem__(str(attempt), "voicemail"))
+            return voice_twiml.hangup()
+        mode = destination.transfer_mode if destination else "blind"
+        if mode == "warm_accept":
+            text = whisper_text(handoff, conversation, handoff.sip_headers)
+            return voice_twiml.whisper(text, handoff_url(handoff.callback_base or "", handoff.id, "accept", attempt))
+        self.leg_answered(handoff_id, attempt)
+        if mode == "warm_message":
+            return voice_twiml.whisper(whisper_text(handoff, conversation, handoff.sip_headers))
+        return voice_twiml.VoiceResponse()  # only a machine check: bridge now
+
+    def accept(self, handoff_id: str, attempt: int, digits: str | None) -> VoiceResponse:
+        """The warm_accept gate: 1 bridges the call, anything else refuses it."""
+        if (digits or "").strip() == "1":
+            self.leg_answered(handoff_id, attempt, {"accepted": True})
+            return voice_twiml.VoiceResponse()
+        self.update(handoff_id, lambda h: h.attempt_marks.__setitem__(str(attempt), "not_accepted"))
+        return voice_twiml.hangup()
+
+    def leg_answered(self, handoff_id: str, attempt: int, extra: dict | None = None) -> None:
+        """The human picked up: the handoff is connected (not waiting for the call's end)."""
+
+        def mutate(h: Handoff) -> None:
+            if len(h.attempts) == attempt and h.state == TRANSFERRING:
+                h.move_to(CONNECTED, {"destination": h.attempts[-1], "attempt": attempt, **(extra or {})})
+
+        self.update(handoff_id, mutate)
+
+    def voicemail_left(self, handoff_id: str, params: dict[str, str]) -> VoiceResponse:
+        recording = {"url": params.get("RecordingUrl"), "duration": _int(params.get("RecordingDuration"))}
+
+        def mutate(h: Handoff) -> None:
+            if h.state in FINAL_STATES or not recording["url"]:
+                return
+            h.data = {**h.data, "voicemail": recording}
+            h.move_to(COMPLETED, {"voicemail": recording["url"]})
+
+        self.update(handoff_id, mutate)
+        return voice_twiml.goodbye("Thank you. Your message has been recorded. Goodbye.")
+
+    def expire(self, handoff_id: str, attempt: int) -> bool:
+        """A transfer still waiting for its outcome after the timeout has failed."""
+
+        def mutate(h: Handoff) -> bool:
+            if len(h.attempts) == attempt and h.state == TRANSFERRING:
+                h.move_to(FAILED, {"destination": h.attempts[-1], "attempt": attempt, "reason": "timeout"})
+                return True
+            return False
+
+        _, expired = self.update(handoff_id, mutate)
+        return bool(expired)
 
     def call_ended(self, conversation_id: str, call_status: str) -> None:
         """The call is over: an unfinished transfer was abandoned, a connected one completed."""

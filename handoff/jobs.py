@@ -106,17 +106,18 @@ def redirect_call(handoff_id: str) -> str:
     # never leaves a record claiming a transfer that did not happen.
     planned = type(handoff).from_dict(handoff.to_dict())
     destination = configuration.find((handoff.destination or {}).get("id")) or configuration.default
-    twiml = handoffs.plan_attempt(planned, destination, configuration, conversation)
+    twiml = handoffs.planner(configuration).attempt(planned, destination, handoffs.context(conversation))
     try:
         twilio_client(svc.config).calls(handoff.call_sid).update(twiml=str(twiml))
     except TwilioRestException as exc:
         if exc.status >= 500 and not _is_last_try():
             raise
         detail = {"reason": "call_update_failed", "twilio_status": exc.status, "twilio_code": exc.code}
+        message = f"Twilio refused to redirect the call: {exc.msg}"
 
         def fail(h):
             if h.state == REQUESTED:
-                h.add_warning("call_update_failed", f"Twilio refused to redirect the call: {exc.msg}")
+                h.add_warning("call_update_failed", message)
                 h.move_to(FAILED, detail)
 
         handoffs.update(handoff_id, fail)
@@ -131,3 +132,16 @@ def redirect_call(handoff_id: str) -> str:
 
     handoffs.update(handoff_id, commit)
     return "redirected"
+
+
+def expire_transfer(handoff_id: str, attempt: int) -> str:
+    """Scheduled when an attempt starts: a transfer whose outcome never came (a REFER
+    whose NOTIFY was lost) is failed with reason `timeout`, and the event fires."""
+    from .handoffs import Handoffs
+
+    try:
+        return "expired" if Handoffs(services()).expire(handoff_id, attempt) else "settled"
+    except Exception as exc:  # the handoff expired from Redis: nothing left to time out
+        if type(exc).__name__ == "NotFound":
+            return "gone"
+        raise

@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 METHODS = ("sip_refer", "sip_invite", "sip_bye", "twilio_flex")
+TRANSFER_MODES = ("blind", "blind_with_summary_header", "warm_message", "warm_accept")
+FAILURE_DISPOSITIONS = ("next", "return_to_agent", "voicemail", "hangup")
 ENCRYPTIONS = ("tls_srtp", "udp_rtp")
 CHANNELS = ("voice", "webchat", "sms")
 
@@ -35,6 +37,9 @@ class Destination:
     encryption: str = "tls_srtp"
     ring_timeout: int = 30
     fallback: str | None = None
+    transfer_mode: str = "blind"
+    detect_voicemail: bool = False
+    on_failure: str = "next"
     created_at: str = field(default_factory=utcnow)
     updated_at: str = field(default_factory=utcnow)
 
@@ -75,6 +80,11 @@ class Handoff:
     call_sid: str | None = None
     claimed_by: str | None = None
     callback_base: str | None = None
+    leg: str | None = None  # sip | client | pstn: which TwiML the caller's leg accepts
+    route_override: str | None = None
+    # What a screening URL learnt about an attempt before its action callback arrives:
+    # {"2": "voicemail"} or {"1": "not_accepted"}.
+    attempt_marks: dict[str, str] = field(default_factory=dict)
 
     PUBLIC = (
         "id", "conversation_id", "shared_id", "channel", "destination", "reason", "utterance",

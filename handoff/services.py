@@ -70,6 +70,16 @@ class Services:
         self.snapshot.remember(configuration)
         return configuration
 
+    def schedule(self, seconds: float, func, *args, **kwargs):
+        """Run a job later (the worker's scheduler moves it to the queue when due)."""
+        from datetime import timedelta
+
+        try:
+            return self.queue.enqueue_in(timedelta(seconds=seconds), func, *args, **kwargs)
+        except REDIS_ERRORS:
+            log.exception("could not schedule %s", getattr(func, "__name__", func))
+            return None
+
     def enqueue(self, func, *args, **kwargs):
         """Queue background work; a queue outage is logged, never fatal to the caller."""
         try:

@@ -102,10 +102,14 @@ def twilio(app):
 
 
 def call_params(call_sid="CA" + "1" * 32, **extra):
-    params = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32, "From": "+14155550100",
-              "To": "+14155550199", "CallStatus": "in-progress", "Direction": "inbound"}
+    """A call reaching the service through a Twilio SIP Domain from the SBC (a SIP leg,
+    where <Refer> works). Pass From/To as numbers and no SipCallId for a PSTN caller."""
+    params = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32,
+              "From": "sip:+14155550100@sbc.example.com", "To": "sip:+14155550199@handoff.sip.twilio.com",
+              "SipCallId": f"{call_sid[-8:]}@sbc.example.com", "SipDomain": "handoff.sip.twilio.com",
+              "CallStatus": "in-progress", "Direction": "inbound"}
     params.update(extra)
-    return params
+    return {k: v for k, v in params.items() if v is not None}
 
 
 os.environ.setdefault("TWILIO_VALIDATE", "true")

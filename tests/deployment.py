@@ -45,7 +45,7 @@ class Deployment:
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
 
-    def start(self, timeout: float = 20.0) -> "Deployment":
+    def start(self, timeout: float = 40.0) -> "Deployment":
         commands = procfile()
         for name in self.names:
             log = Path(self.env["DATA_DIR"]) / f"{name}.log"

@@ -77,7 +77,7 @@ def test_inbound_sip_headers_become_state_and_feed_templates(api, twilio):
     assert twilio.post("/voice/call", call).status_code == 200
     conversation = api.get(f"/v1/conversations/{call['CallSid']}").get_json()
     assert conversation["state"]["sip_headers"] == {"X-Account": "ACME-7"}
-    assert conversation["from"] == "+14155550100" and conversation["channel"] == "voice"
+    assert conversation["from"] == "sip:+14155550100@sbc.example.com" and conversation["channel"] == "voice"
     root = parse(twilio.post("/voice/handoff", call))
     assert root.find("Refer/Sip").text.endswith("?X-Account=ACME-7")
 
@@ -125,7 +125,7 @@ def test_bad_input_still_transfers(api, twilio):
 
 def test_missing_call_sid_still_gets_twiml(api, twilio):
     make(api)
-    root = parse(twilio.post("/voice/handoff", {"From": "+1415"}))
+    root = parse(twilio.post("/voice/handoff", {"From": "sip:+1415@sbc", "SipCallId": "x@sbc"}))
     assert verbs(root) == ["Refer"]
 
 

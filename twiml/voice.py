@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from twilio.twiml.voice_response import Dial, Refer, VoiceResponse
+from twilio.twiml.voice_response import Dial, Gather, Refer, VoiceResponse
 
 from handoff import sip
 
@@ -21,6 +21,11 @@ class Transfer:
     headers: dict[str, str] = field(default_factory=dict)
     utterance: str | None = None
     ring_timeout: int = 30
+    # <Dial> only: a screening URL run on the human's leg before the bridge (whisper,
+    # accept gate, voicemail check), answering-machine detection, and an "answered" callback.
+    screen_url: str | None = None
+    machine_detection: bool = False
+    answered_url: str | None = None
 
 
 def _start(utterance: str | None) -> VoiceResponse:
@@ -43,10 +48,19 @@ def refer(transfer: Transfer) -> VoiceResponse:
 def dial(transfer: Transfer) -> VoiceResponse:
     response = _start(transfer.utterance)
     verb = Dial(action=transfer.action_url, method="POST", timeout=transfer.ring_timeout)
+    noun = {}
+    if transfer.screen_url:
+        noun.update(url=transfer.screen_url, method="POST")
+    if transfer.machine_detection:
+        noun["machine_detection"] = "Enable"
+    if transfer.answered_url:
+        # A space-separated string: the library would render a list as "['answered']" (§7).
+        noun.update(status_callback=transfer.answered_url, status_callback_event="answered",
+                    status_callback_method="POST")
     if transfer.kind == "number":
-        verb.number(transfer.target)
+        verb.number(transfer.target, **noun)
     else:
-        verb.sip(sip.sip_uri_with_headers(transfer.target, transfer.headers))
+        verb.sip(sip.sip_uri_with_headers(transfer.target, transfer.headers), **noun)
     response.append(verb)
     return response
 
@@ -82,4 +96,48 @@ def hangup() -> VoiceResponse:
 def redirect(url: str, prompt: str | None = None) -> VoiceResponse:
     response = _start(prompt)
     response.redirect(url, method="POST")
+    return response
+
+
+def ask(prompt: str, action_url: str) -> VoiceResponse:
+    """Say the prompt while listening for speech or a key; with no input at all Twilio
+    moves on to the <Redirect>, which reaches the same action so silence is a turn too."""
+    response = VoiceResponse()
+    gather = Gather(input="speech dtmf", action=action_url, method="POST", num_digits=1,
+                    timeout=5, speech_timeout="auto", action_on_empty_result=True)
+    gather.say(prompt)
+    response.append(gather)
+    response.redirect(action_url, method="POST")
+    return response
+
+
+def whisper(text: str, accept_url: str | None = None) -> VoiceResponse:
+    """TwiML for the human's leg before the bridge. Without an accept gate, ending the
+    TwiML bridges the call; with one, anything but 1 hangs up this leg (refused)."""
+    response = VoiceResponse()
+    if accept_url is None:
+        response.say(text)
+        return response
+    gather = Gather(input="dtmf", num_digits=1, timeout=6, action=accept_url, method="POST",
+                    action_on_empty_result=True)
+    gather.say(f"{text} Press 1 to accept the call.")
+    response.append(gather)
+    response.hangup()
+    return response
+
+
+def voicemail(action_url: str, prompt: str) -> VoiceResponse:
+    """Let the caller leave a message; Twilio posts RecordingUrl to the action."""
+    response = VoiceResponse()
+    response.say(prompt)
+    response.record(action=action_url, method="POST", max_length=120, play_beep=True, timeout=5)
+    response.say("We did not get a message. Goodbye.")
+    response.hangup()
+    return response
+
+
+def goodbye(text: str) -> VoiceResponse:
+    response = VoiceResponse()
+    response.say(text)
+    response.hangup()
     return response

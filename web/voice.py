@@ -18,7 +18,9 @@ from handoff.conversations import Conversations, sip_header_state
 from handoff.errors import NotFound
 from handoff.handoffs import HandoffRequest, Handoffs
 from handoff.models import warning
+from handoff.router import GREETING, Router
 from handoff.services import REDIS_ERRORS
+from handoff.transfers import call_leg
 from schemas.common import validate_header_map
 from twiml import voice as voice_twiml
 
@@ -29,7 +31,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 FINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
-AGENT_PROMPT = "Thanks for calling. Let me connect you with someone who can help."
 
 
 def twiml_response(body) -> Response:
@@ -69,6 +70,7 @@ def read_request(values: dict[str, str]) -> HandoffRequest:
         utterance=(values.get("utterance") or None) and values["utterance"][:2000],
         data=data,
         sip_headers=headers,
+        route=(values.get("route") or None),
         warnings=problems,
     )
 
@@ -126,12 +128,40 @@ def inbound_call(values):
 
     def answer() -> str:
         Conversations(svc).create(channel="voice", conversation_id=call_sid, from_=values.get("From"),
-                                  to=values.get("To"), state=state, shared_id=shared_id)
+                                  to=values.get("To"), state=state, shared_id=shared_id,
+                                  leg=call_leg(values))
         if svc.config.agent_url:
             return str(voice_twiml.redirect(svc.config.agent_url))
-        return str(voice_twiml.redirect(f"{public_base_url()}/voice/handoff", prompt=AGENT_PROMPT))
+        # No AI agent: the built-in topic router greets the caller and listens.
+        Router(svc).say(call_sid, GREETING)
+        return str(voice_twiml.ask(GREETING, f"{public_base_url()}/voice/router?turn=1"))
 
     return svc.store.answer_once("call", call_sid, answer)
+
+
+@bp.route("/router", methods=["POST", "GET"])
+@voice_route
+def router_turn(values):
+    """One answer to the router's <Gather>: a handoff, or one reprompt."""
+    svc = services()
+    call_sid = values.get("CallSid")
+    if not call_sid:
+        return offline_transfer(values)
+    turn_number = request.args.get("turn", "1")
+
+    def answer() -> str:
+        Conversations(svc).create(channel="voice", conversation_id=call_sid, from_=values.get("From"),
+                                  to=values.get("To"))
+        turn = Router(svc).turn(call_sid, values.get("SpeechResult"), values.get("Digits"))
+        if turn.handoff is None:
+            next_turn = int(turn_number) + 1 if turn_number.isdigit() else 2
+            return str(voice_twiml.ask(turn.response, f"{public_base_url()}/voice/router?turn={next_turn}"))
+        conversation = Conversations(svc).get_doc(call_sid)
+        _, twiml = Handoffs(svc).start_voice(conversation, turn.handoff, call_sid=call_sid,
+                                             base_url=public_base_url(), leg=call_leg(values))
+        return str(twiml)
+
+    return svc.store.answer_once("router", f"{call_sid}:{turn_number}", answer)
 
 
 @bp.route("/handoff", methods=["POST", "GET"])
@@ -146,9 +176,9 @@ def handoff(values):
     def answer() -> str:
         conversation, _ = Conversations(svc).create(
             channel="voice", conversation_id=call_sid, from_=values.get("From"), to=values.get("To"),
-            state=sip_header_state(values))
+            state=sip_header_state(values), leg=call_leg(values))
         _, twiml = Handoffs(svc).start_voice(conversation, handoff_request, call_sid=call_sid,
-                                             base_url=public_base_url())
+                                             base_url=public_base_url(), leg=call_leg(values))
         return str(twiml)
 
     ttl = 3600 if request.headers.get("I-Twilio-Idempotency-Token") else 30
@@ -159,10 +189,7 @@ def handoff(values):
 @voice_route
 def handoff_status(values, handoff_id):
     svc = services()
-    try:
-        attempt = int(request.args.get("attempt", "1"))
-    except ValueError:
-        attempt = 1
+    attempt = _attempt()
     tried = [t for t in (request.args.get("tried") or "").split(",") if t]
 
     def answer() -> str:
@@ -181,6 +208,56 @@ def handoff_status(values, handoff_id):
         log.error("Redis unreachable on the outcome of handoff %s: continuing from the snapshot", handoff_id)
         return Handoffs(svc).attempt_finished_offline(svc.snapshot.last_known(), handoff_id,
                                                       tried, values, public_base_url())
+
+
+def _attempt() -> int:
+    try:
+        return int(request.args.get("attempt", "1"))
+    except ValueError:
+        return 1
+
+
+@bp.route("/handoff/<handoff_id>/whisper", methods=["POST", "GET"])
+@twilio_signed
+def handoff_whisper(handoff_id):
+    """The human's leg, before the bridge (the <Dial> noun's `url`). Any trouble here
+    bridges the call rather than dropping it: an empty answer connects the two legs."""
+    try:
+        return twiml_response(Handoffs(services()).screen(handoff_id, _attempt(), params()))
+    except Exception:
+        log.exception("screening of handoff %s failed; bridging without a whisper", handoff_id)
+        return twiml_response(voice_twiml.VoiceResponse())
+
+
+@bp.route("/handoff/<handoff_id>/accept", methods=["POST", "GET"])
+@twilio_signed
+def handoff_accept(handoff_id):
+    try:
+        return twiml_response(Handoffs(services()).accept(handoff_id, _attempt(), params().get("Digits")))
+    except Exception:
+        log.exception("accept gate of handoff %s failed; refusing this leg", handoff_id)
+        return twiml_response(voice_twiml.hangup())
+
+
+@bp.route("/handoff/<handoff_id>/answered", methods=["POST", "GET"])
+@twilio_signed
+def handoff_answered(handoff_id):
+    """Status callback of the human's leg (event `answered`): connected, not just ringing."""
+    try:
+        if params().get("CallStatus") in ("in-progress", "answered", None):
+            Handoffs(services()).leg_answered(handoff_id, _attempt())
+    except Exception:
+        log.exception("could not record the answer of handoff %s", handoff_id)
+    return twiml_response(voice_twiml.VoiceResponse())
+
+
+@bp.route("/handoff/<handoff_id>/recording", methods=["POST", "GET"])
+@voice_route
+def handoff_recording(values, handoff_id):
+    """The caller's voicemail (on_failure: voicemail): keep its URL on the handoff."""
+    svc = services()
+    return svc.store.answer_once("recording", handoff_id,
+                                 lambda: str(Handoffs(svc).voicemail_left(handoff_id, values)))
 
 
 @bp.route("/status", methods=["POST", "GET"])
@@ -214,5 +291,5 @@ def fallback(values):
     conversation, _ = Conversations(svc).create(channel="voice", conversation_id=call_sid,
                                                 from_=values.get("From"), to=values.get("To"))
     _, twiml = Handoffs(svc).start_voice(conversation, fallback_request, call_sid=call_sid,
-                                         base_url=public_base_url())
+                                         base_url=public_base_url(), leg=call_leg(values))
     return twiml

@@ -1,0 +1,91 @@
+"""Webchat and SMS conversations through the built-in router."""
+from __future__ import annotations
+
+from .conversations import Conversations
+from .errors import Conflict
+from .handoffs import Handoffs
+from .models import CLAIMED, FINAL_STATES, PENDING
+from .router import GREETING, Router
+from .services import Services
+from .store import Keys
+
+SMS_BODY_LIMIT = 1600  # Twilio's limit on an inbound Body (TWILIO_NOTES.md §6)
+SMS_EMPTY = "I didn't get any text. What can I help you with? Reply AGENT to reach a person."
+SMS_MEDIA_ONLY = "I can only read text for now. Please tell me in words what you need."
+SMS_WAITING = "Thanks, a member of our team will reply here shortly."
+
+
+class Chat:
+    def __init__(self, services: Services):
+        self.services = services
+        self.conversations = Conversations(services)
+        self.router = Router(services)
+
+    def create(self, shared_id: str | None = None, state: dict | None = None) -> dict:
+        doc, _ = self.conversations.create(channel="webchat", shared_id=shared_id, state=state)
+        self.router.say(doc["id"], GREETING)
+        return {"conversation_id": doc["id"], "response": GREETING}
+
+    def respond(self, conversation_id: str, message: str) -> dict:
+        doc = self.conversations.get_doc(conversation_id)
+        if doc.get("ended_at") or doc.get("_agent_done"):
+            raise Conflict(f"conversation {conversation_id!r} has ended; start a new one")
+        turn = self.router.turn(conversation_id, message)
+        body = {"conversation_id": conversation_id, "response": turn.response, "handoff": None,
+                "end_conversation": False}
+        if turn.handoff is not None:
+            handoff = Handoffs(self.services).start(conversation_id, turn.handoff, base_url=None)
+            self.services.store.update_conversation(conversation_id, lambda d: d.update(_agent_done=True))
+            body["handoff"] = {"id": handoff.id, "destination": (handoff.destination or {}).get("name"),
+                               "reason": handoff.reason}
+            body["end_conversation"] = True
+        return body
+
+    def close(self, conversation_id: str) -> dict:
+        self.conversations.get_doc(conversation_id)
+        self.conversations.end(conversation_id)
+        Handoffs(self.services).abandon_open(conversation_id, {"reason": "user_left"})
+        return {"success": True}
+
+
+class Sms:
+    """One open conversation per (From, To) pair; a handoff leaves it with a person."""
+
+    def __init__(self, services: Services):
+        self.services = services
+        self.conversations = Conversations(services)
+        self.router = Router(services)
+
+    def _thread(self, sender: str, recipient: str) -> dict:
+        store = self.services.store
+        key = Keys.sms_thread(sender, recipient)
+        conversation_id = store.redis.get(key)
+        doc = store.get_conversation(conversation_id) if conversation_id else None
+        if doc is not None and not doc.get("ended_at"):
+            latest = store.newest_handoff_for_conversation(doc["id"])
+            if not (doc.get("_agent_done") and (latest is None or latest.state in FINAL_STATES)):
+                return doc
+            self.conversations.end(doc["id"])  # the person is done: the next text starts afresh
+        doc, _ = self.conversations.create(channel="sms", from_=sender, to=recipient)
+        store.redis.set(key, doc["id"], ex=store.retention)
+        return doc
+
+    def incoming(self, sender: str, recipient: str, body: str | None, media: int) -> str | None:
+        """The reply to one inbound text, or None for no reply (a person has the thread)."""
+        doc = self._thread(sender or "unknown", recipient or "unknown")
+        text = (body or "").strip()
+        if doc.get("_agent_done"):
+            if text:
+                self.conversations.append(doc["id"], "transcript", {"role": "user", "text": text[:SMS_BODY_LIMIT]})
+            latest = self.services.store.newest_handoff_for_conversation(doc["id"])
+            return SMS_WAITING if latest is not None and latest.state == PENDING else None
+        if not text:
+            return SMS_MEDIA_ONLY if media else SMS_EMPTY
+        turn = self.router.turn(doc["id"], text[:SMS_BODY_LIMIT])
+        if turn.handoff is not None:
+            Handoffs(self.services).start(doc["id"], turn.handoff, base_url=None)
+            self.services.store.update_conversation(doc["id"], lambda d: d.update(_agent_done=True))
+        return turn.response
+
+
+__all__ = ["Chat", "Sms", "CLAIMED"]

@@ -1,0 +1,149 @@
+"""The built-in router used when no AI agent is configured: topics and their phrases.
+
+Matching is case- and accent-insensitive on word boundaries ("Réfund!" matches the phrase
+"refund", "refunds" does not). Topics win over a request for a person, so "an agent about
+billing" reaches billing; the longest matching phrase wins between topics.
+"""
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
+from .models import utcnow, warning
+from .services import Services
+from .snapshot import Configuration
+from .store import Keys
+
+HUMAN_PHRASES = ("agent", "human", "operator", "representative", "speak to someone",
+                 "talk to someone", "real person", "a person")
+HUMAN_DIGIT = "0"
+NEEDS_HUMAN, NO_MATCH = "needs_human", "no_match"
+
+
+def normalize(text: str) -> str:
+    """Lower case, accents dropped, punctuation to spaces, spaces collapsed."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return " ".join(re.sub(r"[^\w]+", " ", plain).split())
+
+
+def contains_phrase(text: str, phrase: str) -> bool:
+    wanted = normalize(phrase)
+    return bool(wanted) and f" {wanted} " in f" {normalize(text)} "
+
+
+@dataclass
+class Topic:
+    id: str
+    name: str
+    phrases: list[str]
+    action: dict[str, Any]
+    created_at: str = field(default_factory=utcnow)
+    updated_at: str = field(default_factory=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the router sends a turn: a handoff, with the topic that asked for it."""
+
+    destination: str | None
+    reason: str
+    utterance: str | None
+    topic_id: str | None = None
+
+
+def route_text(text: str | None, digits: str | None, topics: list[Topic]) -> Route | None:
+    """The route for one user turn, or None when nothing matched (pure)."""
+    best: tuple[int, Topic] | None = None
+    for topic in topics:
+        for phrase in topic.phrases:
+            if text and contains_phrase(text, phrase):
+                length = len(normalize(phrase))
+                if best is None or length > best[0]:
+                    best = (length, topic)
+    if best:
+        action = best[1].action
+        return Route(action.get("destination"), action.get("reason") or best[1].id,
+                     action.get("utterance"), best[1].id)
+    if (digits or "").strip() == HUMAN_DIGIT or any(contains_phrase(text or "", p) for p in HUMAN_PHRASES):
+        return Route(None, NEEDS_HUMAN, None)
+    return None
+
+
+class Topics:
+    def __init__(self, services: Services):
+        self.services = services
+
+    @property
+    def redis(self):
+        return self.services.store.redis
+
+    def all(self) -> list[Topic]:
+        raw = self.redis.hgetall(Keys.topics)
+        return sorted((Topic(**json.loads(v)) for v in raw.values()), key=lambda t: (t.created_at, t.id))
+
+    def present(self, topic: Topic, configuration: Configuration | None = None) -> dict:
+        configuration = configuration or self.services.configuration()
+        body = topic.to_dict()
+        found = []
+        wanted = topic.action.get("destination")
+        if wanted and configuration.find(wanted) is None:
+            found.append(warning("destination_missing",
+                                 f"destination {wanted!r} does not exist: this topic hands off to the default"))
+        body["warnings"] = found
+        return body
+
+    def list(self) -> list[dict]:
+        configuration = self.services.configuration()
+        return [self.present(t, configuration) for t in self.all()]
+
+    def _get(self, topic_id: str) -> Topic:
+        raw = self.redis.hget(Keys.topics, topic_id)
+        if raw is None:
+            raise NotFound(f"no topic with id {topic_id!r}")
+        return Topic(**json.loads(raw))
+
+    def get(self, topic_id: str) -> dict:
+        return self.present(self._get(topic_id))
+
+    def _check(self, topic: Topic) -> None:
+        for other in self.all():
+            if other.id != topic.id and other.name.casefold() == topic.name.casefold():
+                raise Conflict(f"a topic named {topic.name!r} already exists", {"name": ["already used"]})
+        if not any(normalize(p) for p in topic.phrases):
+            raise ValidationFailed.field("phrases", "at least one phrase with a word in it")
+
+    def create(self, fields: dict) -> dict:
+        from .destinations import slugify
+
+        base = slugify(fields["name"])
+        topic_id, n = base, 2
+        while self.redis.hexists(Keys.topics, topic_id):
+            topic_id, n = f"{base}-{n}", n + 1
+        topic = Topic(id=topic_id, **fields)
+        self._check(topic)
+        self.redis.hset(Keys.topics, topic.id, json.dumps(topic.to_dict()))
+        return self.present(topic)
+
+    def update(self, topic_id: str, fields: dict) -> dict:
+        current = self._get(topic_id)
+        topic = Topic(**{**current.to_dict(), **fields, "updated_at": utcnow()})
+        self._check(topic)
+        self.redis.hset(Keys.topics, topic.id, json.dumps(topic.to_dict()))
+        return self.present(topic)
+
+    def delete(self, topic_id: str, confirm: str | None) -> None:
+        topic = self._get(topic_id)
+        if confirm != topic.name:
+            raise ConfirmationRequired(f"pass ?confirm= with the topic's exact name ({topic.name!r})")
+        self.redis.hdel(Keys.topics, topic_id)
+
+    def route(self, text: str | None, digits: str | None = None) -> Route | None:
+        return route_text(text, digits, self.all())

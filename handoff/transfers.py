@@ -1,0 +1,203 @@
+"""Planning one transfer attempt: from a destination and the conversation to TwiML.
+
+Pure over the objects it is given (no Redis, no Flask): the lifecycle code in
+`handoffs.py` loads what is needed, calls `Planner.attempt`, and persists the result.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from twiml import voice as voice_twiml
+
+from . import sip
+from .destinations import integration_of
+from .models import FAILED, TRANSFERRING, Destination, Handoff
+from .snapshot import Configuration
+from .templating import merge_headers, render_headers
+
+SUMMARY_HEADER = "X-Transfer-Summary"
+SUMMARY_LIMIT = 300  # characters of the summary before encoding; Twilio caps all headers at 1023
+WHISPER_LIMIT = 600
+WARM_MODES = ("warm_message", "warm_accept")
+
+
+def handoff_url(base: str, handoff_id: str, step: str, attempt: int, tried: list[str] | None = None) -> str:
+    """A callback URL for one attempt of a handoff. `tried` carries the chain so that a
+    handoff started while Redis was down (never stored) can still be continued."""
+    query = {"attempt": attempt}
+    if tried:
+        query["tried"] = ",".join(tried)
+    return f"{base}/voice/handoff/{handoff_id}/{step}?{urlencode(query, safe=',')}"
+
+
+def call_leg(params: dict[str, str]) -> str | None:
+    """'sip', 'client' or 'pstn' from a voice webhook's parameters (None if unknown).
+
+    Twilio accepts <Refer> only on SIP legs (error 13801, TWILIO_NOTES.md §1); a call to a
+    SIP Domain carries SipCallId and sip: URIs in From/To, a Voice SDK call `client:`."""
+    values = [str(params.get(k) or "") for k in ("From", "To", "Caller", "Called")]
+    if params.get("SipCallId") or params.get("SipDomain") or any(v.startswith(("sip:", "sips:")) for v in values):
+        return "sip"
+    if any(v.startswith("client:") for v in values):
+        return "client"
+    if params.get("From") or params.get("Caller"):
+        return "pstn"
+    return None
+
+
+def next_destination(configuration: Configuration, tried: list[str]) -> Destination | None:
+    """The last tried destination's fallback, else the default; none tried twice."""
+    by_id = configuration.by_id()
+    if tried:
+        last = by_id.get(tried[-1])
+        if last and last.fallback and last.fallback in by_id and last.fallback not in tried:
+            return by_id[last.fallback]
+    default = configuration.default
+    if default and default.id not in tried:
+        return default
+    return None
+
+
+def number_of(address: str | None) -> str | None:
+    """`sip:+14155550100@sbc.example.com` → `+14155550100`; other addresses unchanged."""
+    if address and address.lower().startswith(("sip:", "sips:")):
+        return address.split(":", 1)[1].split("@", 1)[0].split(";", 1)[0]
+    return address
+
+
+def template_variables(handoff: Handoff, conversation: dict) -> dict[str, Any]:
+    return {
+        "caller_id": number_of(conversation.get("from")),
+        "called_number": number_of(conversation.get("to")),
+        "call_sid": handoff.call_sid,
+        "conversation_id": handoff.conversation_id,
+        "shared_id": handoff.shared_id or conversation.get("shared_id"),
+        "handoff_id": handoff.id,
+        "reason": handoff.reason,
+    }
+
+
+def _squash(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def transfer_summary(handoff: Handoff, transcript_tail: list[dict], limit: int = SUMMARY_LIMIT) -> str:
+    """What the human should know in one line: reason, what the agent said, the last turns."""
+    parts = []
+    if handoff.reason:
+        parts.append(f"reason: {handoff.reason}")
+    if handoff.utterance:
+        parts.append(f"said: {handoff.utterance}")
+    turns = [f"{t.get('role')}: {t.get('text')}" for t in transcript_tail[-3:] if t.get("text")]
+    if turns:
+        parts.append("last: " + " | ".join(turns))
+    summary = _squash("; ".join(parts))
+    return summary if len(summary) <= limit else summary[: limit - 1] + "…"
+
+
+def _spoken_name(header: str) -> str:
+    return re.sub(r"^[Xx]-", "", header).replace("-", " ")
+
+
+def whisper_text(handoff: Handoff, conversation: dict, headers: dict[str, str]) -> str:
+    """What the human hears before the caller is bridged: reason, caller, key context."""
+    parts = ["Incoming transfer."]
+    if handoff.reason:
+        parts.append(f"Reason: {handoff.reason.replace('_', ' ')}.")
+    caller = number_of(conversation.get("from"))
+    if caller:
+        parts.append(f"Caller: {' '.join(caller)}.")  # spoken digit by digit
+    for name, value in headers.items():
+        if name != SUMMARY_HEADER:
+            parts.append(f"{_spoken_name(name)}: {value}.")
+    if handoff.utterance:
+        parts.append(f"The assistant said: {handoff.utterance}")
+    text = _squash(" ".join(parts))
+    return text[:WHISPER_LIMIT]
+
+
+@dataclass
+class Planner:
+    """Turns a destination into the TwiML of one attempt, recording it on the handoff."""
+
+    configuration: Configuration
+    sip_domain: str | None = None
+
+    @property
+    def integration(self) -> dict:
+        return integration_of(self.configuration)
+
+    def render(self, handoff: Handoff, destination: Destination, conversation: dict) -> dict[str, str]:
+        """The destination's headers merged with the call-time ones, rendered."""
+        if not self.integration.get("sip_headers_supported", True):
+            return {}
+        templates = merge_headers(destination.sip_headers, handoff.header_overrides)
+        headers, warnings = render_headers(templates, template_variables(handoff, conversation),
+                                           conversation.get("state") or {})
+        if destination.transfer_mode == "blind_with_summary_header":
+            summary = transfer_summary(handoff, conversation.get("transcript_tail") or [])
+            headers, trimmed = sip.fit_headers({**headers, SUMMARY_HEADER: summary})
+            if trimmed and not any(w["code"] == "headers_truncated" for w in warnings):
+                warnings.append({"code": "headers_truncated",
+                                 "message": "header values trimmed to fit Twilio's 1024-character limit"})
+        for entry in warnings:
+            handoff.add_warning(entry["code"], entry["message"])
+        return headers
+
+    def attempt(self, handoff: Handoff, destination: Destination | None, conversation: dict,
+                failed: dict | None = None) -> VoiceResponse:
+        """Point the handoff at `destination` (or the next one that can be dialled) and
+        return its TwiML; with nothing left, mark the handoff failed and apologise."""
+        while destination is not None:
+            handoff.attempts.append(destination.id)
+            try:
+                transfer = self._transfer(handoff, destination, conversation)
+            except sip.RouteError as exc:
+                handoff.add_warning("route_unresolvable", f"{destination.id}: {exc}")
+                failed = {"destination": destination.id, "result": "route_unresolvable"}
+                destination = next_destination(self.configuration, handoff.attempts)
+                continue
+            handoff.destination = destination.summary()
+            handoff.sip_headers = transfer.headers
+            detail = {"destination": destination.id, "attempt": len(handoff.attempts)}
+            if failed:
+                detail["after"] = failed
+            handoff.move_to(TRANSFERRING, detail, again=True)
+            return voice_twiml.transfer_twiml(transfer)
+        detail = {"reason": "no_destination_left"}
+        if failed:
+            detail.update(failed)
+        handoff.move_to(FAILED, detail)
+        return voice_twiml.apology()
+
+    def _transfer(self, handoff: Handoff, destination: Destination, conversation: dict) -> voice_twiml.Transfer:
+        attempt = len(handoff.attempts)
+        base = handoff.callback_base or ""
+        url = lambda step: handoff_url(base, handoff.id, step, attempt, handoff.attempts)  # noqa: E731
+        utterance = handoff.utterance if attempt == 1 else None
+        if destination.method == "sip_bye":
+            return voice_twiml.Transfer(method="sip_bye", action_url=url("status"), utterance=utterance)
+        method = destination.method
+        if method == "sip_refer" and handoff.leg not in (None, "sip"):
+            # Twilio refuses REFER on PSTN and Voice SDK legs (13801): bridge instead.
+            handoff.add_warning("refer_unsupported_leg",
+                                f"the caller is on a {handoff.leg} leg, where Twilio cannot send REFER; "
+                                "bridged with <Dial> instead")
+            method = "sip_invite"
+        route = handoff.route_override if (handoff.route_override and attempt == 1) else destination.route
+        kind, target = sip.dial_target(route or "", method=method, sip_domain=self.sip_domain,
+                                       encryption=destination.encryption)
+        headers = self.render(handoff, destination, conversation) if kind == "sip" else {}
+        screened = method == "sip_invite" and (destination.transfer_mode in WARM_MODES or destination.detect_voicemail)
+        return voice_twiml.Transfer(
+            method=method, action_url=url("status"), kind=kind, target=target, headers=headers,
+            utterance=utterance, ring_timeout=destination.ring_timeout,
+            screen_url=url("whisper") if screened else None,
+            machine_detection=method == "sip_invite" and destination.detect_voicemail,
+            answered_url=url("answered") if method == "sip_invite" and not screened else None,
+        )

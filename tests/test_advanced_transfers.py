@@ -1,0 +1,198 @@
+"""Warm transfers, voicemail detection, failure dispositions, call legs, timeouts, toll fraud."""
+import pytest
+from rq import SimpleWorker
+
+from app import create_app
+from tests.conftest import BASE_URL, Twilio, call_params
+from tests.twiml_helpers import parse, verbs
+
+CALL = "CA" + "6" * 32
+
+
+def make(api, name, **fields):
+    body = {"name": name, "route": f"sip:{name.lower()}@pbx.example.com", **fields}
+    response = api.post("/v1/destinations", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def path(url):
+    assert url.startswith(BASE_URL)
+    return url[len(BASE_URL):]
+
+
+def handoff(api):
+    return api.get(f"/v1/conversations/{CALL}").get_json()["handoff"]
+
+
+def start(twilio, **params):
+    return parse(twilio.post("/voice/handoff", {**call_params(CALL), **params}))
+
+
+def test_warm_modes_and_voicemail_detection_need_sip_invite(api):
+    refused = api.post("/v1/destinations", json={"name": "W", "route": "sip:w@p", "transfer_mode": "warm_message"})
+    assert refused.status_code == 422 and "sip_invite" in refused.get_json()["error"]["fields"]["transfer_mode"][0]
+    refused = api.post("/v1/destinations", json={"name": "V", "route": "sip:v@p", "detect_voicemail": True})
+    assert refused.status_code == 422 and "detect_voicemail" in refused.get_json()["error"]["fields"]
+    assert api.post("/v1/destinations", json={"name": "X", "route": "sip:x@p", "on_failure": "explode"}).status_code == 422
+
+
+def test_summary_header_carries_reason_utterance_and_last_turns_capped(api, twilio):
+    make(api, "Desk", transfer_mode="blind_with_summary_header",
+         sip_headers=[{"name": "X-Big", "value": "$big"}])
+    twilio.post("/voice/call", call_params(CALL))
+    for role, text in (("user", "my card was charged twice"), ("agent", "I see two charges")):
+        api.post(f"/v1/conversations/{CALL}/transcript", json={"role": role, "text": text})
+    api.patch(f"/v1/conversations/{CALL}", json={"state": {"big": "z" * 500}})
+    root = start(twilio, reason="double_charge", utterance="Transferring you.")
+    record = handoff(api)
+    summary = record["sip_headers"]["X-Transfer-Summary"]
+    assert summary.startswith("reason: double_charge; said: Transferring you.; last:")
+    assert "user: my card was charged twice | agent: I see two charges" in summary
+    assert len(summary) <= 300
+    uri = root.find("Refer/Sip").text
+    assert "X-Transfer-Summary=reason:%20double_charge" in uri
+    assert len(uri.split("?", 1)[1]) < 1024
+
+
+def test_warm_message_whispers_to_the_human_before_the_bridge(api, twilio):
+    make(api, "Team", method="sip_invite", transfer_mode="warm_message", encryption="udp_rtp",
+         sip_headers=[{"name": "X-Customer-Tier", "value": "$tier"}])
+    twilio.post("/voice/call", call_params(CALL))
+    api.patch(f"/v1/conversations/{CALL}", json={"state": {"tier": "gold"}})
+    root = start(twilio, reason="refund_request")
+    sip = root.find("Dial/Sip")
+    assert sip.get("url") and sip.get("statusCallback") is None
+    assert twilio.post(path(sip.get("url")), call_params(CALL), sign=False).status_code == 403
+    whisper = parse(twilio.post(path(sip.get("url")), {**call_params("CA" + "e" * 32), "AnsweredBy": "human"}))
+    assert verbs(whisper) == ["Say"]
+    text = whisper.find("Say").text
+    assert "Reason: refund request." in text and "Customer Tier: gold." in text
+    assert "Caller: + 1 4 1 5 5 5 5 0 1 0 0." in text
+    assert handoff(api)["state"] == "connected"
+
+
+def test_warm_accept_gate(api, twilio):
+    make(api, "Expert", method="sip_invite", transfer_mode="warm_accept", encryption="udp_rtp")
+    make(api, "Backup", method="sip_invite", encryption="udp_rtp")
+    api.patch("/v1/destinations/expert", json={"fallback": "backup"})
+    root = start(twilio, destination="expert")
+    whisper = parse(twilio.post(path(root.find("Dial/Sip").get("url")), call_params("CA" + "e" * 32)))
+    assert verbs(whisper) == ["Gather", "Hangup"]
+    gather = whisper.find("Gather")
+    assert gather.get("numDigits") == "1" and "Press 1" in gather.find("Say").text
+    refused = parse(twilio.post(path(gather.get("action")), {**call_params("CA" + "e" * 32), "Digits": "2"}))
+    assert verbs(refused) == ["Hangup"]
+    # Twilio then reports the dial; a refused leg counts as no-answer and the chain moves on.
+    nxt = parse(twilio.post(path(root.find("Dial").get("action")), {**call_params(CALL), "DialCallStatus": "completed"}))
+    assert nxt.find("Dial/Sip").text == "sip:backup@pbx.example.com"
+    assert handoff(api)["history"][-1]["detail"]["after"]["result"] == "not_accepted"
+    accepted_root = nxt
+    sip = accepted_root.find("Dial/Sip")
+    assert sip.get("url") is None and sip.get("statusCallbackEvent") == "answered"
+    twilio.post(path(sip.get("statusCallback")), {**call_params("CA" + "f" * 32), "CallStatus": "in-progress"})
+    assert handoff(api)["state"] == "connected"
+
+
+def test_pressing_one_accepts(api, twilio):
+    make(api, "Expert", method="sip_invite", transfer_mode="warm_accept", encryption="udp_rtp")
+    root = start(twilio)
+    whisper = parse(twilio.post(path(root.find("Dial/Sip").get("url")), call_params("CA" + "e" * 32)))
+    accepted = parse(twilio.post(path(whisper.find("Gather").get("action")),
+                                 {**call_params("CA" + "e" * 32), "Digits": "1"}))
+    assert verbs(accepted) == []  # an empty answer: Twilio bridges the legs
+    assert handoff(api)["state"] == "connected"
+
+
+def test_a_voicemail_box_never_answers_a_transfer(api, twilio):
+    make(api, "Reception")
+    make(api, "Sales", method="sip_invite", detect_voicemail=True, encryption="udp_rtp")
+    root = start(twilio, destination="sales")
+    sip = root.find("Dial/Sip")
+    assert sip.get("machineDetection") == "Enable" and sip.get("url")
+    screening = parse(twilio.post(path(sip.get("url")), {**call_params("CA" + "e" * 32), "AnsweredBy": "machine_start"}))
+    assert verbs(screening) == ["Hangup"]
+    nxt = parse(twilio.post(path(root.find("Dial").get("action")), {**call_params(CALL), "DialCallStatus": "completed"}))
+    assert nxt.find("Refer/Sip").text == "sip:reception@pbx.example.com"
+    assert handoff(api)["history"][-1]["detail"]["after"]["result"] == "voicemail"
+
+
+@pytest.mark.parametrize("disposition", ["hangup", "voicemail", "return_to_agent"])
+def test_failure_dispositions(api, twilio, app, config, disposition):
+    make(api, "Reception")
+    make(api, "Desk", on_failure=disposition)
+    agent_app = create_app(config.with_overrides(agent_url="https://agent.example.com/voice?bot=1"))
+    caller = Twilio(agent_app.test_client())
+    root = parse(caller.post("/voice/handoff", {**call_params(CALL), "destination": "desk"}))
+    after = parse(caller.post(path(root.find("Refer").get("action")), {**call_params(CALL), "ReferCallStatus": "busy"}))
+    record = handoff(api)
+    if disposition == "hangup":
+        assert verbs(after) == ["Say", "Hangup"] and record["state"] == "failed"
+        assert record["history"][-1]["detail"]["disposition"] == "hangup"
+    elif disposition == "return_to_agent":
+        assert verbs(after) == ["Redirect"]
+        assert after.find("Redirect").text == (
+            f"https://agent.example.com/voice?bot=1&handoff_id={record['id']}&reason=busy")
+        assert record["state"] == "failed"
+    else:
+        assert verbs(after) == ["Say", "Record", "Say", "Hangup"]
+        record_url = after.find("Record").get("action")
+        done = parse(caller.post(path(record_url), {**call_params(CALL), "RecordingUrl": "https://api.twilio.com/rec/RE1",
+                                                    "RecordingDuration": "14"}))
+        assert verbs(done) == ["Say", "Hangup"]
+        record = handoff(api)
+        assert record["state"] == "completed"
+        assert record["data"]["voicemail"] == {"url": "https://api.twilio.com/rec/RE1", "duration": 14}
+        events = api.get("/v1/handoffs/events").get_json()["items"]
+        assert events[-1] == {**events[-1], "handoff_id": record["id"], "state": "completed"}
+
+
+def test_a_pstn_caller_sent_to_refer_is_bridged_instead(api, twilio):
+    make(api, "Billing", sip_headers=[{"name": "X-Caller", "value": "$caller_id"}])
+    pstn = call_params(CALL, From="+14155550100", To="+14155550199", SipCallId=None, SipDomain=None)
+    root = parse(twilio.post("/voice/handoff", pstn))
+    assert verbs(root) == ["Dial"]
+    assert root.find("Dial/Sip").text == "sip:billing@pbx.example.com;transport=tls;secure=true?X-Caller=%2B14155550100"
+    assert [w["code"] for w in handoff(api)["warnings"]] == ["refer_unsupported_leg"]
+    client = call_params("CA" + "c" * 32, From="client:alice", To="+14155550199", SipCallId=None, SipDomain=None)
+    assert verbs(parse(twilio.post("/voice/handoff", client))) == ["Dial"]
+
+
+def test_a_transfer_with_no_outcome_times_out(api, twilio, app):
+    make(api, "Billing")
+    start(twilio)
+    services = app.extensions["handoff"]
+    registry = services.queue.scheduled_job_registry
+    job_ids = registry.get_job_ids()
+    assert len(job_ids) == 1 and job_ids[0].startswith("expire-")
+    for job_id in job_ids:  # the scheduler's move, done now instead of in 180 s
+        services.queue.enqueue_job(services.queue.fetch_job(job_id))
+    SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
+    record = handoff(api)
+    assert record["state"] == "failed" and record["history"][-1]["detail"]["reason"] == "timeout"
+    assert api.get("/v1/handoffs/events").get_json()["items"][-1]["state"] == "failed"
+
+
+def test_a_timeout_after_the_outcome_changes_nothing(api, twilio, app):
+    make(api, "Billing")
+    root = start(twilio)
+    twilio.post(path(root.find("Refer").get("action")), {**call_params(CALL), "ReferCallStatus": "in-progress"})
+    from handoff.jobs import expire_transfer
+
+    assert expire_transfer(handoff(api)["id"], 1) == "settled"
+    assert handoff(api)["state"] == "connected"
+
+
+def test_route_overrides_only_within_allowed_patterns(api, app, config, twilio):
+    make(api, "Billing")
+    cid = api.post("/v1/conversations", json={"channel": "webchat"}).get_json()["id"]
+    refused = api.post(f"/v1/conversations/{cid}/handoff", json={"route": "+19005550100"})
+    assert refused.status_code == 422 and "ALLOWED_ROUTE_PATTERNS" in refused.get_json()["error"]["fields"]["route"][0]
+    # Over voice the caller still moves: the override is ignored, with a warning.
+    root = start(twilio, route="sip:attacker@evil.example")
+    assert root.find("Refer/Sip").text == "sip:billing@pbx.example.com"
+    assert [w["code"] for w in handoff(api)["warnings"]] == ["route_refused"]
+    allowed = Twilio(create_app(config.with_overrides(allowed_route_patterns=("sip:*@pbx.example.com",))).test_client())
+    root = parse(allowed.post("/voice/handoff", {**call_params("CA" + "b" * 32), "route": "sip:vip@pbx.example.com",
+                                                 "sip_headers": '{"X-Route": "sip:evil@x"}'}))
+    assert root.find("Refer/Sip").text == "sip:vip@pbx.example.com?X-Route=sip:evil%40x"  # a header is never a route
