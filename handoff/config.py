@@ -42,6 +42,9 @@ class Config:
     # Seconds a Redis command may take before a voice route gives up on Redis and answers
     # from the configuration snapshot: Twilio waits 15 s at most, the contract says 2 s.
     redis_timeout: float = 0.5
+    # Seconds after which a transfer still waiting for its outcome is failed (`timeout`);
+    # 0 turns the check off. Longer than a ring timeout plus Twilio's 32 s REFER wait.
+    transfer_timeout: int = 180
     # Seconds between webhook delivery retries (rq Retry); its length is the retry count.
     webhook_retry_intervals: tuple[int, ...] = (5, 30, 120, 600, 1800)
 
@@ -63,6 +66,7 @@ class Config:
             agent_url=env.get("AGENT_URL") or None,
             allowed_route_patterns=_list(env.get("ALLOWED_ROUTE_PATTERNS")),
             retention_days=max(1, _int(env.get("HANDOFF_RETENTION_DAYS"), 30)),
+            transfer_timeout=max(0, _int(env.get("HANDOFF_TRANSFER_TIMEOUT"), 180)),
             webhook_retry_intervals=tuple(
                 _int(v, 5) for v in _list(env.get("HANDOFF_WEBHOOK_RETRY_INTERVALS"))
             ) or (5, 30, 120, 600, 1800),

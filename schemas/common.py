@@ -39,6 +39,13 @@ def text(limit: int, **kwargs) -> fields.String:
     return fields.String(validate=validate.Length(max=limit), **kwargs)
 
 
+class ConfirmQuery(Schema):
+    """Query of a DELETE that names what it deletes (the views read `confirm` themselves)."""
+
+    confirm = fields.String(metadata={"description": "the exact name of what is deleted; without "
+                                                     "it the answer is 409 confirmation_required"})
+
+
 class WarningSchema(Schema):
     code = fields.String()
     message = fields.String()

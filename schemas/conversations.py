@@ -75,4 +75,4 @@ class ConversationListQuery(Schema):
     channel = fields.String(validate=validate.OneOf(CHANNELS))
     has_handoff = fields.Boolean()
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    cursor = fields.String()
+    cursor = fields.String(metadata={"description": "the next_cursor of the previous page"})

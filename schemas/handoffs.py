@@ -16,6 +16,9 @@ class HandoffRequestSchema(Schema):
     data = fields.Dict(load_default=dict)
     sip_headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict,
                               validate=validate_header_map)
+    route = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=255),
+                          metadata={"description": "override the destination's route; must match "
+                                                   "ALLOWED_ROUTE_PATTERNS"})
 
 
 class DestinationRef(Schema):
@@ -45,6 +48,7 @@ class HandoffSchema(Schema):
     history = fields.List(fields.Nested(HistoryEntry))
     warnings = fields.List(fields.Nested(WarningSchema))
     outcome = fields.Dict(allow_none=True)
+    claimed_by = fields.String(metadata={"description": "the agent who claimed it (present once claimed)"})
     created_at = fields.String()
     updated_at = fields.String()
 
@@ -62,12 +66,15 @@ class HandoffListQuery(Schema):
     destination = fields.String()
     shared_id = fields.String()
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    cursor = fields.String()
+    cursor = fields.String(metadata={"description": "the next_cursor of the previous page"})
 
 
 class EventsQuery(Schema):
-    after = fields.String()
-    wait = fields.Float(load_default=0, validate=validate.Range(min=0, max=30))
+    after = fields.String(metadata={"description": "the next_cursor of the previous poll; absent "
+                                                   "means from the oldest event kept"})
+    wait = fields.Float(load_default=0, validate=validate.Range(min=0, max=30),
+                        metadata={"description": "seconds to hold the request open until "
+                                                 "something happens"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
@@ -98,8 +105,8 @@ class OutcomeSchema(Schema):
 
 
 class HandoffStateQuery(Schema):
-    id = fields.String()
-    shared_id = fields.String()
+    id = fields.String(metadata={"description": "a conversation id"})
+    shared_id = fields.String(metadata={"description": "wins when both are given"})
 
 
 class HandoffStateSchema(Schema):
