@@ -5,7 +5,7 @@ import re
 import unicodedata
 from typing import Any
 
-from . import sip
+from . import hours, sip
 from .errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
 from .models import Destination, utcnow, warning
 from .services import Services
@@ -31,8 +31,19 @@ def slugify(name: str) -> str:
     return slug or "destination"
 
 
-def constraint_warnings(destination: Destination, integration: dict) -> list[dict[str, str]]:
+FLEX_WORKFLOW = re.compile(r"^WW[0-9a-fA-F]{32}$")
+MAX_SIMULTANEOUS = 10  # Twilio rings at most ten nouns in one <Dial>
+
+
+def routes_of(destination: Destination) -> list[str]:
+    route = destination.route
+    return list(route) if isinstance(route, list) else ([route] if route else [])
+
+
+def constraint_warnings(destination: Destination, integration: dict, now=None) -> list[dict[str, str]]:
     found = []
+    if now is not None and destination.hours and not hours.is_open(destination.hours, now):
+        found.append(warning("closed", "closed now (outside its hours): handoffs skip it"))
     required = integration.get("required_method")
     if required and destination.method != required:
         found.append(warning("method_mismatch", f"the integration requires method {required}"))
@@ -43,11 +54,11 @@ def constraint_warnings(destination: Destination, integration: dict) -> list[dic
     return found
 
 
-def present(destination: Destination, configuration: Configuration) -> dict[str, Any]:
+def present(destination: Destination, configuration: Configuration, now=None) -> dict[str, Any]:
     """A destination as the API shows it: stored fields plus default flag and warnings."""
     body = destination.to_dict()
     body["is_default"] = destination.id == configuration.default_id
-    found = constraint_warnings(destination, integration_of(configuration))
+    found = constraint_warnings(destination, integration_of(configuration), now)
     if configuration.default is None:
         found.insert(0, warning("no_default", "no destination is the default: set one so callers always have a fallback"))
     body["warnings"] = found
@@ -68,12 +79,11 @@ def _check(destination: Destination, configuration: Configuration, sip_domain: s
     elif needs_route and not destination.route:
         raise ValidationFailed.field("route", f"a route is required for method {destination.method}")
     if destination.route and destination.method != "sip_bye":
-        try:
-            kind = sip.classify_route(destination.route)
-        except sip.RouteError as exc:
-            raise ValidationFailed.field("route", str(exc)) from None
-        if kind == "extension" and not sip_domain:
-            raise ValidationFailed.field("route", "a bare extension needs SIP_DOMAIN to be configured")
+        _check_routes(destination, sip_domain)
+    if destination.hours is not None:
+        found = hours.problems(destination.hours)
+        if found:
+            raise ValidationFailed("hours: " + "; ".join(found), {"hours": found})
     if destination.sip_headers:
         if not integration.get("sip_headers_supported", True) and "sip_headers" in changed:
             raise ValidationFailed.field("sip_headers", "the integration does not support SIP headers")
@@ -98,6 +108,26 @@ def _check(destination: Destination, configuration: Configuration, sip_domain: s
             raise ValidationFailed.field("fallback", f"no destination with id {destination.fallback!r}")
 
 
+def _check_routes(destination: Destination, sip_domain: str | None) -> None:
+    routes = routes_of(destination)
+    if isinstance(destination.route, list):
+        if destination.method != "sip_invite":
+            raise ValidationFailed.field("route", "a list of routes (simultaneous ring) needs method sip_invite")
+        if not 1 <= len(routes) <= MAX_SIMULTANEOUS:
+            raise ValidationFailed.field("route", f"ring 1 to {MAX_SIMULTANEOUS} routes at once")
+    if destination.method == "twilio_flex":
+        if not FLEX_WORKFLOW.match(routes[0]):
+            raise ValidationFailed.field("route", "a twilio_flex route is a TaskRouter Workflow SID (WW + 32 hex)")
+        return
+    for route in routes:
+        try:
+            kind = sip.classify_route(route)
+        except sip.RouteError as exc:
+            raise ValidationFailed.field("route", f"{route!r}: {exc}") from None
+        if kind == "extension" and not sip_domain:
+            raise ValidationFailed.field("route", "a bare extension needs SIP_DOMAIN to be configured")
+
+
 class Destinations:
     def __init__(self, services: Services):
         self.services = services
@@ -109,9 +139,12 @@ class Destinations:
     def configuration(self) -> Configuration:
         return self.services.configuration()
 
+    def present(self, destination: Destination, configuration: Configuration) -> dict:
+        return present(destination, configuration, self.services.clock())
+
     def list(self) -> list[dict]:
         configuration = self.configuration()
-        return [present(d, configuration) for d in configuration.destinations]
+        return [self.present(d, configuration) for d in configuration.destinations]
 
     def _get(self, configuration: Configuration, destination_id: str) -> Destination:
         destination = configuration.by_id().get(destination_id)
@@ -121,7 +154,7 @@ class Destinations:
 
     def get(self, destination_id: str) -> dict:
         configuration = self.configuration()
-        return present(self._get(configuration, destination_id), configuration)
+        return self.present(self._get(configuration, destination_id), configuration)
 
     def _free_id(self, configuration: Configuration, name: str) -> str:
         base = slugify(name)
@@ -150,7 +183,7 @@ class Destinations:
             raise Conflict(f"a destination named {destination.name!r} already exists",
                            {"name": ["already used by another destination"]})
         self._save(destination, new=True)
-        return present(destination, self.configuration())
+        return self.present(destination, self.configuration())
 
     def update(self, destination_id: str, fields: dict[str, Any]) -> dict:
         configuration = self.configuration()
@@ -158,7 +191,7 @@ class Destinations:
         updated = Destination.from_dict({**current.to_dict(), **fields, "updated_at": utcnow()})
         _check(updated, configuration, self.services.config.sip_domain, set(fields))
         self._save(updated, previous_name=current.name)
-        return present(updated, self.configuration())
+        return self.present(updated, self.configuration())
 
     def duplicate(self, destination_id: str) -> dict:
         configuration = self.configuration()
@@ -171,13 +204,13 @@ class Destinations:
         copy = Destination.from_dict({**source.to_dict(), "name": name, "created_at": now,
                                       "updated_at": now, "id": self._free_id(configuration, name)})
         self._save(copy)  # a copy is never made the default
-        return present(copy, self.configuration())
+        return self.present(copy, self.configuration())
 
     def set_default(self, destination_id: str) -> dict:
         self._get(self.configuration(), destination_id)
         self.store.set_default_destination(destination_id)
         configuration = self.configuration()
-        return present(self._get(configuration, destination_id), configuration)
+        return self.present(self._get(configuration, destination_id), configuration)
 
     def delete(self, destination_id: str, confirm: str | None) -> None:
         destination = self._get(self.configuration(), destination_id)

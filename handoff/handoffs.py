@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 # Refer: Twilio advises treating anything but `in-progress` as a failed transfer
 # (TWILIO_NOTES.md §1). Dial: busy, no-answer, failed fail; `canceled` is the caller leaving.
 DIAL_FAILURES = {"busy", "no-answer", "failed"}
+# <Enqueue> (Flex): Twilio requests the action when the call leaves the queue; after a
+# bridge that is when both parties have hung up. leave, queue-full, error and
+# system-error mean nobody took the call: the chain moves on.
+QUEUE_OUTCOMES = {"bridged": COMPLETED, "bridging-in-process": COMPLETED,
+                  "redirected-from-bridged": COMPLETED, "hangup": ABANDONED, "redirected": ABANDONED}
 VOICEMAIL_PROMPT = "Sorry, nobody could take your call. Please leave a message after the tone."
 
 
@@ -72,7 +77,10 @@ def _int(value: Any) -> int | None:
 
 
 def read_callback(params: dict[str, str]) -> AttemptResult:
-    """Classify a <Refer> or <Dial> action request (TWILIO_NOTES.md §1, §2)."""
+    """Classify a <Refer>, <Dial> or <Enqueue> action request (TWILIO_NOTES.md §1, §2)."""
+    if "QueueResult" in params:
+        status = params.get("QueueResult") or "error"
+        return AttemptResult(QUEUE_OUTCOMES.get(status, FAILED), status)
     if "ReferCallStatus" in params or "ReferSipResponseCode" in params:
         status = params.get("ReferCallStatus") or "failed"
         code = _int(params.get("NotifySipResponseCode")) or _int(params.get("ReferSipResponseCode"))
@@ -106,7 +114,7 @@ class Handoffs:
         return self.services.store
 
     def planner(self, configuration: Configuration) -> Planner:
-        return Planner(configuration, self.services.config.sip_domain)
+        return Planner(configuration, self.services.config.sip_domain, self.services.clock())
 
     def context(self, conversation: dict) -> dict:
         """The conversation as planning needs it: with the last transcript turns."""

@@ -42,6 +42,9 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+TWIML_LIMIT = 4000  # characters of TwiML a REST call update may carry (error 32018)
+
+
 class DeliveryFailed(Exception):
     """The receiver did not take the event; rq retries the job."""
 
@@ -104,9 +107,19 @@ def redirect_call(handoff_id: str) -> str:
     conversation = svc.store.get_conversation(handoff.conversation_id) or {"id": handoff.conversation_id}
     # Plan on a copy first: the call is updated before the handoff is, so a Twilio error
     # never leaves a record claiming a transfer that did not happen.
-    planned = type(handoff).from_dict(handoff.to_dict())
     destination = configuration.find((handoff.destination or {}).get("id")) or configuration.default
-    twiml = handoffs.planner(configuration).attempt(planned, destination, handoffs.context(conversation))
+    planner, context = handoffs.planner(configuration), handoffs.context(conversation)
+
+    def plan(fields: dict):
+        copy = type(handoff).from_dict(fields)
+        return copy, planner.attempt(copy, destination, context)
+
+    planned, twiml = plan(handoff.to_dict())
+    if len(str(twiml)) > TWIML_LIMIT and handoff.utterance:
+        # TwiML sent over the REST API is capped at 4000 characters (Twilio error 32018):
+        # the spoken utterance gives way so that the transfer itself fits.
+        planned, twiml = plan({**handoff.to_dict(), "utterance": None})
+        planned.add_warning("utterance_dropped", "left out: the TwiML was over Twilio's 4000-character limit")
     try:
         twilio_client(svc.config).calls(handoff.call_sid).update(twiml=str(twiml))
     except TwilioRestException as exc:
@@ -145,3 +158,30 @@ def expire_transfer(handoff_id: str, attempt: int) -> str:
         if type(exc).__name__ == "NotFound":
             return "gone"
         raise
+
+
+def act_on_classification(call_sid: str) -> str:
+    """What an outbound call's answering-machine result asks for: leave the configured
+    message on a voicemail box, hang up on a fax (or when told to); a person stays."""
+    from twiml import voice as voice_twiml
+
+    svc = services()
+    doc = svc.store.get_conversation(call_sid)
+    if doc is None:
+        return "gone"
+    classification = doc.get("classification")
+    on_voicemail = (doc.get("_outbound") or {}).get("on_voicemail") or {"action": "hangup"}
+    call = twilio_client(svc.config).calls(call_sid)
+    try:
+        if classification == "voicemail" and on_voicemail.get("action") == "message" and on_voicemail.get("message"):
+            call.update(twiml=str(voice_twiml.goodbye(on_voicemail["message"])))
+            return "message left"
+        if classification in ("voicemail", "fax"):
+            call.update(status="completed")
+            return "hung up"
+    except TwilioRestException as exc:
+        if exc.status >= 500 and not _is_last_try():
+            raise
+        log.warning("could not act on %s for call %s: %s", classification, call_sid, exc.msg)
+        return "call already over"
+    return "nothing to do"

@@ -31,7 +31,9 @@ class Destination:
     id: str
     name: str
     method: str = "sip_refer"
-    route: str | None = None
+    # A SIP URI, extension or E.164 number; for `sip_invite` a list of up to 10 rung at once;
+    # for `twilio_flex` a TaskRouter Workflow SID.
+    route: str | list[str] | None = None
     description: str = ""
     sip_headers: list[dict[str, str]] = field(default_factory=list)
     encryption: str = "tls_srtp"
@@ -40,6 +42,7 @@ class Destination:
     transfer_mode: str = "blind"
     detect_voicemail: bool = False
     on_failure: str = "next"
+    hours: dict[str, Any] | None = None
     created_at: str = field(default_factory=utcnow)
     updated_at: str = field(default_factory=utcnow)
 

@@ -8,6 +8,7 @@ import redis
 from rq import Queue
 
 from .config import Config
+from .hours import utc_now
 from .redis_server import client_for, resolve_redis_url
 from .snapshot import Configuration, Snapshot
 from .store import Store
@@ -29,6 +30,8 @@ class Services:
         self._queue: Queue | None = None
         self._blocking: redis.Redis | None = None
         self.redis_url: str | None = config.redis_url
+        # What time it is, for opening hours; tests swap in a fixed clock.
+        self.clock = utc_now
 
     def _connect(self) -> None:
         with self._lock:

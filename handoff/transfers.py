@@ -5,8 +5,10 @@ Pure over the objects it is given (no Redis, no Flask): the lifecycle code in
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,7 +16,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from twiml import voice as voice_twiml
 
-from . import sip
+from . import hours, sip
 from .destinations import integration_of
 from .models import FAILED, TRANSFERRING, Destination, Handoff
 from .snapshot import Configuration
@@ -24,6 +26,9 @@ SUMMARY_HEADER = "X-Transfer-Summary"
 SUMMARY_LIMIT = 300  # characters of the summary before encoding; Twilio caps all headers at 1023
 WHISPER_LIMIT = 600
 WARM_MODES = ("warm_message", "warm_accept")
+# Flex task attributes are kept small: they travel inside the TwiML, and TwiML sent over
+# the REST API is capped at 4000 characters (Twilio error 32018).
+TASK_LIMIT = 2000
 
 
 def handoff_url(base: str, handoff_id: str, step: str, attempt: int, tried: list[str] | None = None) -> str:
@@ -121,12 +126,36 @@ def whisper_text(handoff: Handoff, conversation: dict, headers: dict[str, str]) 
     return text[:WHISPER_LIMIT]
 
 
+def task_attributes(handoff: Handoff, conversation: dict, headers: dict[str, str],
+                    limit: int = TASK_LIMIT) -> tuple[str, bool]:
+    """Flex task attributes (the agent's screen pop) as JSON, and whether they were trimmed
+    to fit: the conversation state goes first, then the transcript summary."""
+    attributes = {
+        "type": "handoff", "handoff_id": handoff.id, "conversation_id": handoff.conversation_id,
+        "shared_id": handoff.shared_id or conversation.get("shared_id"), "reason": handoff.reason,
+        "utterance": handoff.utterance, "caller": number_of(conversation.get("from")),
+        "called": number_of(conversation.get("to")), "context": headers,
+        "summary": transfer_summary(handoff, conversation.get("transcript_tail") or []),
+        "state": conversation.get("state") or {},
+    }
+    text = json.dumps(attributes, separators=(",", ":"), default=str)
+    trimmed = False
+    for key in ("state", "summary", "context", "utterance"):
+        if len(text) <= limit:
+            break
+        attributes.pop(key, None)
+        trimmed = True
+        text = json.dumps(attributes, separators=(",", ":"), default=str)
+    return text, trimmed
+
+
 @dataclass
 class Planner:
     """Turns a destination into the TwiML of one attempt, recording it on the handoff."""
 
     configuration: Configuration
     sip_domain: str | None = None
+    now: datetime | None = None  # for opening hours; None means "always open"
 
     @property
     def integration(self) -> dict:
@@ -155,6 +184,11 @@ class Planner:
         return its TwiML; with nothing left, mark the handoff failed and apologise."""
         while destination is not None:
             handoff.attempts.append(destination.id)
+            if self.now is not None and not hours.is_open(destination.hours, self.now):
+                # Outside its hours: skipped like a failure, without ringing anyone.
+                failed = {"destination": destination.id, "attempt": len(handoff.attempts), "result": "closed"}
+                destination = next_destination(self.configuration, handoff.attempts)
+                continue
             try:
                 transfer = self._transfer(handoff, destination, conversation)
             except sip.RouteError as exc:
@@ -189,14 +223,25 @@ class Planner:
                                 f"the caller is on a {handoff.leg} leg, where Twilio cannot send REFER; "
                                 "bridged with <Dial> instead")
             method = "sip_invite"
-        route = handoff.route_override if (handoff.route_override and attempt == 1) else destination.route
-        kind, target = sip.dial_target(route or "", method=method, sip_domain=self.sip_domain,
-                                       encryption=destination.encryption)
-        headers = self.render(handoff, destination, conversation) if kind == "sip" else {}
+        if method == "twilio_flex":
+            headers = self.render(handoff, destination, conversation)
+            task, trimmed = task_attributes(handoff, conversation, headers)
+            if trimmed:
+                handoff.add_warning("task_attributes_truncated",
+                                    f"Flex task attributes trimmed to {TASK_LIMIT} characters")
+            return voice_twiml.Transfer(method=method, action_url=url("status"), target=str(destination.route),
+                                        task=task, headers=headers, utterance=utterance)
+        routes = destination.route if isinstance(destination.route, list) else [destination.route or ""]
+        if handoff.route_override and attempt == 1:
+            routes = [handoff.route_override]
+        targets = tuple(sip.dial_target(r, method=method, sip_domain=self.sip_domain,
+                                        encryption=destination.encryption) for r in routes)
+        kind, target = targets[0]
+        headers = self.render(handoff, destination, conversation) if any(k == "sip" for k, _ in targets) else {}
         screened = method == "sip_invite" and (destination.transfer_mode in WARM_MODES or destination.detect_voicemail)
         return voice_twiml.Transfer(
             method=method, action_url=url("status"), kind=kind, target=target, headers=headers,
-            utterance=utterance, ring_timeout=destination.ring_timeout,
+            targets=targets if len(targets) > 1 else (), utterance=utterance, ring_timeout=destination.ring_timeout,
             screen_url=url("whisper") if screened else None,
             machine_detection=method == "sip_invite" and destination.detect_voicemail,
             answered_url=url("answered") if method == "sip_invite" and not screened else None,

@@ -62,6 +62,10 @@ class ConversationSchema(Schema):
     annotations = fields.List(fields.Nested(AnnotationEntry))
     handoff = fields.Nested(HandoffSchema, allow_none=True)
     outcome = fields.Dict(allow_none=True)
+    direction = fields.String(metadata={"description": '"outbound" on calls placed with POST /v1/calls'})
+    classification = fields.String(allow_none=True, metadata={
+        "description": "outbound calls: what answered (human, voicemail, fax, unknown, "
+                       "not_in_service); null until known"})
 
 
 class ConversationPage(Schema):

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from handoff.models import ENCRYPTIONS, FAILURE_DISPOSITIONS, METHODS, TRANSFER_MODES
 
 from .common import SipHeaderSchema, WarningSchema, text
+
+
+class RouteField(fields.Field):
+    """A route, or (simultaneous ring) a list of up to 10 routes."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(v, str) and 0 < len(v) <= 255 for v in items):
+            raise ValidationError("a route is text of 1 to 255 characters, or a list of such routes")
+        return value
 
 
 class DestinationInput(Schema):
@@ -14,9 +24,11 @@ class DestinationInput(Schema):
                          metadata={"description": "unique, case-insensitively", "example": "Billing"})
     description = text(500, load_default="")
     method = fields.String(load_default="sip_refer", validate=validate.OneOf(METHODS))
-    route = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=255), metadata={
+    route = RouteField(allow_none=True, load_default=None, metadata={
         "description": "SIP URI (sip:/sips:), bare extension or E.164 number; required for "
-                       "sip_refer and sip_invite, ignored for sip_bye",
+                       "sip_refer and sip_invite, ignored for sip_bye; for sip_invite a list of up "
+                       "to 10 rung at once; for twilio_flex a TaskRouter Workflow SID",
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 10}],
         "example": "sip:billing@pbx.example.com"})
     sip_headers = fields.List(fields.Nested(SipHeaderSchema), load_default=list,
                               validate=validate.Length(max=20))
@@ -25,6 +37,10 @@ class DestinationInput(Schema):
     transfer_mode = fields.String(load_default="blind", validate=validate.OneOf(TRANSFER_MODES))
     detect_voicemail = fields.Boolean(load_default=False)
     on_failure = fields.String(load_default="next", validate=validate.OneOf(FAILURE_DISPOSITIONS))
+    hours = fields.Dict(allow_none=True, load_default=None, metadata={
+        "description": 'opening hours: {"timezone": "Europe/London", "weekly": {"mon": '
+                       '[["09:00", "17:30"]]}, "closed_dates": ["2026-12-25"]}; outside them the '
+                       "destination is skipped (reason closed)"})
     fallback = fields.String(allow_none=True, load_default=None, metadata={
         "description": "id of the destination to try next when this one fails"})
 

@@ -25,7 +25,7 @@ class DestinationRef(Schema):
     id = fields.String()
     name = fields.String()
     method = fields.String()
-    route = fields.String(allow_none=True)
+    route = fields.Raw(allow_none=True, metadata={"description": "a route or a list of routes"})
 
 
 class HistoryEntry(Schema):

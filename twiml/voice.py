@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from twilio.twiml.voice_response import Dial, Gather, Refer, VoiceResponse
+from twilio.twiml.voice_response import Connect, Dial, Enqueue, Gather, Refer, VoiceResponse
 
 from handoff import sip
 
@@ -23,6 +23,10 @@ class Transfer:
     ring_timeout: int = 30
     # <Dial> only: a screening URL run on the human's leg before the bridge (whisper,
     # accept gate, voicemail check), answering-machine detection, and an "answered" callback.
+    # Simultaneous ring: every (kind, target) is a noun of one <Dial>; the first to answer wins.
+    targets: tuple[tuple[str, str], ...] = ()
+    # twilio_flex: the TaskRouter task attributes (JSON text) for <Enqueue><Task>.
+    task: str | None = None
     screen_url: str | None = None
     machine_detection: bool = False
     answered_url: str | None = None
@@ -57,10 +61,11 @@ def dial(transfer: Transfer) -> VoiceResponse:
         # A space-separated string: the library would render a list as "['answered']" (§7).
         noun.update(status_callback=transfer.answered_url, status_callback_event="answered",
                     status_callback_method="POST")
-    if transfer.kind == "number":
-        verb.number(transfer.target, **noun)
-    else:
-        verb.sip(sip.sip_uri_with_headers(transfer.target, transfer.headers), **noun)
+    for kind, target in transfer.targets or ((transfer.kind, transfer.target),):
+        if kind == "number":
+            verb.number(target, **noun)
+        else:
+            verb.sip(sip.sip_uri_with_headers(target, transfer.headers), **noun)
     response.append(verb)
     return response
 
@@ -73,7 +78,17 @@ def bye(transfer: Transfer) -> VoiceResponse:
     return response
 
 
-BUILDERS = {"sip_refer": refer, "sip_invite": dial, "sip_bye": bye}
+def enqueue(transfer: Transfer) -> VoiceResponse:
+    # Flex: TaskRouter creates a task with these attributes (the agent's screen pop); the
+    # action URL gets QueueResult when the call leaves the queue.
+    response = _start(transfer.utterance)
+    verb = Enqueue(workflow_sid=transfer.target, action=transfer.action_url, method="POST")
+    verb.task(transfer.task or "{}")
+    response.append(verb)
+    return response
+
+
+BUILDERS = {"sip_refer": refer, "sip_invite": dial, "sip_bye": bye, "twilio_flex": enqueue}
 
 
 def transfer_twiml(transfer: Transfer) -> VoiceResponse:
@@ -140,4 +155,17 @@ def goodbye(text: str) -> VoiceResponse:
     response = VoiceResponse()
     response.say(text)
     response.hangup()
+    return response
+
+
+def relay(agent_url: str, action_url: str, parameters: dict[str, str]) -> VoiceResponse:
+    """Hand the caller to an AI agent on ConversationRelay; when the agent ends the session
+    (with handoffData), Twilio requests `action_url` with HandoffData."""
+    response = VoiceResponse()
+    connect = Connect(action=action_url, method="POST")
+    conversation_relay = connect.conversation_relay(url=agent_url)
+    for name, value in parameters.items():
+        if value:
+            conversation_relay.parameter(name=name, value=value)
+    response.append(connect)
     return response

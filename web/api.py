@@ -8,11 +8,13 @@ import time
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError
 
+from handoff.calls import Calls
 from handoff.conversations import Conversations
 from handoff.destinations import Destinations
 from handoff.errors import NotFound, Unauthorized, UnsupportedMediaType, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
 from handoff.models import COMPLETED, CONNECTED, FAILED, ABANDONED
+from schemas.calls import CallCreate
 from schemas.conversations import (AnnotationEntry, ConversationCreate, ConversationListQuery,
                                    ConversationPatch, LogEntry, MetricEntry, TranscriptEntry)
 from schemas.destinations import DestinationInput, IntegrationSchema
@@ -169,6 +171,12 @@ def create_handoff(conversation_id):
     handoff = Handoffs(services()).start(conversation_id, HandoffRequest(**fields),
                                          base_url=public_base_url())
     return jsonify(handoff.public()), 201
+
+
+@bp.post("/calls")
+def place_call():
+    """An outbound call with answering-machine detection; 201 with its conversation."""
+    return jsonify(Calls(services()).place(body(CallCreate()), public_base_url())), 201
 
 
 # -- handoffs -------------------------------------------------------------------------

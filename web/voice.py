@@ -14,6 +14,8 @@ import logging
 from flask import Blueprint, Response, request
 from marshmallow import ValidationError
 
+from handoff import jobs
+from handoff.calls import Calls, classify
 from handoff.conversations import Conversations, sip_header_state
 from handoff.errors import NotFound
 from handoff.handoffs import HandoffRequest, Handoffs
@@ -22,6 +24,7 @@ from handoff.router import GREETING, Router
 from handoff.services import REDIS_ERRORS
 from handoff.transfers import call_leg
 from schemas.common import validate_header_map
+from schemas.handoffs import HandoffRequestSchema
 from twiml import voice as voice_twiml
 
 from .context import public_base_url, services
@@ -75,6 +78,36 @@ def read_request(values: dict[str, str]) -> HandoffRequest:
     )
 
 
+HANDOFF_DATA_LIMIT = 16 * 1024
+
+
+def read_handoff_data(raw: str | None) -> tuple[HandoffRequest, dict]:
+    """ConversationRelay's handoffData: a JSON string of {destination?, reason?, utterance?,
+    sip_headers?, data?, state?}, checked with the API's schema. Anything unreadable means
+    the default destination and a `bad_handoff_data` warning, never a dropped caller."""
+    def bad(why: str) -> tuple[HandoffRequest, dict]:
+        return HandoffRequest(warnings=[warning("bad_handoff_data", why)]), {}
+
+    if not raw:
+        return bad("the agent ended the session without handoffData")
+    if len(raw) > HANDOFF_DATA_LIMIT:
+        return bad(f"handoffData is over {HANDOFF_DATA_LIMIT} characters")
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return bad("handoffData is not JSON")
+    if not isinstance(doc, dict):
+        return bad("handoffData is not a JSON object")
+    state = doc.pop("state", None)
+    if state is not None and not isinstance(state, dict):
+        return bad("handoffData.state is not an object")
+    try:
+        fields = HandoffRequestSchema().load(doc)
+    except ValidationError as exc:
+        return bad(f"handoffData fields rejected: {json.dumps(exc.messages, sort_keys=True)[:300]}")
+    return HandoffRequest(**fields), state or {}
+
+
 def offline_transfer(values: dict[str, str], request_: HandoffRequest | None = None):
     """TwiML from the last known configuration, for when Redis is unreachable."""
     svc = services()
@@ -106,6 +139,15 @@ def voice_route(view):
     return answered
 
 
+def agent_twiml(agent_url: str, conversation_id: str, shared_id: str | None = None):
+    """The caller's way to the AI agent: ConversationRelay for a wss:// agent (its end
+    message comes back to /voice/agent/ended), a <Redirect> for a TwiML URL."""
+    if agent_url.startswith(("wss:", "ws:")):
+        return voice_twiml.relay(agent_url, f"{public_base_url()}/voice/agent/ended",
+                                 {"conversation_id": conversation_id, "shared_id": shared_id})
+    return voice_twiml.redirect(agent_url)
+
+
 def _fingerprint(values: dict[str, str]) -> str:
     """The step a webhook delivery stands for: Twilio's idempotency token when it sent one
     (retries carry the same token), else the request's own content."""
@@ -131,7 +173,7 @@ def inbound_call(values):
                                   to=values.get("To"), state=state, shared_id=shared_id,
                                   leg=call_leg(values))
         if svc.config.agent_url:
-            return str(voice_twiml.redirect(svc.config.agent_url))
+            return str(agent_twiml(svc.config.agent_url, call_sid, shared_id))
         # No AI agent: the built-in topic router greets the caller and listens.
         Router(svc).say(call_sid, GREETING)
         return str(voice_twiml.ask(GREETING, f"{public_base_url()}/voice/router?turn=1"))
@@ -268,12 +310,79 @@ def call_status(values):
     status = values.get("CallStatus", "")
     if call_sid and status in FINAL_CALL_STATUSES:
         try:
+            Calls(svc).ended(call_sid, values)
             Conversations(svc).end(call_sid)
             Handoffs(svc).call_ended(call_sid, status)
         except REDIS_ERRORS:
             # The call is over either way; Twilio ignores this answer, so no transfer TwiML.
             log.error("Redis unreachable: could not record the end (%s) of call %s", status, call_sid)
     return voice_twiml.VoiceResponse()
+
+
+@bp.route("/outbound", methods=["POST", "GET"])
+@voice_route
+def outbound_answered(values):
+    """An outbound call was answered: to its agent, else AGENT_URL, else the router. The
+    machine check runs meanwhile (async AMD) and may redirect the call later."""
+    svc = services()
+    call_sid = values.get("CallSid")
+    doc = svc.store.get_conversation(call_sid) if call_sid else None
+    agent_url = ((doc or {}).get("_outbound") or {}).get("agent_url") or svc.config.agent_url
+    if agent_url:
+        return agent_twiml(agent_url, call_sid, (doc or {}).get("shared_id"))
+    Router(svc).say(call_sid, GREETING)
+    return voice_twiml.ask(GREETING, f"{public_base_url()}/voice/router?turn=1")
+
+
+@bp.route("/amd", methods=["POST"])
+@twilio_signed
+def answering_machine():
+    """Async AMD result of an outbound call: classify, then act in the background."""
+    svc = services()
+    values = params()
+    call_sid = values.get("CallSid")
+    classification = classify(values.get("AnsweredBy"))
+    try:
+        if call_sid and Calls(svc).classified(call_sid, classification) is not None:
+            if classification in ("voicemail", "fax"):
+                svc.enqueue(jobs.act_on_classification, call_sid, job_id=f"amd-{call_sid}",
+                            retry=jobs.job_retry())
+    except REDIS_ERRORS:
+        log.error("Redis unreachable: AMD result %s for call %s not recorded", classification, call_sid)
+    return twiml_response(voice_twiml.VoiceResponse())
+
+
+@bp.route("/agent/ended", methods=["POST"])
+@voice_route
+def agent_ended(values):
+    """The ConversationRelay session ended (<Connect> action). With HandoffData the agent
+    asked for a handoff: run it exactly like /voice/handoff. Without it and with the
+    caller gone, the conversation is over; with the caller still there, nobody is left
+    talking to them, so they go to the default destination."""
+    svc = services()
+    call_sid = values.get("CallSid")
+    raw = values.get("HandoffData")
+    if not raw and values.get("CallStatus") in FINAL_CALL_STATUSES:
+        if call_sid:
+            Conversations(svc).end(call_sid)
+        return voice_twiml.VoiceResponse()
+    handoff_request, state = read_handoff_data(raw)
+    if not call_sid:
+        return offline_transfer(values, handoff_request)
+
+    def answer() -> str:
+        conversation, _ = Conversations(svc).create(
+            channel="voice", conversation_id=call_sid, from_=values.get("From"), to=values.get("To"),
+            leg=call_leg(values))
+        if state:
+            # The agent's state first, so header templates see what the agent learnt.
+            conversation = svc.store.update_conversation(
+                call_sid, lambda doc: doc.update(state={**(doc.get("state") or {}), **state})) or conversation
+        _, twiml = Handoffs(svc).start_voice(conversation, handoff_request, call_sid=call_sid,
+                                             base_url=public_base_url(), leg=call_leg(values))
+        return str(twiml)
+
+    return svc.store.answer_once("agent-ended", call_sid, answer)
 
 
 @bp.route("/fallback", methods=["POST", "GET"])

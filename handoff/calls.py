@@ -1,0 +1,79 @@
+"""Outbound calls with answering-machine detection (CONTRACT.md "Outbound calls")."""
+from __future__ import annotations
+
+import logging
+
+from twilio.base.exceptions import TwilioRestException
+
+from .conversations import Conversations
+from .errors import Unavailable, ValidationFailed
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+# AnsweredBy values (TWILIO_NOTES.md §4) → the conversation's classification.
+CLASSIFICATIONS = {"human": "human", "fax": "fax", "unknown": "unknown"}
+# SIP answers that mean the number does not exist or is not reachable any more.
+NOT_IN_SERVICE_CODES = {404, 410, 484, 604}
+
+
+def classify(answered_by: str | None) -> str:
+    value = (answered_by or "unknown").strip()
+    if value.startswith("machine"):
+        return "voicemail"
+    return CLASSIFICATIONS.get(value, "unknown")
+
+
+class Calls:
+    def __init__(self, services: Services):
+        self.services = services
+
+    def place(self, fields: dict, base_url: str) -> dict:
+        from .jobs import twilio_client
+
+        conversations = Conversations(self.services)
+        try:
+            call = twilio_client(self.services.config).calls.create(
+                to=fields["to"], from_=fields["from_"], url=f"{base_url}/voice/outbound", method="POST",
+                status_callback=f"{base_url}/voice/status", status_callback_method="POST",
+                # DetectMessageEnd: a machine is reported after its greeting, when a
+                # message left now is heard whole. Async: the callee hears no silence.
+                machine_detection="DetectMessageEnd", async_amd="true",
+                async_amd_status_callback=f"{base_url}/voice/amd", async_amd_status_callback_method="POST",
+            )
+        except TwilioRestException as exc:
+            if exc.status and exc.status < 500:
+                raise ValidationFailed(f"Twilio refused the call: {exc.msg}",
+                                       {"to": [f"Twilio error {exc.code}: {exc.msg}"]}) from None
+            raise Unavailable(f"Twilio could not place the call now: {exc.msg}") from None
+        doc, _ = conversations.create(channel="voice", conversation_id=call.sid, from_=fields["from_"],
+                                      to=fields["to"], shared_id=fields.get("shared_id"),
+                                      state=fields.get("state"), leg="sip" if fields["to"].startswith("sip") else "pstn")
+
+        def outbound(d: dict) -> None:
+            d["direction"] = "outbound"
+            d["classification"] = None
+            d["_outbound"] = {"agent_url": fields.get("agent_url"), "on_voicemail": fields.get("on_voicemail")}
+
+        doc = self.services.store.update_conversation(doc["id"], outbound)
+        return conversations.present(doc)
+
+    def classified(self, call_sid: str, classification: str) -> dict | None:
+        """Record what answered; returns the conversation when it needs acting on."""
+
+        def mutate(doc: dict) -> None:
+            doc["classification"] = doc.get("classification") or classification
+
+        return self.services.store.update_conversation(call_sid, mutate)
+
+    def ended(self, call_sid: str, params: dict[str, str]) -> None:
+        """A call that never connected: an unreachable number is `not_in_service`."""
+        doc = self.services.store.get_conversation(call_sid)
+        if not doc or doc.get("direction") != "outbound" or doc.get("classification"):
+            return
+        try:
+            code = int(params.get("SipResponseCode") or 0)
+        except ValueError:
+            code = 0
+        if params.get("CallStatus") == "failed" or code in NOT_IN_SERVICE_CODES:
+            self.classified(call_sid, "not_in_service")
