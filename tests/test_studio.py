@@ -1,0 +1,329 @@
+"""The Call handoffs page (/studio/handoffs) as a browser without JavaScript uses it."""
+import re
+
+import pytest
+
+from tests.conftest import API_KEY
+
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf(page) -> str:
+    return TOKEN.search(page.get_data(as_text=True)).group(1)
+
+
+def sign_in(client, key=API_KEY):
+    form = client.get("/studio/sign-in")
+    return client.post("/studio/sign-in", data={"api_key": key, "csrf_token": csrf(form)})
+
+
+class Studio:
+    """A signed-in browser: GETs pages, and POSTs forms with the token the page carries."""
+
+    def __init__(self, client):
+        self.client = client
+        sign_in(client)
+
+    def get(self, path):
+        return self.client.get(path)
+
+    def submit(self, path, fields=None, page=None):
+        token = csrf(self.client.get(page or "/studio/handoffs"))
+        return self.client.post(path, data={"csrf_token": token, **(fields or {})})
+
+    def add(self, **fields):
+        form = {"name": "Billing", "method": "sip_refer", "route": "sip:billing@pbx.example.com", **fields}
+        return self.submit("/studio/handoffs/new", form, page="/studio/handoffs/new")
+
+
+@pytest.fixture
+def studio(app):
+    return Studio(app.test_client())
+
+
+def field_error(html: str, field: str) -> str:
+    match = re.search(rf'<p class="field__error" id="{field}-error">([^<]*)</p>', html)
+    return match.group(1) if match else ""
+
+
+# -- signing in -----------------------------------------------------------------------
+def test_the_page_asks_to_sign_in_first(app):
+    client = app.test_client()
+    response = client.get("/studio/handoffs")
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/studio/sign-in?next=/studio/handoffs")
+    page = client.get(response.headers["Location"])
+    assert page.status_code == 200 and 'name="api_key"' in page.get_data(as_text=True)
+
+
+def test_a_wrong_key_is_refused_and_the_page_stays_closed(app):
+    client = app.test_client()
+    response = sign_in(client, key="not-a-key")
+    assert response.status_code == 401
+    assert "not an API key this service accepts" in response.get_data(as_text=True)
+    assert client.get("/studio/handoffs").status_code == 303
+
+
+def test_signing_in_returns_to_the_page_asked_for(app):
+    client = app.test_client()
+    form = client.get("/studio/sign-in?next=/studio/handoffs/new")
+    response = client.post("/studio/sign-in", data={"api_key": "second-key", "csrf_token": csrf(form),
+                                                    "next": "/studio/handoffs/new"})
+    assert response.status_code == 303 and response.headers["Location"] == "/studio/handoffs/new"
+    assert client.get("/studio/handoffs").status_code == 200
+
+
+def test_sign_in_never_redirects_off_site(app):
+    client = app.test_client()
+    form = client.get("/studio/sign-in")
+    response = client.post("/studio/sign-in", data={"api_key": API_KEY, "csrf_token": csrf(form),
+                                                    "next": "//evil.example.com/studio/"})
+    assert response.headers["Location"] == "/studio/handoffs"
+
+
+def test_the_session_cookie_is_locked_down_and_holds_no_key(app):
+    client = app.test_client()
+    response = sign_in(client)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    value = cookie.split(";", 1)[0].split("=", 1)[1]
+    stored = app.session_interface.get_signing_serializer(app).loads(value)
+    assert API_KEY not in str(stored)
+
+    https = app.test_client()
+    form = https.get("/studio/sign-in", base_url="https://handoff.example.com")
+    response = https.post("/studio/sign-in", base_url="https://handoff.example.com",
+                          data={"api_key": API_KEY, "csrf_token": csrf(form)})
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_removing_a_key_signs_its_sessions_out(app, config):
+    client = app.test_client()
+    sign_in(client, key="second-key")
+    assert client.get("/studio/handoffs").status_code == 200
+    app.extensions["handoff"].config = config.with_overrides(api_keys=(API_KEY,))
+    assert client.get("/studio/handoffs").status_code == 303
+
+
+def test_signing_out(studio):
+    response = studio.submit("/studio/sign-out")
+    assert response.status_code == 303
+    assert studio.get("/studio/handoffs").status_code == 303
+
+
+# -- CSRF -----------------------------------------------------------------------------
+def test_forms_without_the_csrf_token_are_refused(studio, api):
+    form = {"name": "Billing", "route": "sip:billing@pbx.example.com"}
+    assert studio.client.post("/studio/handoffs/new", data=form).status_code == 400
+    refused = studio.client.post("/studio/handoffs/new", data={**form, "csrf_token": "forged"})
+    assert refused.status_code == 400 and "Form refused" in refused.get_data(as_text=True)
+    assert api.get("/v1/destinations").get_json()["items"] == []
+
+
+def test_signing_in_needs_the_csrf_token_too(app):
+    client = app.test_client()
+    client.get("/studio/sign-in")
+    assert client.post("/studio/sign-in", data={"api_key": API_KEY}).status_code == 400
+    assert client.get("/studio/handoffs").status_code == 303
+
+
+def test_every_action_needs_the_token(studio, api):
+    destination = api.post("/v1/destinations", json={"name": "Billing", "route": "1001"}).get_json()
+    for action in ("duplicate", "default", "delete"):
+        path = f"/studio/handoffs/{destination['id']}/{action}"
+        assert studio.client.post(path, data={"confirm": "Billing"}).status_code == 400
+    assert len(api.get("/v1/destinations").get_json()["items"]) == 1
+
+
+# -- what the page shows --------------------------------------------------------------
+def test_names_and_values_are_escaped(studio, api):
+    api.post("/v1/destinations", json={
+        "name": '<script>alert("name")</script>', "description": "<img src=x onerror=alert(1)>",
+        "route": "sip:a@b.example.com", "sip_headers": [{"name": "X-Note", "value": "<b>$reason</b>"}]})
+    html = studio.get("/studio/handoffs").get_data(as_text=True)
+    assert '<script>alert("name")' not in html and "<img src=x" not in html and "<b>$reason" not in html
+    assert "&lt;script&gt;alert(&#34;name&#34;)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_cards_show_fields_default_and_warnings(studio, api):
+    api.post("/v1/destinations", json={
+        "name": "Billing", "description": "Invoices and refunds", "method": "sip_invite",
+        "route": "sip:billing@pbx.example.com", "encryption": "udp_rtp", "ring_timeout": 45,
+        "sip_headers": [{"name": "X-Customer-ID", "value": "$customer.id"}]})
+    api.post("/v1/destinations", json={"name": "Sales", "route": "+14155550111", "fallback": "billing"})
+    api.put("/v1/integration", json={"provider": "sip_trunk", "required_method": "sip_refer",
+                                     "sip_headers_supported": False})
+    html = studio.get("/studio/handoffs").get_data(as_text=True)
+    billing = html[html.index('id="destination-billing"'):html.index('id="destination-sales"')]
+    for text in ("Billing", "Invoices and refunds", "SIP INVITE", "sip:billing@<wbr>pbx.example.com",
+                 "X-Customer-ID: $customer.id", "UDP + RTP", "45 s", "Default",
+                 "Method mismatch", "the integration requires method sip_refer",
+                 "SIP headers unsupported", "the integration does not pass SIP headers"):
+        assert text in billing, text
+    sales = html[html.index('id="destination-sales"'):]
+    assert "Default</span>" not in sales and 'data-warning="method_mismatch"' not in sales
+    assert "Fallback</dt><dd>Billing" in sales and "Set as default" in sales
+    assert "requires SIP REFER" in html and "no SIP headers" in html
+
+
+def test_deleting_the_default_warns_on_every_card(studio, api):
+    api.post("/v1/destinations", json={"name": "Billing", "route": "1001"})
+    api.post("/v1/destinations", json={"name": "Sales", "route": "1002"})
+    studio.submit("/studio/handoffs/billing/delete", {"confirm": "Billing"})
+    html = studio.get("/studio/handoffs").get_data(as_text=True)
+    assert html.count('data-warning="no_default"') == 1 and "No default" in html
+    assert "no destination is the default" in html
+
+
+# -- adding and editing ---------------------------------------------------------------
+def test_adding_a_destination(studio, api):
+    response = studio.add(description="Invoices", header_name=["X-Customer-ID", "", ""],
+                          header_value=["$customer.id", "", ""], fallback="")
+    assert response.status_code == 303 and response.headers["Location"] == "/studio/handoffs#destination-billing"
+    page = studio.get("/studio/handoffs").get_data(as_text=True)
+    assert "Added Billing." in page and 'id="destination-billing"' in page
+    created = api.get("/v1/destinations/billing").get_json()
+    assert created["sip_headers"] == [{"name": "X-Customer-ID", "value": "$customer.id"}]
+    assert created["is_default"] is True and created["description"] == "Invoices"
+
+
+def test_the_add_form_offers_blank_header_rows_and_the_methods(studio):
+    html = studio.get("/studio/handoffs/new").get_data(as_text=True)
+    assert html.count('name="header_name"') == 3 + 1  # three blank rows plus the JS template
+    assert 'value="sip_refer" selected' in html
+    assert all(f'value="{m}"' in html for m in ("sip_refer", "sip_invite", "sip_bye"))
+
+
+def test_field_errors_are_shown_next_to_the_field_with_the_input_kept(studio, api):
+    response = studio.add(name="Billing", description="kept <as typed>", route="sip:a b",
+                          header_name=["Customer", "X-Ok"], header_value=["1", "$reason"],
+                          ring_timeout="3")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "Not saved" in html
+    assert 'value="kept' not in html and "kept &lt;as typed&gt;</textarea>" in html
+    assert 'value="sip:a b"' in html and 'value="Customer"' in html and 'value="$reason"' in html
+    assert "header names must look like X-Name" in html
+    # the schema refused the headers first; the route is the service's to judge next
+    fixed = studio.add(route="sip:a b")
+    assert "may not contain spaces" in field_error(fixed.get_data(as_text=True), "route")
+    assert api.get("/v1/destinations").get_json()["items"] == []
+
+
+def test_a_taken_name_is_a_field_error(studio, api):
+    api.post("/v1/destinations", json={"name": "Billing", "route": "1001"})
+    response = studio.add(name="BILLING")
+    assert response.status_code == 422
+    assert field_error(response.get_data(as_text=True), "name") == "already used by another destination"
+    assert 'value="BILLING"' in response.get_data(as_text=True)
+
+
+def test_ring_timeout_and_encryption_only_count_for_sip_invite(studio, api):
+    studio.add(name="Refer", ring_timeout="3", encryption="udp_rtp")
+    assert api.get("/v1/destinations/refer").get_json()["encryption"] == "tls_srtp"
+    response = studio.add(name="Invite", method="sip_invite", ring_timeout="3")
+    assert "greater than or equal to 5" in field_error(response.get_data(as_text=True), "ring_timeout")
+    studio.add(name="Invite", method="sip_invite", ring_timeout="60", encryption="udp_rtp")
+    invite = api.get("/v1/destinations/invite").get_json()
+    assert invite["ring_timeout"] == 60 and invite["encryption"] == "udp_rtp"
+
+
+def test_sip_bye_needs_no_route(studio, api):
+    studio.add(name="Trunk", method="sip_bye", route="left over from another method")
+    assert api.get("/v1/destinations/trunk").get_json()["route"] is None
+
+
+def test_editing_uses_the_same_form_prefilled(studio, api):
+    api.post("/v1/destinations", json={"name": "Billing", "route": "1001", "description": "Old",
+                                       "sip_headers": [{"name": "X-A", "value": "1"}]})
+    api.post("/v1/destinations", json={"name": "Sales", "route": "1002"})
+    html = studio.get("/studio/handoffs/billing/edit").get_data(as_text=True)
+    assert 'value="Billing"' in html and ">Old</textarea>" in html and 'value="X-A"' in html
+    assert '<option value="sales">Sales</option>' in html and '<option value="billing"' not in html
+    response = studio.submit("/studio/handoffs/billing/edit",
+                             {"name": "Billing", "description": "New", "method": "sip_refer", "route": "1001",
+                              "header_name": ["X-A", "X-B"], "header_value": ["1", "2"], "fallback": "sales"},
+                             page="/studio/handoffs/billing/edit")
+    assert response.status_code == 303
+    saved = api.get("/v1/destinations/billing").get_json()
+    assert saved["description"] == "New" and saved["fallback"] == "sales" and len(saved["sip_headers"]) == 2
+
+
+def test_editing_one_field_is_not_refused_for_an_untouched_one(studio, api):
+    api.post("/v1/destinations", json={"name": "Billing", "route": "1001",
+                                       "sip_headers": [{"name": "X-A", "value": "1"}]})
+    api.put("/v1/integration", json={"provider": "twilio", "sip_headers_supported": False})
+    response = studio.submit("/studio/handoffs/billing/edit",
+                             {"name": "Billing", "description": "Changed", "method": "sip_refer", "route": "1001",
+                              "header_name": ["X-A"], "header_value": ["1"]},
+                             page="/studio/handoffs/billing/edit")
+    assert response.status_code == 303
+    assert api.get("/v1/destinations/billing").get_json()["description"] == "Changed"
+
+
+def test_a_required_method_locks_the_method_and_hides_a_managed_route(studio, api):
+    api.put("/v1/integration", json={"provider": "sip_trunk", "required_method": "sip_invite",
+                                     "route_editable": False})
+    html = studio.get("/studio/handoffs/new").get_data(as_text=True)
+    assert re.search(r'<select id="method" data-method disabled', html)
+    assert '<input type="hidden" name="method" value="sip_invite">' in html
+    assert 'name="route"' not in html and "Routes are managed by the integration" in html
+    response = studio.add(name="Desk", method="sip_refer")  # a tampered form
+    assert field_error(response.get_data(as_text=True), "method") == "the integration requires method sip_invite"
+
+
+def test_an_unknown_destination_is_a_404_page(studio):
+    response = studio.get("/studio/handoffs/nope/edit")
+    assert response.status_code == 404 and "does not exist" in response.get_data(as_text=True)
+
+
+# -- card actions ---------------------------------------------------------------------
+def test_duplicate_and_set_as_default(studio, api):
+    studio.add()
+    response = studio.submit("/studio/handoffs/billing/duplicate")
+    assert response.status_code == 303 and response.headers["Location"].endswith("#destination-billing-copy")
+    assert api.get("/v1/destinations/billing-copy").get_json()["is_default"] is False
+    studio.submit("/studio/handoffs/billing-copy/default")
+    assert api.get("/v1/destinations/billing-copy").get_json()["is_default"] is True
+    assert "Billing (copy) is now the default" in studio.get("/studio/handoffs").get_data(as_text=True)
+
+
+def test_delete_needs_the_exact_name(studio, api):
+    studio.add()
+    page = studio.get("/studio/handoffs/billing/delete")
+    assert page.status_code == 200 and "Type <strong>Billing</strong> to confirm" in page.get_data(as_text=True)
+    refused = studio.submit("/studio/handoffs/billing/delete", {"confirm": "billing"})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "Not deleted: to delete this destination" in html
+    assert 'value="billing"' in html
+    deleted = studio.submit("/studio/handoffs/billing/delete", {"confirm": "Billing"})
+    assert deleted.status_code == 303
+    assert api.get("/v1/destinations").get_json()["items"] == []
+
+
+def test_pages_carry_a_strict_content_security_policy(studio):
+    response = studio.get("/studio/handoffs")
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in response.get_data(as_text=True)  # no inline script for the CSP to allow
+
+
+def test_the_sign_in_page_sends_a_signed_in_user_on(studio):
+    response = studio.get("/studio/sign-in?next=/studio/handoffs/new")
+    assert response.status_code == 302 and response.headers["Location"] == "/studio/handoffs/new"
+
+
+def test_long_routes_may_wrap_after_the_at_sign(studio, api):
+    api.post("/v1/destinations", json={"name": "Billing", "route": "sip:billing@pbx.example.com"})
+    assert "<code>sip:billing@<wbr>pbx.example.com</code>" in studio.get("/studio/handoffs").get_data(as_text=True)
+
+
+
+def test_an_unreachable_store_is_a_page_not_json(config):
+    from app import create_app
+
+    down = create_app(config.with_overrides(redis_url="redis://127.0.0.1:9", redis_timeout=0.2))
+    client = down.test_client()
+    sign_in(client)
+    response = client.get("/studio/handoffs")
+    assert response.status_code == 503 and "Temporarily unavailable" in response.get_data(as_text=True)

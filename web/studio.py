@@ -1,0 +1,382 @@
+"""The "Call handoffs" page: destinations managed in a browser, on the same service as /v1.
+
+Server-rendered forms that work without JavaScript (POST → redirect → GET); the script only
+hides fields that do not apply, adds header rows and confirms deletes in a dialog. People
+sign in once with an API key; the session cookie keeps a fingerprint of it, never the key,
+so removing a key from HANDOFF_API_KEYS signs its sessions out.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from flask import (Blueprint, abort, current_app, flash, has_request_context, redirect,
+                   render_template, request, session, url_for)
+from flask.sessions import SecureCookieSessionInterface
+from marshmallow import Schema, ValidationError
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import BadRequest
+
+from handoff.config import Config
+from handoff.destinations import Destinations
+from handoff.errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
+from handoff.services import REDIS_ERRORS
+from schemas.destinations import DestinationInput
+
+from .context import services
+
+bp = Blueprint("studio", __name__, url_prefix="/studio", template_folder="templates",
+               static_folder="static/studio", static_url_path="/static")
+
+METHOD_LABELS = {"sip_refer": "SIP REFER", "sip_invite": "SIP INVITE", "sip_bye": "SIP BYE",
+                 "twilio_flex": "Twilio Flex"}
+FORM_METHODS = ("sip_refer", "sip_invite", "sip_bye")
+ENCRYPTION_LABELS = {"tls_srtp": "TLS + SRTP (encrypted)", "udp_rtp": "UDP + RTP (not encrypted)"}
+WARNING_LABELS = {"method_mismatch": "Method mismatch", "no_default": "No default",
+                  "route_not_editable": "Route not editable",
+                  "sip_headers_unsupported": "SIP headers unsupported"}
+# Rows a browser without JavaScript gets to type new headers into.
+BLANK_HEADER_ROWS = 3
+PUBLIC_ENDPOINTS = {"studio.sign_in", "studio.static"}
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+# -- session cookie -------------------------------------------------------------------
+class StudioSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, marked Secure whenever the request came over https.
+
+    A fixed SESSION_COOKIE_SECURE would either lose the cookie on plain-http local
+    development or send it in clear behind TLS; ProxyFix has already applied
+    X-Forwarded-Proto, so `request.is_secure` is what the browser used."""
+
+    def get_cookie_secure(self, app) -> bool:
+        return super().get_cookie_secure(app) or (has_request_context() and request.is_secure)
+
+
+def session_secret(config: Config) -> bytes:
+    """A signing key every process derives alike from secrets the service already holds,
+    so sessions survive restarts and span gunicorn workers without another setting."""
+    material = "\n".join((config.twilio_auth_token, *sorted(config.api_keys))).encode()
+    return hmac.new(material, b"handoff studio session cookie v1", hashlib.sha256).digest()
+
+
+@bp.record_once
+def configure_sessions(state) -> None:
+    app = state.app
+    if not app.secret_key:
+        app.secret_key = session_secret(app.extensions["handoff"].config)
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    app.session_interface = StudioSessionInterface()
+
+
+# -- sign-in --------------------------------------------------------------------------
+def _secret_bytes() -> bytes:
+    secret = current_app.secret_key
+    return secret if isinstance(secret, bytes) else str(secret).encode()
+
+
+def key_fingerprint(key: str) -> str:
+    return hmac.new(_secret_bytes(), b"studio api key\n" + key.encode(), hashlib.sha256).hexdigest()
+
+
+def accepted_key(given: str) -> str | None:
+    """The configured API key equal to `given`, or None.
+
+    Every key is compared, always, so timing says nothing about which one matched."""
+    found = None
+    for key in services().config.api_keys:
+        if hmac.compare_digest(given.encode(), key.encode()):
+            found = key
+    return found if given else None
+
+
+def signed_in() -> bool:
+    held = str(session.get("key", "")).encode()
+    matched = False
+    for key in services().config.api_keys:
+        matched |= hmac.compare_digest(held, key_fingerprint(key).encode())
+    return bool(held) and matched
+
+
+def start_session(key: str) -> None:
+    # A fresh session (and CSRF token) at sign-in: nothing planted before it survives.
+    session.clear()
+    session.permanent = True
+    session["key"] = key_fingerprint(key)
+    session["csrf"] = secrets.token_urlsafe(32)
+
+
+def safe_next(target: str | None) -> str | None:
+    """Where to go after signing in: a page of this studio only, never another site."""
+    if not target or not target.startswith("/studio/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
+# -- CSRF -----------------------------------------------------------------------------
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def check_csrf() -> None:
+    expected = str(session.get("csrf", "")).encode()
+    given = request.form.get("csrf_token", "").encode()
+    if not expected or not hmac.compare_digest(given, expected):
+        abort(400, "This form has expired or did not come from this page. Go back, reload and try again.")
+
+
+@bp.before_request
+def guard():
+    if request.endpoint == "studio.static":
+        return None
+    if request.method == "POST":
+        check_csrf()
+    if request.endpoint not in PUBLIC_ENDPOINTS and not signed_in():
+        back = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("studio.sign_in", next=back), 303)
+    return None
+
+
+@bp.after_request
+def page_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.endpoint != "studio.static":
+        # Pages show configuration and carry a CSRF token: no shared or back-button caches.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.context_processor
+def template_helpers() -> dict[str, Any]:
+    return {"csrf_token": csrf_token, "method_labels": METHOD_LABELS,
+            "encryption_labels": ENCRYPTION_LABELS, "warning_labels": WARNING_LABELS,
+            "signed_in": signed_in}
+
+
+# -- the Add/Edit form ----------------------------------------------------------------
+@dataclass
+class HandoffForm:
+    """The Add/Edit form as the user sees it: their values as typed, and what was refused."""
+
+    values: dict[str, str]
+    headers: list[dict[str, str]]
+    destination_id: str | None = None  # None while adding
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    header_errors: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+
+    TEXT_FIELDS = ("name", "description", "method", "route", "encryption", "ring_timeout", "fallback")
+
+    @classmethod
+    def blank(cls, integration: dict) -> "HandoffForm":
+        return cls({"name": "", "description": "", "method": integration["required_method"] or "sip_refer",
+                    "route": "", "encryption": "tls_srtp", "ring_timeout": "30", "fallback": ""}, [])
+
+    @classmethod
+    def of(cls, destination: dict) -> "HandoffForm":
+        values = {name: "" if destination.get(name) is None else str(destination[name])
+                  for name in cls.TEXT_FIELDS}
+        return cls(values, [dict(h) for h in destination["sip_headers"]], destination["id"])
+
+    @classmethod
+    def read(cls, form: MultiDict, destination_id: str | None = None) -> "HandoffForm":
+        values = {name: form.get(name, "").strip() for name in cls.TEXT_FIELDS}
+        rows = zip(form.getlist("header_name"), form.getlist("header_value"))
+        # Rows left blank (the spare ones offered without JavaScript) are not headers.
+        headers = [{"name": n.strip(), "value": v.strip()} for n, v in rows if n.strip() or v.strip()]
+        return cls(values, headers, destination_id)
+
+    @property
+    def rows(self) -> list[dict[str, str]]:
+        return self.headers + [{"name": "", "value": ""} for _ in range(BLANK_HEADER_ROWS)]
+
+    def payload(self, integration: dict) -> dict[str, Any]:
+        """The fields this form sets, as DestinationInput reads them.
+
+        Fields the form does not show for the chosen method (route for SIP BYE, encryption
+        and ring timeout outside SIP INVITE) or that the integration manages (route) are
+        left out, so a value hidden from the user can neither be saved nor refused."""
+        v = self.values
+        data: dict[str, Any] = {"name": v["name"], "description": v["description"], "method": v["method"],
+                                "sip_headers": self.headers, "fallback": v["fallback"] or None}
+        if integration["route_editable"] and v["method"] != "sip_bye":
+            data["route"] = v["route"] or None
+        if v["method"] == "sip_invite":
+            data["encryption"] = v["encryption"]
+            data["ring_timeout"] = int(v["ring_timeout"]) if v["ring_timeout"].isdigit() else v["ring_timeout"]
+        return data
+
+    def refuse(self, fields: dict | None, message: str) -> None:
+        """Keep a refusal's messages next to the fields they name."""
+        for name, problems in (fields or {"form": [message]}).items():
+            if name == "sip_headers" and isinstance(problems, dict):
+                for index, row in problems.items():  # marshmallow keys nested errors by row
+                    self.header_errors[int(index)] = row if isinstance(row, dict) else {"name": list(row)}
+            else:
+                self.errors[name] = problems if isinstance(problems, list) else [str(problems)]
+
+    def submit(self, schema: Schema, integration: dict, save: Callable[[dict], dict]) -> dict | None:
+        """Validate and save; on refusal return None with the errors kept on the form."""
+        try:
+            return save(schema.load(self.payload(integration)))
+        except ValidationError as exc:
+            messages = exc.messages if isinstance(exc.messages, dict) else {"form": exc.messages}
+            self.refuse(messages, "check the highlighted fields")
+        except (ValidationFailed, Conflict) as exc:
+            self.refuse(exc.fields, exc.message)
+        return None
+
+
+def changes(current: dict, fields: dict) -> dict:
+    """Only what the user changed: the service checks integration rules against the fields
+    a request sets, so resending untouched values would refuse an unrelated edit."""
+    return {name: value for name, value in fields.items() if current.get(name) != value}
+
+
+def render_form(form: HandoffForm, destinations: list[dict], integration: dict):
+    fallbacks = [d for d in destinations if d["id"] != form.destination_id]
+    methods = [m for m in METHOD_LABELS if m in FORM_METHODS or m in (form.values["method"],
+                                                                       integration["required_method"])]
+    status = 422 if form.errors or form.header_errors else 200
+    return render_template("studio/form.html", form=form, integration=integration,
+                           fallbacks=fallbacks, methods=methods), status
+
+
+def card_url(destination_id: str) -> str:
+    return url_for("studio.handoffs", _anchor=f"destination-{destination_id}")
+
+
+def destinations() -> Destinations:
+    return Destinations(services())
+
+
+# -- pages ----------------------------------------------------------------------------
+@bp.get("/")
+def index():
+    return redirect(url_for("studio.handoffs"))
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    next_page = safe_next(request.values.get("next"))
+    if request.method == "GET" and signed_in():
+        return redirect(request.script_root + next_page if next_page else url_for("studio.handoffs"))
+    if request.method == "POST":
+        key = accepted_key(request.form.get("api_key", ""))
+        if key is not None:
+            start_session(key)
+            return redirect(request.script_root + next_page if next_page else url_for("studio.handoffs"), 303)
+        return render_template("studio/sign_in.html", next_page=next_page,
+                               error="That is not an API key this service accepts."), 401
+    return render_template("studio/sign_in.html", next_page=next_page)
+
+
+@bp.post("/sign-out")
+def sign_out():
+    session.clear()
+    flash("Signed out.")
+    return redirect(url_for("studio.sign_in"), 303)
+
+
+@bp.get("/handoffs")
+def handoffs():
+    service = destinations()
+    items = service.list()
+    return render_template("studio/handoffs.html", destinations=items,
+                           names={d["id"]: d["name"] for d in items},
+                           integration=service.get_integration())
+
+
+@bp.route("/handoffs/new", methods=["GET", "POST"])
+def add_handoff():
+    service = destinations()
+    integration = service.get_integration()
+    if request.method == "GET":
+        return render_form(HandoffForm.blank(integration), service.list(), integration)
+    form = HandoffForm.read(request.form)
+    created = form.submit(DestinationInput(), integration, service.create)
+    if created is None:
+        return render_form(form, service.list(), integration)
+    flash(f"Added {created['name']}.")
+    return redirect(card_url(created["id"]), 303)
+
+
+@bp.route("/handoffs/<destination_id>/edit", methods=["GET", "POST"])
+def edit_handoff(destination_id):
+    service = destinations()
+    current = service.get(destination_id)
+    integration = service.get_integration()
+    if request.method == "GET":
+        return render_form(HandoffForm.of(current), service.list(), integration)
+    form = HandoffForm.read(request.form, destination_id)
+    saved = form.submit(DestinationInput(partial=True), integration,
+                        lambda fields: service.update(destination_id, changes(current, fields)))
+    if saved is None:
+        return render_form(form, service.list(), integration)
+    flash(f"Saved {saved['name']}.")
+    return redirect(card_url(destination_id), 303)
+
+
+@bp.post("/handoffs/<destination_id>/duplicate")
+def duplicate_handoff(destination_id):
+    copy = destinations().duplicate(destination_id)
+    flash(f"Added {copy['name']}, a copy. It is not the default.")
+    return redirect(card_url(copy["id"]), 303)
+
+
+@bp.post("/handoffs/<destination_id>/default")
+def make_default(destination_id):
+    destination = destinations().set_default(destination_id)
+    flash(f"{destination['name']} is now the default: callers go there when nothing else answers.")
+    return redirect(card_url(destination_id), 303)
+
+
+@bp.route("/handoffs/<destination_id>/delete", methods=["GET", "POST"])
+def delete_handoff(destination_id):
+    """The confirm page browsers without JavaScript (or without <dialog>) use, and the
+    endpoint the dialog posts to. The service itself refuses a name that is not exact."""
+    service = destinations()
+    destination = service.get(destination_id)
+    typed, refusal = "", None
+    if request.method == "POST":
+        typed = request.form.get("confirm", "")
+        try:
+            service.delete(destination_id, typed)
+        except ConfirmationRequired as exc:
+            refusal = exc.message
+        else:
+            flash(f"Deleted {destination['name']}.")
+            return redirect(url_for("studio.handoffs"), 303)
+    return render_template("studio/delete.html", destination=destination, typed=typed,
+                           refusal=refusal), 409 if refusal else 200
+
+
+# -- errors as pages ------------------------------------------------------------------
+@bp.errorhandler(NotFound)
+def not_found(error: NotFound):
+    return render_template("studio/message.html", title="Not found",
+                           message="That destination does not exist (any more).",
+                           detail=error.message), 404
+
+
+@bp.errorhandler(BadRequest)
+def bad_request(error: BadRequest):
+    return render_template("studio/message.html", title="Form refused", message=error.description), 400
+
+
+def store_unreachable(_error):
+    # Voice routes carry on from the snapshot; editing configuration has to wait for Redis.
+    return render_template("studio/message.html", title="Temporarily unavailable",
+                           message="The configuration store cannot be reached, so nothing can be changed "
+                                   "right now. Calls are still handed off from the last known configuration."), 503
+
+
+for _redis_error in REDIS_ERRORS:
+    bp.register_error_handler(_redis_error, store_unreachable)
