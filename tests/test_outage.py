@@ -84,3 +84,22 @@ def test_nothing_needs_restarting_when_redis_is_back(deployment, own_valkey, cap
     assert [h["conversation_id"] for h in handoffs] == ["CA" + "8" * 32]
     names = [d["name"] for d in app.test_client().get("/v1/destinations", headers={"X-API-Key": API_KEY}).get_json()["items"]]
     assert names == ["Reception", "Billing", "Sales"]  # the AOF kept the configuration
+
+
+def test_a_hung_redis_that_never_answers_costs_under_two_seconds(deployment):
+    """A server that accepts connections and never replies (a network partition)."""
+    import socket
+
+    _, cfg = deployment
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)
+    try:
+        app = create_app(cfg.with_overrides(redis_url=f"redis://127.0.0.1:{hung.getsockname()[1]}/0"))
+        twilio = Twilio(app.test_client())
+        for path in ("/voice/call", "/voice/handoff", "/voice/fallback"):
+            response, took = timed(lambda: twilio.post(path, {**call_params(CALL), "destination": "sales"}))
+            assert response.status_code == 200 and took < 2.0, (path, took)
+            assert verbs(parse(response)) == ["Refer"]
+    finally:
+        hung.close()
