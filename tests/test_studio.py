@@ -327,3 +327,15 @@ def test_an_unreachable_store_is_a_page_not_json(config):
     sign_in(client)
     response = client.get("/studio/handoffs")
     assert response.status_code == 503 and "Temporarily unavailable" in response.get_data(as_text=True)
+
+
+def test_simultaneous_ring_routes_and_closed_hours_show_on_the_card(studio, api, services):
+    from datetime import datetime, timezone
+
+    api.post("/v1/destinations", json={
+        "name": "Team", "method": "sip_invite", "route": ["sip:ann@pbx.example.com", "+14155550123"],
+        "hours": {"timezone": "UTC", "weekly": {"mon": [["09:00", "17:00"]]}}})
+    services.clock = lambda: datetime(2026, 11, 29, 3, 0, tzinfo=timezone.utc)  # a Sunday night
+    html = studio.get("/studio/handoffs").get_data(as_text=True)
+    assert "sip:ann@<wbr>pbx.example.com" in html and "+14155550123" in html
+    assert "Closed now" in html and 'data-warning="closed"' in html

@@ -37,7 +37,7 @@ FORM_METHODS = ("sip_refer", "sip_invite", "sip_bye")
 ENCRYPTION_LABELS = {"tls_srtp": "TLS + SRTP (encrypted)", "udp_rtp": "UDP + RTP (not encrypted)"}
 WARNING_LABELS = {"method_mismatch": "Method mismatch", "no_default": "No default",
                   "route_not_editable": "Route not editable",
-                  "sip_headers_unsupported": "SIP headers unsupported"}
+                  "sip_headers_unsupported": "SIP headers unsupported", "closed": "Closed now"}
 # Rows a browser without JavaScript gets to type new headers into.
 BLANK_HEADER_ROWS = 3
 PUBLIC_ENDPOINTS = {"studio.sign_in", "studio.static"}
