@@ -45,6 +45,8 @@ class Config:
     # Seconds after which a transfer still waiting for its outcome is failed (`timeout`);
     # 0 turns the check off. Longer than a ring timeout plus Twilio's 32 s REFER wait.
     transfer_timeout: int = 180
+    # Seconds between two sweeps for timed-out transfers (the worker's scheduled job).
+    sweep_interval: int = 5
     # Seconds between webhook delivery retries (rq Retry); its length is the retry count.
     webhook_retry_intervals: tuple[int, ...] = (5, 30, 120, 600, 1800)
 

@@ -55,10 +55,8 @@ class Conversations:
         }
         if leg:
             doc["_leg"] = leg  # which TwiML the caller's leg accepts, for later handoffs
-        if self.store.create_conversation(doc):
-            return doc, True
-        existing = self.store.get_conversation(doc["id"])
-        return (existing or doc), False
+        existing = self.store.create_conversation(doc)
+        return (doc, True) if existing is None else (existing, False)
 
     def get_doc(self, conversation_id: str) -> dict:
         doc = self.store.get_conversation(conversation_id)

@@ -117,9 +117,11 @@ class Handoffs:
         return Planner(configuration, self.services.config.sip_domain, self.services.clock())
 
     def context(self, conversation: dict) -> dict:
-        """The conversation as planning needs it: with the last transcript turns."""
-        tail = self.store.conversation_part(conversation["id"], "transcript", last=3)
-        return {**conversation, "transcript_tail": tail}
+        """The conversation as planning needs it: the last transcript turns are read only
+        if a summary needs them (not on every transfer)."""
+        store, conversation_id = self.store, conversation["id"]
+        return {**conversation,
+                "transcript_tail": lambda: store.conversation_part(conversation_id, "transcript", last=3)}
 
     # -- starting ----------------------------------------------------------------------
     def _new(self, conversation: dict, request: HandoffRequest, *, channel: str,
@@ -222,23 +224,27 @@ class Handoffs:
         return handoff
 
     def _persist_new(self, handoff: Handoff) -> None:
-        self.store.create_handoff(handoff)
+        self.store.create_handoff(handoff, self._deadlines(handoff, handoff.history))
         self._after_change(handoff, 0)
 
+    def _deadlines(self, handoff: Handoff, entries: list[dict]) -> list[tuple[str, float]]:
+        """When each new attempt times out if no outcome comes (swept by the worker)."""
+        timeout = self.services.config.transfer_timeout
+        if not timeout:
+            return []
+        due = self.services.clock().timestamp() + timeout
+        return [(f"{handoff.id}:{entry['detail']['attempt']}", due) for entry in entries
+                if entry["state"] == TRANSFERRING and (entry.get("detail") or {}).get("attempt")]
+
     def _after_change(self, handoff: Handoff, first_new: int) -> None:
-        """Side effects of new history entries: webhooks, and a timeout for a new attempt."""
+        """Side effects of new history entries: one signed webhook each, from the worker."""
         from . import jobs
 
-        config = self.services.config
+        if not self.services.config.webhook_url:
+            return
         for index in range(first_new, len(handoff.history)):
-            if config.webhook_url:
-                self.services.enqueue(jobs.deliver_event, handoff.id, index,
-                                      job_id=f"event-{handoff.id}-{index}", retry=jobs.job_retry())
-            entry = handoff.history[index]
-            attempt = (entry.get("detail") or {}).get("attempt")
-            if entry["state"] == TRANSFERRING and attempt and config.transfer_timeout:
-                self.services.schedule(config.transfer_timeout, jobs.expire_transfer, handoff.id, attempt,
-                                       job_id=f"expire-{handoff.id}-{attempt}")
+            self.services.enqueue(jobs.deliver_event, handoff.id, index,
+                                  job_id=f"event-{handoff.id}-{index}", retry=jobs.job_retry())
 
     def update(self, handoff_id: str, mutate) -> tuple[Handoff, Any]:
         """Atomically change a handoff; new history entries become events and webhooks."""
@@ -248,12 +254,25 @@ class Handoffs:
             holder["before"] = len(handoff.history)
             return mutate(handoff)
 
-        handoff, result, new_states = self.store.update_handoff(handoff_id, wrapped)
+        handoff, result, new_states = self.store.update_handoff(handoff_id, wrapped, self._deadlines)
         if handoff is None:
             raise NotFound(f"no handoff with id {handoff_id!r}")
         if new_states:
             self._after_change(handoff, holder["before"])
         return handoff, result
+
+    def expire_due(self, limit: int = 500) -> int:
+        """Fail every transfer whose deadline passed with no outcome; returns how many."""
+        due = self.store.due_transfers(self.services.clock().timestamp(), limit)
+        expired = 0
+        for member in due:
+            handoff_id, _, attempt = member.rpartition(":")
+            try:
+                expired += self.expire(handoff_id, int(attempt))
+            except (NotFound, ValueError):
+                pass  # retention already removed it, or a malformed member
+        self.store.forget_deadlines(due)
+        return expired
 
     # -- callbacks on a live call -----------------------------------------------------
     def _load(self, handoff_id: str) -> tuple[Handoff, Configuration, dict]:

@@ -148,16 +148,35 @@ def redirect_call(handoff_id: str) -> str:
 
 
 def expire_transfer(handoff_id: str, attempt: int) -> str:
-    """Scheduled when an attempt starts: a transfer whose outcome never came (a REFER
-    whose NOTIFY was lost) is failed with reason `timeout`, and the event fires."""
+    """A transfer whose outcome never came (a REFER whose NOTIFY was lost) is failed with
+    reason `timeout`, and the event fires."""
+    from .errors import NotFound
     from .handoffs import Handoffs
 
     try:
         return "expired" if Handoffs(services()).expire(handoff_id, attempt) else "settled"
-    except Exception as exc:  # the handoff expired from Redis: nothing left to time out
-        if type(exc).__name__ == "NotFound":
-            return "gone"
-        raise
+    except NotFound:
+        return "gone"
+
+
+SWEEP_JOB_ID = "sweep-transfers"
+
+
+def sweep_transfers() -> int:
+    """The scheduled job that times out silent transfers: each handoff attempt records a
+    deadline in the same transaction that starts it; this job fails the overdue ones, then
+    schedules its next run (one chain, whatever the number of workers: same job id)."""
+    from .handoffs import Handoffs
+
+    svc = services()
+    try:
+        return Handoffs(svc).expire_due()
+    finally:
+        schedule_sweep(svc)
+
+
+def schedule_sweep(svc: Services) -> None:
+    svc.schedule(svc.config.sweep_interval, sweep_transfers, job_id=SWEEP_JOB_ID)
 
 
 def act_on_classification(call_sid: str) -> str:

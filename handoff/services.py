@@ -1,6 +1,7 @@
 """The service's resources, built once per process from a `Config`."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -9,6 +10,7 @@ from rq import Queue
 
 from .config import Config
 from .hours import utc_now
+from .models import Destination
 from .redis_server import client_for, resolve_redis_url
 from .snapshot import Configuration, Snapshot
 from .store import Store
@@ -30,6 +32,7 @@ class Services:
         self._queue: Queue | None = None
         self._blocking: redis.Redis | None = None
         self.redis_url: str | None = config.redis_url
+        self._configuration: tuple | None = None  # (what Redis returned, parsed)
         # What time it is, for opening hours; tests swap in a fixed clock.
         self.clock = utc_now
 
@@ -67,10 +70,21 @@ class Services:
         return self._blocking
 
     def configuration(self) -> Configuration:
-        """The current destinations, refreshing the outage snapshot as a side effect."""
-        destinations, default_id, integration = self.store.load_configuration()
-        configuration = Configuration(destinations, default_id, integration)
+        """The current destinations, refreshing the outage snapshot as a side effect.
+
+        Read from Redis every time (so every process sees a change at once); parsed, and
+        the snapshot rewritten, only when what Redis returned differs from last time."""
+        raw = self.store.load_configuration_raw()
+        cached = self._configuration
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        destinations, default_id, integration = raw
+        configuration = Configuration(
+            sorted((Destination.from_dict(json.loads(v)) for v in destinations.values()),
+                   key=lambda d: (d.created_at, d.id)),
+            default_id, json.loads(integration) if integration else None)
         self.snapshot.remember(configuration)
+        self._configuration = (raw, configuration)
         return configuration
 
     def schedule(self, seconds: float, func, *args, **kwargs):

@@ -29,6 +29,7 @@ class Keys:
     conversations = PREFIX + "conversations"
     handoffs = PREFIX + "handoffs"
     events = PREFIX + "events"
+    transfer_deadlines = PREFIX + "transfer_deadlines"
 
     @staticmethod
     def conversation(conversation_id: str) -> str:
@@ -61,20 +62,38 @@ class Keys:
 
 CONVERSATION_PARTS = ("transcript", "log", "metrics", "annotations")
 
-# Take the next sequence number and index the new item under it in one atomic step, so a
-# reader paging by sequence can never pass a number whose item is not indexed yet.
-# Returns 0 and writes nothing when the item already exists (a retried webhook).
-_CREATE_INDEXED = """
-if not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[3]) then
-  return 0
+# Create an item once, in one round trip: take the next sequence number and index the item
+# under it atomically (a reader paging by sequence can never pass a number whose item is
+# not indexed yet), append its first events, and record transfer deadlines.
+# KEYS: sequence, main index, item, event stream, deadlines, then extra indexes.
+# ARGV: member, json, ttl, event minid, n events, n deadlines, events (state, at) x n,
+#       deadlines (member, score) x n.
+# Returns 1 when created, or the stored JSON when the item already existed (a retried
+# webhook), writing nothing.
+_CREATE = """
+local existing = redis.call('GET', KEYS[3])
+if existing then
+  return existing
 end
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
 local seq = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
-for i = 4, #KEYS do
+for i = 6, #KEYS do
   redis.call('ZADD', KEYS[i], seq, ARGV[1])
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
-return seq
+local events, deadlines = tonumber(ARGV[5]), tonumber(ARGV[6])
+local at = 7
+for _ = 1, events do
+  redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[4], '*',
+             'handoff_id', ARGV[1], 'state', ARGV[at], 'at', ARGV[at + 1])
+  at = at + 2
+end
+for _ = 1, deadlines do
+  redis.call('ZADD', KEYS[5], ARGV[at + 1], ARGV[at])
+  at = at + 2
+end
+return 1
 """
 
 
@@ -86,7 +105,7 @@ class Store:
     def __init__(self, client: redis.Redis, retention_seconds: int = 30 * 86400):
         self.redis = client
         self.retention = retention_seconds
-        self._create_indexed = client.register_script(_CREATE_INDEXED)
+        self._create = client.register_script(_CREATE)
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
@@ -143,17 +162,14 @@ class Store:
             time.sleep(0.05)
 
     # -- configuration: destinations, integration --------------------------------------
-    def load_configuration(self) -> tuple[list[Destination], str | None, dict | None]:
+    def load_configuration_raw(self) -> tuple[dict[str, str], str | None, str | None]:
+        """Destinations (id → JSON), default id and integration JSON, in one round trip."""
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(Keys.destinations)
             pipe.get(Keys.default_destination)
             pipe.get(Keys.integration)
             raw, default_id, integration = pipe.execute()
-        destinations = sorted(
-            (Destination.from_dict(json.loads(v)) for v in raw.values()),
-            key=lambda d: (d.created_at, d.id),
-        )
-        return destinations, default_id, (json.loads(integration) if integration else None)
+        return raw, default_id, integration
 
     def get_destination(self, destination_id: str) -> Destination | None:
         raw = self.redis.hget(Keys.destinations, destination_id)
@@ -217,13 +233,22 @@ class Store:
         self.redis.set(Keys.integration, json.dumps(integration))
 
     # -- conversations -----------------------------------------------------------------
-    def create_conversation(self, doc: dict) -> bool:
-        """Create once: False (and nothing written) when the id already exists."""
-        created = self._create_indexed(
-            keys=[Keys.sequence, Keys.conversations, Keys.conversation(doc["id"])],
-            args=[doc["id"], json.dumps(doc), self.retention],
-        )
-        return bool(created)
+    def _create_item(self, index: str, key: str, member: str, doc: dict, extra_indexes=(),
+                     events=(), deadlines=()) -> dict | None:
+        """None when created; the existing document when `key` already existed."""
+        args = [member, json.dumps(doc), self.retention, self._event_minid(), len(events), len(deadlines)]
+        for entry in events:
+            args += [entry["state"], entry["at"]]
+        for deadline_member, score in deadlines:
+            args += [deadline_member, score]
+        result = self._create(keys=[Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines,
+                                    *extra_indexes], args=args)
+        return None if result == 1 else json.loads(result)
+
+    def create_conversation(self, doc: dict) -> dict | None:
+        """Create once. Returns None when created, else the conversation already stored
+        (nothing is overwritten: a retried webhook finds the first one)."""
+        return self._create_item(Keys.conversations, Keys.conversation(doc["id"]), doc["id"], doc)
 
     def get_conversation(self, conversation_id: str) -> dict | None:
         return self._get_json(Keys.conversation(conversation_id))
@@ -252,18 +277,13 @@ class Store:
         return [json.loads(x) for x in self.redis.lrange(Keys.conversation_part(conversation_id, part), start, -1)]
 
     # -- handoffs ----------------------------------------------------------------------
-    def create_handoff(self, handoff: Handoff) -> None:
-        keys = [Keys.sequence, Keys.handoffs, Keys.handoff(handoff.id),
-                Keys.conversation_handoffs(handoff.conversation_id)]
+    def create_handoff(self, handoff: Handoff, deadlines: list[tuple[str, float]] = ()) -> None:
+        """Store a new handoff with its first events (and transfer deadlines) atomically."""
+        extra = [Keys.conversation_handoffs(handoff.conversation_id)]
         if handoff.shared_id:
-            keys.append(Keys.shared(handoff.shared_id))
-        events = list(handoff.history)
-        self._create_indexed(keys=keys, args=[handoff.id, json.dumps(handoff.to_dict()), self.retention])
-        if events:
-            with self.redis.pipeline(transaction=True) as pipe:
-                for entry in events:
-                    self._queue_event(pipe, handoff.id, entry)
-                pipe.execute()
+            extra.append(Keys.shared(handoff.shared_id))
+        self._create_item(Keys.handoffs, Keys.handoff(handoff.id), handoff.id, handoff.to_dict(),
+                          extra, handoff.history, deadlines)
 
     def get_handoff(self, handoff_id: str) -> Handoff | None:
         doc = self._get_json(Keys.handoff(handoff_id))
@@ -292,9 +312,12 @@ class Store:
                 pipe.expire(Keys.shared(handoff.shared_id), self.retention)
                 pipe.execute()
 
-    def update_handoff(self, handoff_id: str, mutate: Callable[[Handoff], Any]) -> tuple[Handoff | None, Any, list[str]]:
-        """Apply `mutate` atomically; new history entries become events in the same
-        transaction. Returns (handoff, mutate's result, new event ids' states)."""
+    def update_handoff(self, handoff_id: str, mutate: Callable[[Handoff], Any],
+                       deadlines: Callable[[Handoff, list[dict]], list[tuple[str, float]]] | None = None,
+                       ) -> tuple[Handoff | None, Any, list[str]]:
+        """Apply `mutate` atomically; new history entries become events (and, through
+        `deadlines`, transfer deadlines) in the same transaction.
+        Returns (handoff, mutate's result, the new entries' states)."""
         box: dict[str, Any] = {}
 
         def apply(doc: dict) -> Any:
@@ -310,16 +333,28 @@ class Store:
         def queue_events(pipe, _result) -> None:
             for entry in box["new"]:
                 self._queue_event(pipe, handoff_id, entry)
+            for member, score in (deadlines(box["handoff"], box["new"]) if deadlines else []):
+                pipe.zadd(Keys.transfer_deadlines, {member: score})
 
         doc, result = self._update_json(Keys.handoff(handoff_id), apply, after=queue_events)
         if doc is None:
             return None, None, []
         return box["handoff"], result, [entry["state"] for entry in box["new"]]
 
+    def _event_minid(self) -> str:
+        """Events older than the retention window are trimmed as new ones arrive."""
+        return f"{int((time.time() - self.retention) * 1000)}-0"
+
     def _queue_event(self, pipe, handoff_id: str, entry: dict) -> None:
-        minid = f"{int((time.time() - self.retention) * 1000)}-0"
         pipe.xadd(Keys.events, {"handoff_id": handoff_id, "state": entry["state"], "at": entry["at"]},
-                  minid=minid, approximate=True)
+                  minid=self._event_minid(), approximate=True)
+
+    def due_transfers(self, now: float, limit: int = 500) -> list[str]:
+        return self.redis.zrangebyscore(Keys.transfer_deadlines, "-inf", now, start=0, num=limit)
+
+    def forget_deadlines(self, members: list[str]) -> None:
+        if members:
+            self.redis.zrem(Keys.transfer_deadlines, *members)
 
     def scan_index(self, index: str, after_seq: int, batch: int) -> list[tuple[str, int]]:
         rows = self.redis.zrangebyscore(index, f"({after_seq}", "+inf", start=0, num=batch, withscores=True)

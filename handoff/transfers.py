@@ -91,14 +91,20 @@ def _squash(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def transfer_summary(handoff: Handoff, transcript_tail: list[dict], limit: int = SUMMARY_LIMIT) -> str:
+def transcript_tail(conversation: dict) -> list[dict]:
+    """The last turns of the conversation (a loader, called only when needed, or a list)."""
+    tail = conversation.get("transcript_tail") or []
+    return tail() if callable(tail) else tail
+
+
+def transfer_summary(handoff: Handoff, last_turns: list[dict], limit: int = SUMMARY_LIMIT) -> str:
     """What the human should know in one line: reason, what the agent said, the last turns."""
     parts = []
     if handoff.reason:
         parts.append(f"reason: {handoff.reason}")
     if handoff.utterance:
         parts.append(f"said: {handoff.utterance}")
-    turns = [f"{t.get('role')}: {t.get('text')}" for t in transcript_tail[-3:] if t.get("text")]
+    turns = [f"{t.get('role')}: {t.get('text')}" for t in last_turns[-3:] if t.get("text")]
     if turns:
         parts.append("last: " + " | ".join(turns))
     summary = _squash("; ".join(parts))
@@ -135,7 +141,7 @@ def task_attributes(handoff: Handoff, conversation: dict, headers: dict[str, str
         "shared_id": handoff.shared_id or conversation.get("shared_id"), "reason": handoff.reason,
         "utterance": handoff.utterance, "caller": number_of(conversation.get("from")),
         "called": number_of(conversation.get("to")), "context": headers,
-        "summary": transfer_summary(handoff, conversation.get("transcript_tail") or []),
+        "summary": transfer_summary(handoff, transcript_tail(conversation)),
         "state": conversation.get("state") or {},
     }
     text = json.dumps(attributes, separators=(",", ":"), default=str)
@@ -169,7 +175,7 @@ class Planner:
         headers, warnings = render_headers(templates, template_variables(handoff, conversation),
                                            conversation.get("state") or {})
         if destination.transfer_mode == "blind_with_summary_header":
-            summary = transfer_summary(handoff, conversation.get("transcript_tail") or [])
+            summary = transfer_summary(handoff, transcript_tail(conversation))
             headers, trimmed = sip.fit_headers({**headers, SUMMARY_HEADER: summary})
             if trimmed and not any(w["code"] == "headers_truncated" for w in warnings):
                 warnings.append({"code": "headers_truncated",

@@ -22,6 +22,11 @@ def main() -> None:
         url, owner = ensure_embedded(config.data_dir)
         os.environ["REDIS_URL"] = url
     connection = redis.Redis.from_url(url)
+    from . import jobs
+    from .services import Services
+
+    jobs.use(Services(config.with_overrides(redis_url=url)))
+    jobs.schedule_sweep(jobs.services())  # start the chain of transfer-timeout sweeps
     try:
         Worker([QUEUE_NAME], connection=connection).work(with_scheduler=True)
     finally:

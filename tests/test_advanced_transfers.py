@@ -159,14 +159,21 @@ def test_a_pstn_caller_sent_to_refer_is_bridged_instead(api, twilio):
 
 
 def test_a_transfer_with_no_outcome_times_out(api, twilio, app):
+    from datetime import timedelta
+
+    from handoff import jobs
+
     make(api, "Billing")
     start(twilio)
     services = app.extensions["handoff"]
+    services.queue.enqueue(jobs.sweep_transfers)  # the worker starts this chain at boot
+    SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
+    assert handoff(api)["state"] == "transferring"  # not due yet
+    started = services.clock()
+    services.clock = lambda: started + timedelta(seconds=181)  # HANDOFF_TRANSFER_TIMEOUT is 180 s
     registry = services.queue.scheduled_job_registry
-    job_ids = registry.get_job_ids()
-    assert len(job_ids) == 1 and job_ids[0].startswith("expire-")
-    for job_id in job_ids:  # the scheduler's move, done now instead of in 180 s
-        services.queue.enqueue_job(services.queue.fetch_job(job_id))
+    assert registry.get_job_ids() == [jobs.SWEEP_JOB_ID]  # the sweep scheduled its next run
+    services.queue.enqueue_job(services.queue.fetch_job(jobs.SWEEP_JOB_ID))  # the scheduler's move, now
     SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
     record = handoff(api)
     assert record["state"] == "failed" and record["history"][-1]["detail"]["reason"] == "timeout"
