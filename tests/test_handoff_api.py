@@ -227,3 +227,21 @@ def test_python_api_uses_the_same_code_path(app, api):
     stored = api.get(f"/v1/conversations/{conv.id}").get_json()
     assert stored["handoff"]["id"] == handoff["id"] and stored["log"][0]["message"] == "verified caller"
     assert stored["metrics"][0] == {"name": "turns", "value": 3, "at": stored["metrics"][0]["at"]}
+
+
+def test_a_waiting_poll_gathers_a_burst_into_one_answer(api, live_server):
+    setup_destinations(api)
+    cursor = api.get("/v1/handoffs/events").get_json()["next_cursor"]
+    result = {}
+
+    def poll():
+        params = {"wait": 10, **({"after": cursor} if cursor else {})}
+        result["body"] = requests.get(f"{live_server}/v1/handoffs/events", params=params, headers=KEY).json()
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.3)
+    _, handoff = chat_handoff(api)
+    api.post(f"/v1/handoffs/{handoff['id']}/claim", json={"agent": "ana"})  # a separate write, right after
+    poller.join(15)
+    assert [e["state"] for e in result["body"]["items"]] == ["requested", "pending", "claimed"]

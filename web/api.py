@@ -26,6 +26,7 @@ from .context import public_base_url, services
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
 EVENT_ID = re.compile(r"^\d+-\d+$")
+EVENT_LINGER = 0.1  # seconds
 
 
 # -- parsing --------------------------------------------------------------------------
@@ -199,10 +200,18 @@ def handoff_events():
     store = svc.store
     rows = store.read_events(after, q["limit"])
     deadline = time.monotonic() + q["wait"]
+    waited = False
     while not rows and time.monotonic() < deadline:
         # Block in short slices so a worker thread is never stuck past the client's wait.
+        waited = True
         slice_ms = max(1, int(min(1.0, deadline - time.monotonic()) * 1000))
         rows = store.wait_for_events(svc.blocking_redis, after or "0-0", q["limit"], slice_ms)
+    if waited and rows and len(rows) < q["limit"]:
+        # Woken by the first event of a burst: linger briefly so its siblings (a handoff's
+        # requested + transferring) go out in the same answer. With many connectors
+        # polling, this bounds polls per connector instead of one poll per event.
+        time.sleep(EVENT_LINGER)
+        rows += store.read_events(rows[-1][0], q["limit"] - len(rows))
     items = [{"cursor": event_id, "handoff_id": fields["handoff_id"], "state": fields["state"],
               "at": fields["at"]} for event_id, fields in rows]
     return jsonify(items=items, next_cursor=items[-1]["cursor"] if items else after)
