@@ -3,26 +3,11 @@ import pytest
 from rq import SimpleWorker
 
 from app import create_app
-from tests.conftest import BASE_URL, Twilio, call_params
-from tests.twiml_helpers import parse, verbs
+from tests.conftest import Twilio, call_params
+from tests.helpers import parse, verbs
+from tests.helpers import add_destination as make, latest_handoff, path
 
 CALL = "CA" + "6" * 32
-
-
-def make(api, name, **fields):
-    body = {"name": name, "route": f"sip:{name.lower()}@pbx.example.com", **fields}
-    response = api.post("/v1/destinations", json=body)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def path(url):
-    assert url.startswith(BASE_URL)
-    return url[len(BASE_URL):]
-
-
-def handoff(api):
-    return api.get(f"/v1/conversations/{CALL}").get_json()["handoff"]
 
 
 def start(twilio, **params):
@@ -203,3 +188,7 @@ def test_route_overrides_only_within_allowed_patterns(api, app, config, twilio):
     root = parse(allowed.post("/voice/handoff", {**call_params("CA" + "b" * 32), "route": "sip:vip@pbx.example.com",
                                                  "sip_headers": '{"X-Route": "sip:evil@x"}'}))
     assert root.find("Refer/Sip").text == "sip:vip@pbx.example.com?X-Route=sip:evil%40x"  # a header is never a route
+
+
+def handoff(api):
+    return latest_handoff(api, CALL)

@@ -16,7 +16,7 @@ from handoff.redis_server import EmbeddedServer
 from tests.conftest import API_KEY, AUTH_TOKEN, call_params
 from tests.deployment import Deployment
 from tests.test_jobs import Receiver
-from tests.twiml_helpers import parse, verbs
+from tests.helpers import parse, verbs
 
 SECRET = "deploy-secret"
 KEY = {"Authorization": f"Bearer {API_KEY}"}

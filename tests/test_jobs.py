@@ -13,7 +13,7 @@ from rq.registry import FailedJobRegistry
 from app import create_app
 from handoff import jobs
 from tests.conftest import API_KEY, call_params
-from tests.twiml_helpers import parse
+from tests.helpers import parse
 
 CALL = "CA" + "5" * 32
 SECRET = "whsec-test"

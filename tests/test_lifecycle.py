@@ -2,16 +2,10 @@
 from urllib.parse import parse_qs, urlsplit
 
 from tests.conftest import BASE_URL, call_params
-from tests.twiml_helpers import parse, verbs
+from tests.helpers import parse, verbs
+from tests.helpers import add_destination as make, latest_handoff
 
 CALL = "CA" + "7" * 32
-
-
-def make(api, name, **fields):
-    body = {"name": name, "route": f"sip:{name.lower()}@pbx.example.com", **fields}
-    response = api.post("/v1/destinations", json=body)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
 
 
 def start(twilio, **params):
@@ -28,10 +22,6 @@ def action_path(root):
 
 def callback(twilio, path, **params):
     return twilio.post(path, {**call_params(CALL), **params})
-
-
-def handoff(api):
-    return api.get(f"/v1/conversations/{CALL}").get_json()["handoff"]
 
 
 def chain(api):
@@ -163,3 +153,7 @@ def test_twilio_fallback_url_goes_to_the_default(api, twilio):
                                                  "ErrorUrl": "https://x/voice/call"}))
     assert root.find("Refer/Sip").text == "sip:reception@pbx.example.com"
     assert handoff(api)["data"] == {"ErrorCode": "11200", "ErrorUrl": "https://x/voice/call"}
+
+
+def handoff(api):
+    return latest_handoff(api, CALL)

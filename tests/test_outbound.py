@@ -6,7 +6,7 @@ import responses
 from rq import SimpleWorker
 
 from tests.conftest import BASE_URL, call_params
-from tests.twiml_helpers import parse, verbs
+from tests.helpers import parse, verbs
 
 ACCOUNT = "AC" + "0" * 32
 CALL = "CA" + "4" * 32

@@ -3,7 +3,7 @@ import pytest
 
 from handoff.topics import Topic, contains_phrase, route_text
 from tests.conftest import call_params
-from tests.twiml_helpers import parse, verbs
+from tests.helpers import parse, verbs
 
 CALL = "CA" + "3" * 32
 

@@ -4,7 +4,7 @@ import pytest
 from handoff import sip
 from handoff.templating import merge_headers, render_headers
 from twiml import voice
-from tests.twiml_helpers import parse, verbs
+from tests.helpers import parse, verbs
 
 
 @pytest.mark.parametrize("name", ["X-Customer-ID", "x-case", "User-to-User", "P-Called-Party-ID"])

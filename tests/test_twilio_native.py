@@ -6,27 +6,12 @@ import pytest
 
 from app import create_app
 from tests.conftest import BASE_URL, Twilio, call_params
-from tests.twiml_helpers import parse, verbs
+from tests.helpers import parse, verbs
+from tests.helpers import add_destination as make, latest_handoff, path
 
 CALL = "CA" + "2" * 32
 WORKFLOW = "WW" + "ab" * 16
 AGENT = "wss://agent.example.com/relay"
-
-
-def make(api, name, **fields):
-    body = {"name": name, "route": f"sip:{name.lower()}@pbx.example.com", **fields}
-    response = api.post("/v1/destinations", json=body)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def path(url):
-    assert url.startswith(BASE_URL)
-    return url[len(BASE_URL):]
-
-
-def handoff(api):
-    return api.get(f"/v1/conversations/{CALL}").get_json()["handoff"]
 
 
 @pytest.fixture
@@ -198,3 +183,7 @@ def test_simultaneous_ring_limits(api):
     assert refer.status_code == 422 and "sip_invite" in refer.get_json()["error"]["fields"]["route"][0]
     bad = api.post("/v1/destinations", json={"name": "C", "method": "sip_invite", "route": ["sip:a@p", "no way"]})
     assert bad.status_code == 422
+
+
+def handoff(api):
+    return latest_handoff(api, CALL)

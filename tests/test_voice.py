@@ -2,14 +2,8 @@
 import json
 
 from tests.conftest import BASE_URL, call_params
-from tests.twiml_helpers import parse, verbs
-
-
-def make(api, **fields):
-    body = {"name": "Billing", "route": "sip:billing@pbx.example.com", **fields}
-    response = api.post("/v1/destinations", json=body)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
+from tests.helpers import parse, verbs
+from tests.helpers import add_destination as make
 
 
 def handoff_of(api, call_sid="CA" + "1" * 32):

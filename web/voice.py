@@ -259,38 +259,46 @@ def _attempt() -> int:
         return 1
 
 
+def human_leg_route(on_error, what: str):
+    """Webhooks of the human's leg: signed, and an error answers `on_error()`'s TwiML
+    (chosen per route so that a failure never drops the caller)."""
+
+    def wrap(view):
+        @twilio_signed
+        @functools.wraps(view)
+        def answered(handoff_id):
+            try:
+                return twiml_response(view(handoff_id, _attempt(), params()))
+            except Exception:
+                log.exception("%s of handoff %s failed", what, handoff_id)
+                return twiml_response(on_error())
+
+        return answered
+
+    return wrap
+
+
 @bp.route("/handoff/<handoff_id>/whisper", methods=["POST", "GET"])
-@twilio_signed
-def handoff_whisper(handoff_id):
+@human_leg_route(voice_twiml.VoiceResponse, "screening (bridging without a whisper)")
+def handoff_whisper(handoff_id, attempt, values):
     """The human's leg, before the bridge (the <Dial> noun's `url`). Any trouble here
     bridges the call rather than dropping it: an empty answer connects the two legs."""
-    try:
-        return twiml_response(Handoffs(services()).screen(handoff_id, _attempt(), params()))
-    except Exception:
-        log.exception("screening of handoff %s failed; bridging without a whisper", handoff_id)
-        return twiml_response(voice_twiml.VoiceResponse())
+    return Handoffs(services()).screen(handoff_id, attempt, values)
 
 
 @bp.route("/handoff/<handoff_id>/accept", methods=["POST", "GET"])
-@twilio_signed
-def handoff_accept(handoff_id):
-    try:
-        return twiml_response(Handoffs(services()).accept(handoff_id, _attempt(), params().get("Digits")))
-    except Exception:
-        log.exception("accept gate of handoff %s failed; refusing this leg", handoff_id)
-        return twiml_response(voice_twiml.hangup())
+@human_leg_route(voice_twiml.hangup, "accept gate (refusing this leg)")
+def handoff_accept(handoff_id, attempt, values):
+    return Handoffs(services()).accept(handoff_id, attempt, values.get("Digits"))
 
 
 @bp.route("/handoff/<handoff_id>/answered", methods=["POST", "GET"])
-@twilio_signed
-def handoff_answered(handoff_id):
+@human_leg_route(voice_twiml.VoiceResponse, "recording the answer")
+def handoff_answered(handoff_id, attempt, values):
     """Status callback of the human's leg (event `answered`): connected, not just ringing."""
-    try:
-        if params().get("CallStatus") in ("in-progress", "answered", None):
-            Handoffs(services()).leg_answered(handoff_id, _attempt())
-    except Exception:
-        log.exception("could not record the answer of handoff %s", handoff_id)
-    return twiml_response(voice_twiml.VoiceResponse())
+    if values.get("CallStatus") in ("in-progress", "answered", None):
+        Handoffs(services()).leg_answered(handoff_id, attempt)
+    return voice_twiml.VoiceResponse()
 
 
 @bp.route("/handoff/<handoff_id>/recording", methods=["POST", "GET"])
