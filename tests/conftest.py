@@ -75,9 +75,76 @@ class Api:
         return call
 
 
+class HttpResponse:
+    """A `requests` response read the way tests read Flask's test responses."""
+
+    def __init__(self, response):
+        self.raw = response
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.mimetype = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+        self.data = response.content
+
+    def get_json(self):
+        return self.raw.json()
+
+    def get_data(self, as_text=False):
+        return self.raw.text if as_text else self.raw.content
+
+
+class HttpClient:
+    """Real HTTP to a server on loopback, with the test client's call shape."""
+
+    def __init__(self, base_url):
+        import requests
+
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def open(self, method, path, json=None, data=None, headers=None, query_string=None):
+        response = self.session.request(method, self.base_url + path, json=json, data=data,
+                                        headers=headers, params=query_string, timeout=30,
+                                        allow_redirects=False)
+        return HttpResponse(response)
+
+    def __getattr__(self, verb):
+        if verb not in ("get", "post", "put", "patch", "delete"):
+            raise AttributeError(verb)
+        return lambda path, **kwargs: self.open(verb.upper(), path, **kwargs)
+
+
 @pytest.fixture
-def api(app):
-    return Api(app.test_client())
+def over_http():
+    """Story modules override this to True: the same tests then go over real HTTP."""
+    return False
+
+
+@pytest.fixture
+def client_of(over_http):
+    """A client for an app: Flask's test client, or real HTTP to a threaded server."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    servers = []
+
+    def client(application):
+        if not over_http:
+            return application.test_client()
+        server = make_server("127.0.0.1", 0, application, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return HttpClient(f"http://127.0.0.1:{server.server_port}")
+
+    yield client
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def api(app, client_of):
+    return Api(client_of(app))
 
 
 class Twilio:
@@ -97,8 +164,8 @@ class Twilio:
 
 
 @pytest.fixture
-def twilio(app):
-    return Twilio(app.test_client())
+def twilio(app, client_of):
+    return Twilio(client_of(app))
 
 
 def call_params(call_sid="CA" + "1" * 32, **extra):

@@ -7,6 +7,12 @@ from tests.conftest import Twilio, call_params
 from tests.helpers import parse, verbs
 from tests.helpers import add_destination as make, latest_handoff, path
 
+
+@pytest.fixture
+def over_http():
+    """These stories go over real HTTP (a threaded server on loopback)."""
+    return True
+
 CALL = "CA" + "6" * 32
 
 
@@ -103,11 +109,11 @@ def test_a_voicemail_box_never_answers_a_transfer(api, twilio):
 
 
 @pytest.mark.parametrize("disposition", ["hangup", "voicemail", "return_to_agent"])
-def test_failure_dispositions(api, twilio, app, config, disposition):
+def test_failure_dispositions(api, twilio, app, config, client_of, disposition):
     make(api, "Reception")
     make(api, "Desk", on_failure=disposition)
     agent_app = create_app(config.with_overrides(agent_url="https://agent.example.com/voice?bot=1"))
-    caller = Twilio(agent_app.test_client())
+    caller = Twilio(client_of(agent_app))
     root = parse(caller.post("/voice/handoff", {**call_params(CALL), "destination": "desk"}))
     after = parse(caller.post(path(root.find("Refer").get("action")), {**call_params(CALL), "ReferCallStatus": "busy"}))
     record = handoff(api)
@@ -175,7 +181,7 @@ def test_a_timeout_after_the_outcome_changes_nothing(api, twilio, app):
     assert handoff(api)["state"] == "connected"
 
 
-def test_route_overrides_only_within_allowed_patterns(api, app, config, twilio):
+def test_route_overrides_only_within_allowed_patterns(api, app, config, twilio, client_of):
     make(api, "Billing")
     cid = api.post("/v1/conversations", json={"channel": "webchat"}).get_json()["id"]
     refused = api.post(f"/v1/conversations/{cid}/handoff", json={"route": "+19005550100"})
@@ -184,7 +190,7 @@ def test_route_overrides_only_within_allowed_patterns(api, app, config, twilio):
     root = start(twilio, route="sip:attacker@evil.example")
     assert root.find("Refer/Sip").text == "sip:billing@pbx.example.com"
     assert [w["code"] for w in handoff(api)["warnings"]] == ["route_refused"]
-    allowed = Twilio(create_app(config.with_overrides(allowed_route_patterns=("sip:*@pbx.example.com",))).test_client())
+    allowed = Twilio(client_of(create_app(config.with_overrides(allowed_route_patterns=("sip:*@pbx.example.com",)))))
     root = parse(allowed.post("/voice/handoff", {**call_params("CA" + "b" * 32), "route": "sip:vip@pbx.example.com",
                                                  "sip_headers": '{"X-Route": "sip:evil@x"}'}))
     assert root.find("Refer/Sip").text == "sip:vip@pbx.example.com?X-Route=sip:evil%40x"  # a header is never a route

@@ -1,4 +1,5 @@
 """Outbound calls: Twilio places them with answering-machine detection; every outcome routes."""
+import re
 from urllib.parse import parse_qs
 
 import pytest
@@ -8,10 +9,24 @@ from rq import SimpleWorker
 from tests.conftest import BASE_URL, call_params
 from tests.helpers import parse, verbs
 
+
+@pytest.fixture
+def over_http():
+    """These stories go over real HTTP (a threaded server on loopback)."""
+    return True
+
 ACCOUNT = "AC" + "0" * 32
 CALL = "CA" + "4" * 32
 CALLS_URL = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
 CALL_URL = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}.json"
+
+
+@pytest.fixture
+def rest():
+    """Twilio's REST API, faked; the tests' own HTTP to the service on loopback passes through."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(re.compile(r"http://127\.0\.0\.1:\d+"))
+        yield mock
 
 
 def work(app):
@@ -19,8 +34,8 @@ def work(app):
     SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
 
 
-def place(api, **extra):
-    responses.add(responses.POST, CALLS_URL, status=201, json={"sid": CALL, "status": "queued"})
+def place(api, rest, **extra):
+    rest.add(responses.POST, CALLS_URL, status=201, json={"sid": CALL, "status": "queued"})
     body = {"to": "+14155550123", "from": "+14155550199", "shared_id": "campaign-1",
             "state": {"offer": "renewal"}, **extra}
     created = api.post("/v1/calls", json=body)
@@ -33,76 +48,68 @@ def outbound_call_params(**extra):
                        Direction="outbound-api", **extra)
 
 
-@responses.activate
-def test_placing_a_call_asks_twilio_for_async_amd(api):
-    conversation = place(api)
+def test_placing_a_call_asks_twilio_for_async_amd(api, rest):
+    conversation = place(api, rest)
     assert conversation["id"] == CALL and conversation["classification"] is None
     assert conversation["state"] == {"offer": "renewal"} and conversation["shared_id"] == "campaign-1"
-    sent = parse_qs(responses.calls[0].request.body)
+    sent = parse_qs(rest.calls[0].request.body)
     assert sent["MachineDetection"] == ["DetectMessageEnd"] and sent["AsyncAmd"] == ["true"]
     assert sent["AsyncAmdStatusCallback"] == [f"{BASE_URL}/voice/amd"]
     assert sent["Url"] == [f"{BASE_URL}/voice/outbound"] and sent["StatusCallback"] == [f"{BASE_URL}/voice/status"]
 
 
-@responses.activate
-def test_twilio_refusing_the_number_is_a_validation_error(api):
-    responses.add(responses.POST, CALLS_URL, status=400, json={
+def test_twilio_refusing_the_number_is_a_validation_error(api, rest):
+    rest.add(responses.POST, CALLS_URL, status=400, json={
         "code": 21217, "message": "Phone number is not a valid phone number", "status": 400})
     refused = api.post("/v1/calls", json={"to": "+14155550123", "from": "+14155550199"})
     assert refused.status_code == 422 and "21217" in refused.get_json()["error"]["fields"]["to"][0]
     assert api.post("/v1/calls", json={"to": "1001", "from": "+1"}).status_code == 422
 
 
-@responses.activate
-def test_human_goes_to_the_agent(api, twilio):
-    place(api, agent_url="https://agent.example.com/outbound")
+def test_human_goes_to_the_agent(api, twilio, rest):
+    place(api, rest, agent_url="https://agent.example.com/outbound")
     answered = parse(twilio.post("/voice/outbound", outbound_call_params()))
     assert verbs(answered) == ["Redirect"] and answered.find("Redirect").text == "https://agent.example.com/outbound"
     twilio.post("/voice/amd", {**outbound_call_params(), "AnsweredBy": "human"})
     assert api.get(f"/v1/conversations/{CALL}").get_json()["classification"] == "human"
 
 
-@responses.activate
-def test_without_an_agent_the_router_greets_the_human(api, twilio):
-    place(api)
+def test_without_an_agent_the_router_greets_the_human(api, twilio, rest):
+    place(api, rest)
     assert verbs(parse(twilio.post("/voice/outbound", outbound_call_params()))) == ["Gather", "Redirect"]
 
 
-@responses.activate
-def test_voicemail_gets_the_message_after_the_beep(api, twilio, app):
-    place(api, on_voicemail={"action": "message", "message": "Hi, this is Acme about your renewal."})
-    responses.add(responses.POST, CALL_URL, json={"sid": CALL})
+def test_voicemail_gets_the_message_after_the_beep(api, twilio, app, rest):
+    place(api, rest, on_voicemail={"action": "message", "message": "Hi, this is Acme about your renewal."})
+    rest.add(responses.POST, CALL_URL, json={"sid": CALL})
     twilio.post("/voice/amd", {**outbound_call_params(), "AnsweredBy": "machine_end_beep"})
     work(app)
     assert api.get(f"/v1/conversations/{CALL}").get_json()["classification"] == "voicemail"
-    update = parse_qs(responses.calls[-1].request.body)
+    update = parse_qs(rest.calls[-1].request.body)
     root = parse(update["Twiml"][0])
     assert verbs(root) == ["Say", "Hangup"] and root.find("Say").text == "Hi, this is Acme about your renewal."
 
 
 @pytest.mark.parametrize("answered_by, classification", [("machine_start", "voicemail"), ("fax", "fax")])
-@responses.activate
-def test_voicemail_without_message_and_fax_are_hung_up(api, twilio, app, answered_by, classification):
-    place(api)
-    responses.add(responses.POST, CALL_URL, json={"sid": CALL, "status": "completed"})
+def test_voicemail_without_message_and_fax_are_hung_up(api, twilio, app, answered_by, classification, rest):
+    place(api, rest)
+    rest.add(responses.POST, CALL_URL, json={"sid": CALL, "status": "completed"})
     twilio.post("/voice/amd", {**outbound_call_params(), "AnsweredBy": answered_by})
     work(app)
     assert api.get(f"/v1/conversations/{CALL}").get_json()["classification"] == classification
-    assert parse_qs(responses.calls[-1].request.body) == {"Status": ["completed"]}
+    assert parse_qs(rest.calls[-1].request.body) == {"Status": ["completed"]}
 
 
-@responses.activate
-def test_unknown_is_left_with_whoever_answered(api, twilio, app):
-    place(api)
+def test_unknown_is_left_with_whoever_answered(api, twilio, app, rest):
+    place(api, rest)
     twilio.post("/voice/amd", {**outbound_call_params(), "AnsweredBy": "unknown"})
     work(app)
     assert api.get(f"/v1/conversations/{CALL}").get_json()["classification"] == "unknown"
-    assert len(responses.calls) == 1  # only the create: nothing to redirect
+    assert len(rest.calls) == 1  # only the create: nothing to redirect
 
 
-@responses.activate
-def test_a_number_not_in_service_ends_and_is_recorded(api, twilio):
-    place(api)
+def test_a_number_not_in_service_ends_and_is_recorded(api, twilio, rest):
+    place(api, rest)
     twilio.post("/voice/status", {**outbound_call_params(), "CallStatus": "failed", "SipResponseCode": "404"})
     conversation = api.get(f"/v1/conversations/{CALL}").get_json()
     assert conversation["classification"] == "not_in_service" and conversation["ended_at"]

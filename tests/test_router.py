@@ -5,6 +5,12 @@ from handoff.topics import Topic, contains_phrase, route_text
 from tests.conftest import call_params
 from tests.helpers import parse, verbs
 
+
+@pytest.fixture
+def over_http():
+    """These stories go over real HTTP (a threaded server on loopback)."""
+    return True
+
 CALL = "CA" + "3" * 32
 
 

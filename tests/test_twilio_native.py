@@ -9,6 +9,12 @@ from tests.conftest import BASE_URL, Twilio, call_params
 from tests.helpers import parse, verbs
 from tests.helpers import add_destination as make, latest_handoff, path
 
+
+@pytest.fixture
+def over_http():
+    """These stories go over real HTTP (a threaded server on loopback)."""
+    return True
+
 CALL = "CA" + "2" * 32
 WORKFLOW = "WW" + "ab" * 16
 AGENT = "wss://agent.example.com/relay"
@@ -20,8 +26,8 @@ def relay_app(app, config):
 
 
 @pytest.fixture
-def relay(relay_app):
-    return Twilio(relay_app.test_client())
+def relay(relay_app, client_of):
+    return Twilio(client_of(relay_app))
 
 
 def test_inbound_call_connects_to_the_relay_agent(relay):
