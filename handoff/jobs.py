@@ -110,15 +110,16 @@ def redirect_call(handoff_id: str) -> str:
     destination = configuration.find((handoff.destination or {}).get("id")) or configuration.default
     planner, context = handoffs.planner(configuration), handoffs.context(conversation)
 
-    def plan(fields: dict):
-        copy = type(handoff).from_dict(fields)
+    def plan(utterance: str | None):
+        copy = handoff.copy()
+        copy.utterance = utterance
         return copy, planner.attempt(copy, destination, context)
 
-    planned, twiml = plan(handoff.to_dict())
+    planned, twiml = plan(handoff.utterance)
     if len(str(twiml)) > TWIML_LIMIT and handoff.utterance:
         # TwiML sent over the REST API is capped at 4000 characters (Twilio error 32018):
         # the spoken utterance gives way so that the transfer itself fits.
-        planned, twiml = plan({**handoff.to_dict(), "utterance": None})
+        planned, twiml = plan(None)
         planned.add_warning("utterance_dropped", "left out: the TwiML was over Twilio's 4000-character limit")
     try:
         twilio_client(svc.config).calls(handoff.call_sid).update(twiml=str(twiml))

@@ -1,6 +1,7 @@
 """Domain objects: what a destination and a handoff are, independent of storage."""
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
@@ -101,10 +102,15 @@ class Handoff:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields, shallow (nested lists and dicts are shared, not copied): for JSON.
+        `copy()` gives an independent handoff."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def copy(self) -> "Handoff":
+        return Handoff.from_dict(json.loads(json.dumps(self.to_dict())))
 
     def public(self) -> dict[str, Any]:
-        full = asdict(self)
+        full = self.to_dict()
         out = {key: full[key] for key in self.PUBLIC}
         if self.claimed_by:
             out["claimed_by"] = self.claimed_by

@@ -27,6 +27,7 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 
 EVENT_ID = re.compile(r"^\d+-\d+$")
 EVENT_LINGER = 0.1  # seconds
+EVENTS_QUERY = EventsQuery()  # built once: the feed is polled constantly
 
 
 # -- parsing --------------------------------------------------------------------------
@@ -192,7 +193,7 @@ def list_handoffs():
 
 @bp.get("/handoffs/events")
 def handoff_events():
-    q = query(EventsQuery())
+    q = query(EVENTS_QUERY)
     after = q.get("after")
     if after is not None and not EVENT_ID.match(after):
         raise ValidationFailed.field("after", "not a cursor this feed issued")
@@ -200,16 +201,14 @@ def handoff_events():
     store = svc.store
     rows = store.read_events(after, q["limit"])
     deadline = time.monotonic() + q["wait"]
-    waited = False
     while not rows and time.monotonic() < deadline:
         # Block in short slices so a worker thread is never stuck past the client's wait.
-        waited = True
         slice_ms = max(1, int(min(1.0, deadline - time.monotonic()) * 1000))
         rows = store.wait_for_events(svc.blocking_redis, after or "0-0", q["limit"], slice_ms)
-    if waited and rows and len(rows) < q["limit"]:
-        # Woken by the first event of a burst: linger briefly so its siblings (a handoff's
-        # requested + transferring) go out in the same answer. With many connectors
-        # polling, this bounds polls per connector instead of one poll per event.
+    if q["wait"] and rows and len(rows) < q["limit"]:
+        # A connector that is willing to wait gets batches: linger briefly so the rest of a
+        # burst (a handoff's requested + transferring…) goes out in the same answer. Under
+        # load this caps each connector at ~10 polls a second instead of one per event.
         time.sleep(EVENT_LINGER)
         rows += store.read_events(rows[-1][0], q["limit"] - len(rows))
     items = [{"cursor": event_id, "handoff_id": fields["handoff_id"], "state": fields["state"],
