@@ -179,3 +179,133 @@ def test_health_and_readiness(deployed):
     assert requests.get(deployed.url + "/healthz").json() == {"status": "ok"}
     assert requests.get(deployed.url + "/readyz").status_code == 200
     assert urlsplit(deployed.url).hostname == "127.0.0.1"
+
+
+def test_every_destination_fails_then_apology_and_duplicate_callbacks(deployed):
+    api = requests.Session()
+    api.headers.update(KEY)
+    api.post(deployed.url + "/v1/destinations", json={"name": "Nightdesk", "route": "sip:night@pbx.example.com"})
+    twilio = Caller(deployed.url)
+    call = call_params("CA" + "f1" * 16)
+    root = parse(twilio.post("/voice/handoff?destination=nightdesk", call).text)
+    action = root.find("Refer").get("action")
+    first = twilio.post(action, {**call, "ReferCallStatus": "failed", "ReferSipResponseCode": "503"}).text
+    again = twilio.post(action, {**call, "ReferCallStatus": "failed", "ReferSipResponseCode": "503"}).text
+    assert first == again  # Twilio's retry changes nothing
+    # nightdesk → (its fallback: none) → the default, Reception, then nothing is left.
+    root = parse(first)
+    root = parse(twilio.post(root.find("Refer").get("action"), {**call, "ReferCallStatus": "busy"}).text)
+    assert verbs(root) == ["Say", "Hangup"]
+    handoff = api.get(f"{deployed.url}/v1/conversations/{call['CallSid']}").json()["handoff"]
+    assert handoff["state"] == "failed"
+    assert [h["state"] for h in handoff["history"]] == ["requested", "transferring", "transferring", "failed"]
+
+
+def test_caller_hangs_up_mid_transfer(deployed):
+    twilio = Caller(deployed.url)
+    call = call_params("CA" + "f2" * 16)
+    twilio.post("/voice/handoff", call)
+    twilio.post("/voice/status", {**call, "CallStatus": "completed"})
+    handoff = requests.get(f"{deployed.url}/v1/conversations/{call['CallSid']}", headers=KEY).json()["handoff"]
+    assert handoff["state"] == "abandoned"
+
+
+def test_router_refund_caller_reaches_billing_and_chat_ends_pending(deployed):
+    api = requests.Session()
+    api.headers.update(KEY)
+    api.post(deployed.url + "/v1/topics", json={
+        "name": "Refunds", "phrases": ["refund"],
+        "action": {"type": "handoff", "destination": "billing", "utterance": "Billing will sort that out."}})
+    twilio = Caller(deployed.url)
+    call = call_params("CA" + "f3" * 16)
+    greeting = parse(twilio.post("/voice/call", call).text)
+    root = parse(twilio.post(greeting.find("Gather").get("action"), {**call, "SpeechResult": "I'd like a refund"}).text)
+    assert root.find("Say").text == "Billing will sort that out."
+    assert root.find("Refer/Sip").text.startswith("sip:billing@pbx.example.com")
+    chat = api.post(deployed.url + "/v1/chat/create", json={}).json()
+    answer = api.post(deployed.url + "/v1/chat/respond", json={"conversation_id": chat["conversation_id"],
+                                                             "message": "refund please"}).json()
+    assert answer["end_conversation"] is True
+    pending = api.get(deployed.url + "/v1/handoffs", params={"state": "pending", "channel": "webchat"}).json()
+    assert answer["handoff"]["id"] in [h["id"] for h in pending["items"]]
+
+
+def test_warm_accept_and_a_pstn_caller_on_a_refer_destination(deployed):
+    api = requests.Session()
+    api.headers.update(KEY)
+    api.post(deployed.url + "/v1/destinations", json={
+        "name": "Expert", "method": "sip_invite", "route": "sip:expert@pbx.example.com",
+        "transfer_mode": "warm_accept", "encryption": "udp_rtp"})
+    twilio = Caller(deployed.url)
+    call = call_params("CA" + "f4" * 16)
+    root = parse(twilio.post("/voice/handoff?destination=expert&reason=refund", call).text)
+    whisper = parse(twilio.post(root.find("Dial/Sip").get("url"), call_params("CA" + "e4" * 16)).text)
+    accepted = parse(twilio.post(whisper.find("Gather").get("action"), {**call_params("CA" + "e4" * 16), "Digits": "1"}).text)
+    assert verbs(accepted) == []
+    assert api.get(f"{deployed.url}/v1/conversations/{call['CallSid']}").json()["handoff"]["state"] == "connected"
+    pstn = call_params("CA" + "f5" * 16, From="+14155550100", To="+14155550199", SipCallId=None, SipDomain=None)
+    bridged = parse(twilio.post("/voice/handoff?destination=billing", pstn).text)
+    assert verbs(bridged) == ["Dial"]
+
+
+def test_redis_stopped_mid_call(tmp_path):
+    """The Procfile web process with its Redis really stopped, then started again."""
+    valkey = EmbeddedServer(tmp_path / "redis").start()
+    deployment = Deployment({"REDIS_URL": valkey.url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "HANDOFF_API_KEYS": API_KEY,
+                             "DATA_DIR": str(tmp_path / "app")}, processes=("web",))
+    deployment.env["PUBLIC_BASE_URL"] = deployment.url
+    deployment.start()
+    try:
+        requests.post(deployment.url + "/v1/destinations", headers=KEY,
+                      json={"name": "Desk", "route": "sip:desk@pbx.example.com"})
+        twilio = Caller(deployment.url)
+        call = call_params("CA" + "f6" * 16)
+        root = parse(twilio.post("/voice/handoff", call).text)  # mid-call: the transfer started
+        valkey.stop()
+        started = time.monotonic()
+        after_busy = twilio.post(root.find("Refer").get("action"), {**call, "ReferCallStatus": "busy"})
+        fresh_call = twilio.post("/voice/call", call_params("CA" + "f7" * 16))
+        took = time.monotonic() - started
+        assert after_busy.status_code == 200 and fresh_call.status_code == 200 and took < 4.0
+        assert parse(fresh_call.text).find("Refer/Sip").text == "sip:desk@pbx.example.com"
+        assert requests.get(deployment.url + "/readyz").status_code == 503
+        assert "Redis unreachable" in deployment.logs["web"].read_text()
+        valkey.start()
+        assert wait_for(lambda: requests.get(deployment.url + "/readyz").status_code == 200)
+    finally:
+        deployment.stop()
+        valkey.stop()
+
+
+def test_relay_agent_hands_off_and_flex_gets_the_context(tmp_path):
+    """AGENT_URL=wss://…: ConversationRelay in; handoffData to billing; a Flex destination."""
+    valkey = EmbeddedServer(tmp_path / "redis").start()
+    deployment = Deployment({"REDIS_URL": valkey.url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "HANDOFF_API_KEYS": API_KEY,
+                             "DATA_DIR": str(tmp_path / "app"), "AGENT_URL": "wss://agent.example.com/relay"},
+                            processes=("web",))
+    deployment.env["PUBLIC_BASE_URL"] = deployment.url
+    deployment.start()
+    try:
+        api = requests.Session()
+        api.headers.update(KEY)
+        api.post(deployment.url + "/v1/destinations", json={"name": "Reception", "route": "sip:reception@pbx"})
+        api.post(deployment.url + "/v1/destinations", json={
+            "name": "Billing", "route": "sip:billing@pbx", "sip_headers": [{"name": "X-Customer-ID", "value": "$customer.id"}]})
+        api.post(deployment.url + "/v1/destinations", json={
+            "name": "Flex", "method": "twilio_flex", "route": "WW" + "0" * 32})
+        twilio = Caller(deployment.url)
+        call = call_params("CA" + "f8" * 16)
+        connect = parse(twilio.post("/voice/call", call).text).find("Connect")
+        assert connect.find("ConversationRelay").get("url") == "wss://agent.example.com/relay"
+        handoff_data = json.dumps({"destination": "billing", "reason": "refund", "state": {"customer": {"id": "C-9"}}})
+        root = parse(twilio.post(connect.get("action"), {**call, "HandoffData": handoff_data}).text)
+        assert root.find("Refer/Sip").text == "sip:billing@pbx?X-Customer-ID=C-9"
+        flex_call = call_params("CA" + "f9" * 16)
+        twilio.post("/voice/call", flex_call)
+        flex = parse(twilio.post(connect.get("action"), {**flex_call, "HandoffData": json.dumps(
+            {"destination": "flex", "reason": "vip", "state": {"tier": "gold"}})}).text)
+        task = json.loads(flex.find("Enqueue/Task").text)
+        assert task["reason"] == "vip" and task["state"] == {"tier": "gold"} and task["caller"] == "+14155550100"
+    finally:
+        deployment.stop()
+        valkey.stop()
