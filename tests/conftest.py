@@ -1,12 +1,15 @@
 """Fixtures: one real embedded Valkey per test session, flushed before every test."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import threading
 
 import pytest
 from twilio.request_validator import RequestValidator
+from werkzeug.serving import make_server
 
 from app import create_app
 from handoff import jobs
@@ -119,27 +122,30 @@ def over_http():
     return False
 
 
+@contextlib.contextmanager
+def serving(application):
+    """Serve an app on a real loopback socket (threaded) for as long as the block runs."""
+    server = make_server("127.0.0.1", 0, application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
 @pytest.fixture
 def client_of(over_http):
     """A client for an app: Flask's test client, or real HTTP to a threaded server."""
-    import threading
+    with contextlib.ExitStack() as servers:
+        def client(application):
+            if not over_http:
+                return application.test_client()
+            return HttpClient(servers.enter_context(serving(application)))
 
-    from werkzeug.serving import make_server
-
-    servers = []
-
-    def client(application):
-        if not over_http:
-            return application.test_client()
-        server = make_server("127.0.0.1", 0, application, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return HttpClient(f"http://127.0.0.1:{server.server_port}")
-
-    yield client
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+        yield client
 
 
 @pytest.fixture
@@ -185,12 +191,5 @@ os.environ.setdefault("TWILIO_VALIDATE", "true")
 @pytest.fixture
 def live_server(app):
     """The app over real HTTP on loopback (threaded), for tests with concurrent clients."""
-    import threading
-
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(app) as url:
+        yield url

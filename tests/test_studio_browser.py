@@ -4,12 +4,10 @@ Needs Debian's chromium at /usr/bin/chromium (scripts/test installs it); without
 tests fail rather than skip, so a missing browser is never mistaken for a pass.
 """
 import os
-import threading
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from werkzeug.serving import make_server
 
 from tests.conftest import API_KEY
 
@@ -29,14 +27,9 @@ def browser():
 
 
 @pytest.fixture
-def server(app):
+def server(live_server):
     """The app on a real socket, so the browser speaks HTTP to it like to gunicorn."""
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}"
-    http.shutdown()
-    thread.join(5)
+    return live_server
 
 
 def open_page(browser, server, **options):

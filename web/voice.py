@@ -148,6 +148,27 @@ def agent_twiml(agent_url: str, conversation_id: str, shared_id: str | None = No
     return voice_twiml.redirect(agent_url)
 
 
+def call_conversation(values: dict[str, str], **extra) -> dict:
+    """The conversation of this call (id = CallSid), recorded on first sight."""
+    conversation, _ = Conversations(services()).create(
+        channel="voice", conversation_id=values["CallSid"], from_=values.get("From"),
+        to=values.get("To"), leg=call_leg(values), **extra)
+    return conversation
+
+
+def transfer_call(values: dict[str, str], conversation: dict, handoff_request: HandoffRequest):
+    """Start a handoff on this live call; the TwiML of its first attempt."""
+    _, twiml = Handoffs(services()).start_voice(conversation, handoff_request, call_sid=values["CallSid"],
+                                                base_url=public_base_url(), leg=call_leg(values))
+    return twiml
+
+
+def greet(call_sid: str):
+    """No AI agent: the built-in topic router greets the caller and listens."""
+    Router(services()).say(call_sid, GREETING)
+    return voice_twiml.ask(GREETING, f"{public_base_url()}/voice/router?turn=1")
+
+
 def _fingerprint(values: dict[str, str]) -> str:
     """The step a webhook delivery stands for: Twilio's idempotency token when it sent one
     (retries carry the same token), else the request's own content."""
@@ -169,14 +190,10 @@ def inbound_call(values):
     shared_id = values.get("shared_id") or state.get("x_shared_id")
 
     def answer() -> str:
-        Conversations(svc).create(channel="voice", conversation_id=call_sid, from_=values.get("From"),
-                                  to=values.get("To"), state=state, shared_id=shared_id,
-                                  leg=call_leg(values))
+        call_conversation(values, state=state, shared_id=shared_id)
         if svc.config.agent_url:
             return str(agent_twiml(svc.config.agent_url, call_sid, shared_id))
-        # No AI agent: the built-in topic router greets the caller and listens.
-        Router(svc).say(call_sid, GREETING)
-        return str(voice_twiml.ask(GREETING, f"{public_base_url()}/voice/router?turn=1"))
+        return str(greet(call_sid))
 
     return svc.store.answer_once("call", call_sid, answer)
 
@@ -192,16 +209,12 @@ def router_turn(values):
     turn_number = request.args.get("turn", "1")
 
     def answer() -> str:
-        Conversations(svc).create(channel="voice", conversation_id=call_sid, from_=values.get("From"),
-                                  to=values.get("To"))
+        conversation = call_conversation(values)
         turn = Router(svc).turn(call_sid, values.get("SpeechResult"), values.get("Digits"))
         if turn.handoff is None:
             next_turn = int(turn_number) + 1 if turn_number.isdigit() else 2
             return str(voice_twiml.ask(turn.response, f"{public_base_url()}/voice/router?turn={next_turn}"))
-        conversation = Conversations(svc).get_doc(call_sid)
-        _, twiml = Handoffs(svc).start_voice(conversation, turn.handoff, call_sid=call_sid,
-                                             base_url=public_base_url(), leg=call_leg(values))
-        return str(twiml)
+        return str(transfer_call(values, conversation, turn.handoff))
 
     return svc.store.answer_once("router", f"{call_sid}:{turn_number}", answer)
 
@@ -216,12 +229,8 @@ def handoff(values):
         return offline_transfer(values, handoff_request)
 
     def answer() -> str:
-        conversation, _ = Conversations(svc).create(
-            channel="voice", conversation_id=call_sid, from_=values.get("From"), to=values.get("To"),
-            state=sip_header_state(values), leg=call_leg(values))
-        _, twiml = Handoffs(svc).start_voice(conversation, handoff_request, call_sid=call_sid,
-                                             base_url=public_base_url(), leg=call_leg(values))
-        return str(twiml)
+        conversation = call_conversation(values, state=sip_header_state(values))
+        return str(transfer_call(values, conversation, handoff_request))
 
     ttl = 3600 if request.headers.get("I-Twilio-Idempotency-Token") else 30
     return svc.store.answer_once("handoff", f"{call_sid}:{_fingerprint(values)}", answer, ttl=ttl)
@@ -338,8 +347,7 @@ def outbound_answered(values):
     agent_url = ((doc or {}).get("_outbound") or {}).get("agent_url") or svc.config.agent_url
     if agent_url:
         return agent_twiml(agent_url, call_sid, (doc or {}).get("shared_id"))
-    Router(svc).say(call_sid, GREETING)
-    return voice_twiml.ask(GREETING, f"{public_base_url()}/voice/router?turn=1")
+    return greet(call_sid)
 
 
 @bp.route("/amd", methods=["POST"])
@@ -379,16 +387,12 @@ def agent_ended(values):
         return offline_transfer(values, handoff_request)
 
     def answer() -> str:
-        conversation, _ = Conversations(svc).create(
-            channel="voice", conversation_id=call_sid, from_=values.get("From"), to=values.get("To"),
-            leg=call_leg(values))
+        conversation = call_conversation(values)
         if state:
             # The agent's state first, so header templates see what the agent learnt.
             conversation = svc.store.update_conversation(
                 call_sid, lambda doc: doc.update(state={**(doc.get("state") or {}), **state})) or conversation
-        _, twiml = Handoffs(svc).start_voice(conversation, handoff_request, call_sid=call_sid,
-                                             base_url=public_base_url(), leg=call_leg(values))
-        return str(twiml)
+        return str(transfer_call(values, conversation, handoff_request))
 
     return svc.store.answer_once("agent-ended", call_sid, answer)
 
@@ -397,7 +401,6 @@ def agent_ended(values):
 @voice_route
 def fallback(values):
     """Twilio's fallback URL: the primary answer failed, so go straight to the default."""
-    svc = services()
     log.warning("Twilio fallback for call %s (ErrorCode %s on %s)", values.get("CallSid"),
                 values.get("ErrorCode"), values.get("ErrorUrl"))
     call_sid = values.get("CallSid")
@@ -405,8 +408,4 @@ def fallback(values):
         k: values[k] for k in ("ErrorCode", "ErrorUrl") if values.get(k)})
     if not call_sid:
         return offline_transfer(values, fallback_request)
-    conversation, _ = Conversations(svc).create(channel="voice", conversation_id=call_sid,
-                                                from_=values.get("From"), to=values.get("To"))
-    _, twiml = Handoffs(svc).start_voice(conversation, fallback_request, call_sid=call_sid,
-                                         base_url=public_base_url(), leg=call_leg(values))
-    return twiml
+    return transfer_call(values, call_conversation(values), fallback_request)
