@@ -13,8 +13,8 @@ _config = Config.from_env()
 
 bind = f"0.0.0.0:{_config.port}"
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("WEB_THREADS", "64"))
+workers = _config.web_concurrency
+threads = _config.web_threads
 # Twilio gives up after 15 s; a long poll lasts at most 30 s plus a slice.
 timeout = 45
 graceful_timeout = 20
@@ -35,7 +35,7 @@ def on_starting(server):
     from handoff.redis_server import ensure_embedded
 
     url, _embedded = ensure_embedded(_config.data_dir)
-    os.environ["REDIS_URL"] = url
+    os.environ["REDIS_URL"] = url  # what the workers' Config.from_env() will read
     server.log.info("using embedded Valkey at %s (data in %s)", url, _config.data_dir)
 
 

@@ -42,6 +42,9 @@ class Config:
     # Seconds a Redis command may take before a voice route gives up on Redis and answers
     # from the configuration snapshot: Twilio waits 15 s at most, the contract says 2 s.
     redis_timeout: float = 0.5
+    # gunicorn's web process: worker processes and threads each (gunicorn.conf.py).
+    web_concurrency: int = 2
+    web_threads: int = 64
     # Seconds after which a transfer still waiting for its outcome is failed (`timeout`);
     # 0 turns the check off. Longer than a ring timeout plus Twilio's 32 s REFER wait.
     transfer_timeout: int = 180
@@ -68,6 +71,8 @@ class Config:
             agent_url=env.get("AGENT_URL") or None,
             allowed_route_patterns=_list(env.get("ALLOWED_ROUTE_PATTERNS")),
             retention_days=max(1, _int(env.get("HANDOFF_RETENTION_DAYS"), 30)),
+            web_concurrency=max(1, _int(env.get("WEB_CONCURRENCY"), 2)),
+            web_threads=max(1, _int(env.get("WEB_THREADS"), 64)),
             transfer_timeout=max(0, _int(env.get("HANDOFF_TRANSFER_TIMEOUT"), 180)),
             webhook_retry_intervals=tuple(
                 _int(v, 5) for v in _list(env.get("HANDOFF_WEBHOOK_RETRY_INTERVALS"))
