@@ -37,6 +37,9 @@ DIAL_FAILURES = {"busy", "no-answer", "failed"}
 # system-error mean nobody took the call: the chain moves on.
 QUEUE_OUTCOMES = {"bridged": COMPLETED, "bridging-in-process": COMPLETED,
                   "redirected-from-bridged": COMPLETED, "hangup": ABANDONED, "redirected": ABANDONED}
+# No deadline for these attempts: a Flex caller may wait in the queue as long as TaskRouter
+# keeps them, and a BYE has no outcome callback (the call's end completes it).
+UNTIMED_METHODS = ("twilio_flex", "sip_bye")
 VOICEMAIL_PROMPT = "Sorry, nobody could take your call. Please leave a message after the tone."
 
 
@@ -230,7 +233,8 @@ class Handoffs:
     def _deadlines(self, handoff: Handoff, entries: list[dict]) -> list[tuple[str, float]]:
         """When each new attempt times out if no outcome comes (swept by the worker)."""
         timeout = self.services.config.transfer_timeout
-        if not timeout:
+        method = (handoff.destination or {}).get("method")
+        if not timeout or method in UNTIMED_METHODS:
             return []
         due = self.services.clock().timestamp() + timeout
         return [(f"{handoff.id}:{entry['detail']['attempt']}", due) for entry in entries

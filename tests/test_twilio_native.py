@@ -193,3 +193,16 @@ def test_simultaneous_ring_limits(api):
 
 def handoff(api):
     return latest_handoff(api, CALL)
+
+
+def test_a_caller_waiting_in_the_flex_queue_never_times_out(api, twilio, services):
+    from datetime import timedelta
+
+    make(api, "Flex", method="twilio_flex", route=WORKFLOW)
+    parse(twilio.post("/voice/handoff", call_params(CALL)))
+    later = services.clock() + timedelta(hours=1)
+    services.clock = lambda: later
+    from handoff.handoffs import Handoffs
+
+    assert Handoffs(services).expire_due() == 0
+    assert handoff(api)["state"] == "transferring"
