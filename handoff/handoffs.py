@@ -464,7 +464,7 @@ class Handoffs:
             if h.state in (PENDING, REQUESTED):
                 h.move_to(CLAIMED, {"agent": agent})
             else:
-                h.history.append({"state": h.state, "at": utcnow(), "detail": {"claimed_by": agent}})
+                h.updated_at = utcnow()  # a live call keeps its state: claiming is not a change of it
             return True
 
         handoff, won = self.update(handoff_id, mutate)
