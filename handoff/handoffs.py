@@ -461,7 +461,9 @@ class Handoffs:
             if h.claimed_by or h.state in FINAL_STATES:
                 return False
             h.claimed_by = agent
-            if h.state in (PENDING, REQUESTED):
+            if h.state == PENDING or (h.state == REQUESTED and h.channel != "voice"):
+                # A voice handoff still `requested` is about to be transferred by the
+                # worker: claiming it must not stop that.
                 h.move_to(CLAIMED, {"agent": agent})
             else:
                 h.updated_at = utcnow()  # a live call keeps its state: claiming is not a change of it

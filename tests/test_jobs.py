@@ -170,3 +170,16 @@ def test_twilio_server_errors_are_retried(app, api, twilio):
     work(app)
     assert len(responses.calls) == 2
     assert api.get(f"/v1/handoffs/{created['id']}").get_json()["state"] == "transferring"
+
+
+@responses.activate
+def test_claiming_a_live_call_handoff_does_not_stop_its_transfer(app, api, twilio):
+    responses.add(responses.POST, TWILIO_CALL_URL, json={"sid": CALL})
+    api.post("/v1/destinations", json={"name": "Billing", "route": "sip:b@pbx"})
+    twilio.post("/voice/call", call_params(CALL))
+    created = api.post(f"/v1/conversations/{CALL}/handoff", json={}).get_json()
+    claimed = api.post(f"/v1/handoffs/{created['id']}/claim", json={"agent": "ana"}).get_json()
+    assert claimed["claimed_by"] == "ana" and claimed["state"] == "requested"
+    work(app)
+    assert len(responses.calls) == 1
+    assert api.get(f"/v1/handoffs/{created['id']}").get_json()["state"] == "transferring"
