@@ -31,10 +31,6 @@ def create_app(config: Config | None = None) -> Flask:
     return app
 
 
-def services_of(app: Flask) -> Services:
-    return app.extensions["handoff"]
-
-
 if not logging.getLogger().handlers:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .errors import Conflict, NotFound
+from .errors import NotFound
 from .models import utcnow
 from .paging import page
 from .services import Services
@@ -99,12 +99,6 @@ class Conversations:
             doc["ended_at"] = doc.get("ended_at") or utcnow()
 
         return self.store.update_conversation(conversation_id, mutate)
-
-    def ensure_open(self, conversation_id: str) -> dict:
-        doc = self.get_doc(conversation_id)
-        if doc.get("ended_at"):
-            raise Conflict(f"conversation {conversation_id!r} has ended")
-        return doc
 
     def set_outcome(self, conversation_id: str, outcome: dict) -> None:
         def mutate(doc: dict) -> None:

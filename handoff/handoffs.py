@@ -19,7 +19,7 @@ from twiml import voice as voice_twiml
 
 from . import sip
 from .errors import Conflict, NotFound, ValidationFailed
-from .models import (ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, FINAL_STATES, PENDING,
+from .models import (ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, FINAL_STATES, OPEN_STATES, PENDING,
                      REQUESTED, TRANSFERRING, Destination, Handoff, utcnow)
 from .paging import page
 from .services import Services
@@ -67,9 +67,6 @@ class AttemptResult:
 def new_handoff_id() -> str:
     return "HO" + uuid.uuid4().hex
 
-
-def status_url(base: str, handoff_id: str, attempt: int, tried: list[str] | None = None) -> str:
-    return handoff_url(base, handoff_id, "status", attempt, tried)
 
 
 def _int(value: Any) -> int | None:
@@ -504,6 +501,5 @@ class Handoffs:
 
     def abandon_open(self, conversation_id: str, detail: dict) -> None:
         handoff = self.store.newest_handoff_for_conversation(conversation_id)
-        if handoff and handoff.state in (REQUESTED, PENDING, TRANSFERRING):
-            self.update(handoff.id, lambda h: h.move_to(ABANDONED, detail)
-                        if h.state in (REQUESTED, PENDING, TRANSFERRING) else None)
+        if handoff and handoff.state in OPEN_STATES:
+            self.update(handoff.id, lambda h: h.move_to(ABANDONED, detail) if h.state in OPEN_STATES else None)

@@ -148,18 +148,6 @@ def redirect_call(handoff_id: str) -> str:
     return "redirected"
 
 
-def expire_transfer(handoff_id: str, attempt: int) -> str:
-    """A transfer whose outcome never came (a REFER whose NOTIFY was lost) is failed with
-    reason `timeout`, and the event fires."""
-    from .errors import NotFound
-    from .handoffs import Handoffs
-
-    try:
-        return "expired" if Handoffs(services()).expire(handoff_id, attempt) else "settled"
-    except NotFound:
-        return "gone"
-
-
 SWEEP_JOB_ID = "sweep-transfers"
 
 

@@ -16,7 +16,6 @@ import redis
 from .models import Destination, Handoff
 
 PREFIX = "handoff:"
-EVENTS_MAXLEN = 200_000
 
 
 class Keys:
@@ -171,13 +170,6 @@ class Store:
             raw, default_id, integration = pipe.execute()
         return raw, default_id, integration
 
-    def get_destination(self, destination_id: str) -> Destination | None:
-        raw = self.redis.hget(Keys.destinations, destination_id)
-        return Destination.from_dict(json.loads(raw)) if raw else None
-
-    def destination_id_for_name(self, name: str) -> str | None:
-        return self.redis.hget(Keys.destination_names, name.casefold())
-
     def save_destination(self, destination: Destination, *, previous_name: str | None = None,
                          make_default_if_none: bool = False, expect_new: bool = False) -> bool:
         """Write a destination and its name index atomically.
@@ -303,15 +295,6 @@ class Store:
                 return found
         return None
 
-    def index_shared_id(self, handoff: Handoff) -> None:
-        """Index a handoff under a shared id given after it was created."""
-        seq = self.redis.zscore(Keys.handoffs, handoff.id)
-        if handoff.shared_id and seq is not None:
-            with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zadd(Keys.shared(handoff.shared_id), {handoff.id: seq})
-                pipe.expire(Keys.shared(handoff.shared_id), self.retention)
-                pipe.execute()
-
     def update_handoff(self, handoff_id: str, mutate: Callable[[Handoff], Any],
                        deadlines: Callable[[Handoff, list[dict]], list[tuple[str, float]]] | None = None,
                        ) -> tuple[Handoff | None, Any, list[str]]:
@@ -386,7 +369,3 @@ class Store:
     def wait_for_events(self, client: redis.Redis, after: str, limit: int, block_ms: int) -> list[tuple[str, dict]]:
         result = client.xread({Keys.events: after}, count=limit, block=block_ms)
         return result[0][1] if result else []
-
-    def last_event_id(self) -> str:
-        info = self.redis.xinfo_stream(Keys.events) if self.redis.exists(Keys.events) else None
-        return info["last-generated-id"] if info else "0-0"

@@ -12,9 +12,6 @@ from .models import warning
 # variable ("Call $caller_id." renders the number followed by a full stop).
 VARIABLE = re.compile(r"\$(?:\$|\{([A-Za-z_][\w]*(?:\.\w+)*)\}|([A-Za-z_]\w*(?:\.\w+)*))")
 
-BUILTINS = ("caller_id", "called_number", "call_sid", "conversation_id", "shared_id",
-            "handoff_id", "reason")
-
 _MISSING = object()
 
 
