@@ -38,6 +38,8 @@ class Config:
     sip_domain: str | None = None
     agent_url: str | None = None
     allowed_route_patterns: tuple[str, ...] = ()
+    # <Dial callerId> for destinations that set none (E.164).
+    default_caller_id: str | None = None
     retention_days: int = 30
     # Seconds a Redis command may take before a voice route gives up on Redis and answers
     # from the configuration snapshot: Twilio waits 15 s at most, the contract says 2 s.
@@ -70,6 +72,7 @@ class Config:
             sip_domain=env.get("SIP_DOMAIN") or None,
             agent_url=env.get("AGENT_URL") or None,
             allowed_route_patterns=_list(env.get("ALLOWED_ROUTE_PATTERNS")),
+            default_caller_id=env.get("DEFAULT_CALLER_ID") or None,
             retention_days=max(1, _int(env.get("HANDOFF_RETENTION_DAYS"), 30)),
             web_concurrency=max(1, _int(env.get("WEB_CONCURRENCY"), 2)),
             web_threads=max(1, _int(env.get("WEB_THREADS"), 64)),

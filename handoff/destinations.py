@@ -32,6 +32,9 @@ def slugify(name: str) -> str:
 
 
 FLEX_WORKFLOW = re.compile(r"^WW[0-9a-fA-F]{32}$")
+# What <Number sendDigits> accepts: DTMF digits and `w`, a half-second pause (Number page).
+EXTENSION_DIGITS = re.compile(r"^[0-9*#w]{1,64}$")
+TEMPLATE = re.compile(r"\$(\{[A-Za-z_][A-Za-z0-9_.]*\}|[A-Za-z_][A-Za-z0-9_.]*)")
 MAX_SIMULTANEOUS = 10  # Twilio rings at most ten nouns in one <Dial>
 
 
@@ -40,8 +43,28 @@ def routes_of(destination: Destination) -> list[str]:
     return list(route) if isinstance(route, list) else ([route] if route else [])
 
 
-def constraint_warnings(destination: Destination, integration: dict, now=None) -> list[dict[str, str]]:
+def dials_a_number(destination: Destination) -> bool:
+    """Whether any route of this destination reaches a phone number over <Dial><Number>."""
+    if destination.method != "sip_invite" and destination.transfer_mode != "consult":
+        return False
+    for route in routes_of(destination):
+        try:
+            if sip.classify_route(route) == "number":
+                return True
+        except sip.RouteError:
+            pass
+    return False
+
+
+def constraint_warnings(destination: Destination, integration: dict, now=None,
+                        default_caller_id: str | None = None) -> list[dict[str, str]]:
     found = []
+    if not destination.caller_id and not default_caller_id and dials_a_number(destination):
+        # From a SIP or Client caller Twilio needs a Twilio or verified number as the
+        # caller ID of the new leg (Dial page; errors 13214 and 13227).
+        found.append(warning("caller_id_missing",
+                             "no caller_id and no DEFAULT_CALLER_ID: calls from SIP or Client callers "
+                             "to this number will fail (Twilio needs a Twilio or verified number)"))
     if now is not None and destination.hours and not hours.is_open(destination.hours, now):
         found.append(warning("closed", "closed now (outside its hours): handoffs skip it"))
     required = integration.get("required_method")
@@ -54,11 +77,12 @@ def constraint_warnings(destination: Destination, integration: dict, now=None) -
     return found
 
 
-def present(destination: Destination, configuration: Configuration, now=None) -> dict[str, Any]:
+def present(destination: Destination, configuration: Configuration, now=None,
+            default_caller_id: str | None = None) -> dict[str, Any]:
     """A destination as the API shows it: stored fields plus default flag and warnings."""
     body = destination.to_dict()
     body["is_default"] = destination.id == configuration.default_id
-    found = constraint_warnings(destination, integration_of(configuration), now)
+    found = constraint_warnings(destination, integration_of(configuration), now, default_caller_id)
     if configuration.default is None:
         found.insert(0, warning("no_default", "no destination is the default: set one so callers always have a fallback"))
     body["warnings"] = found
@@ -101,6 +125,7 @@ def _check(destination: Destination, configuration: Configuration, sip_domain: s
                                      "(the whisper plays on the leg Twilio dials)")
     if destination.detect_voicemail and destination.method != "sip_invite":
         raise ValidationFailed.field("detect_voicemail", "voicemail detection needs method sip_invite")
+    _check_dialling(destination)
     if destination.fallback is not None:
         if destination.fallback == destination.id:
             raise ValidationFailed.field("fallback", "a destination cannot fall back to itself")
@@ -128,6 +153,61 @@ def _check_routes(destination: Destination, sip_domain: str | None) -> None:
             raise ValidationFailed.field("route", "a bare extension needs SIP_DOMAIN to be configured")
 
 
+def _check_dialling(destination: Destination) -> None:
+    """The rules of the leg Twilio dials: simultaneous ring, secure media, caller ID,
+    extension and the consult options."""
+    routes = routes_of(destination) if destination.method != "sip_bye" else []
+    if destination.transfer_mode == "consult" and destination.method not in ("sip_refer", "sip_invite"):
+        raise ValidationFailed.field("transfer_mode", "consult needs a route to call (method sip_refer or sip_invite)")
+    if isinstance(destination.route, list) and len(routes) > 1:
+        # Twilio hangs up every other leg when the first one connects (Sip and Number
+        # pages): a voicemail answering after one ring would cancel every human.
+        if destination.transfer_mode in WARM_MODES + ("consult",):
+            raise ValidationFailed.field("transfer_mode", f"{destination.transfer_mode} cannot ring several routes "
+                                         "at once: the first leg to answer (even a voicemail) cancels the others")
+        if destination.detect_voicemail:
+            raise ValidationFailed.field("detect_voicemail", "voicemail detection cannot ring several routes at "
+                                         "once: a voicemail answering first would cancel every human")
+    if destination.method == "sip_invite" and destination.encryption == "tls_srtp":
+        for route in routes:
+            transport = _uri_param(route, "transport")
+            if transport is not None and transport.lower() != "tls":
+                # SRTP keys travel in the SDP: over UDP/TCP signalling they are in clear text
+                # (Twilio's Secure Media page pairs secure=true with transport=tls).
+                raise ValidationFailed.field("encryption", f"tls_srtp needs ;transport=tls, but {route!r} "
+                                             f"uses transport={transport}: use udp_rtp or a TLS route")
+    if destination.caller_id is not None and not (sip.E164.match(destination.caller_id)
+                                                  or TEMPLATE.fullmatch(destination.caller_id)):
+        raise ValidationFailed.field("caller_id", "a caller ID is an E.164 number (+15551234567) "
+                                     "or one template variable such as $called_number")
+    if destination.extension is not None:
+        if not EXTENSION_DIGITS.match(destination.extension):
+            raise ValidationFailed.field("extension", "an extension is DTMF digits (0-9, *, #) and w "
+                                         "(a half-second pause), e.g. ww1234#")
+        if not routes or any(_kind(route) != "number" for route in routes):
+            raise ValidationFailed.field("extension", "an extension needs a phone-number (E.164) route")
+    if destination.hold_audio_url is not None and not re.match(r"^https://[^\s]+$", destination.hold_audio_url):
+        raise ValidationFailed.field("hold_audio_url", "hold audio is an https:// URL")
+
+
+def _kind(route: str) -> str | None:
+    try:
+        return sip.classify_route(route)
+    except sip.RouteError:
+        return None
+
+
+def _uri_param(route: str, name: str) -> str | None:
+    """The value of a `;name=` URI parameter of a SIP route (None if absent or not a URI)."""
+    if not route.lower().startswith(("sip:", "sips:")):
+        return None
+    for param in route.split("?", 1)[0].split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
 class Destinations:
     def __init__(self, services: Services):
         self.services = services
@@ -140,7 +220,8 @@ class Destinations:
         return self.services.configuration()
 
     def present(self, destination: Destination, configuration: Configuration) -> dict:
-        return present(destination, configuration, self.services.clock())
+        return present(destination, configuration, self.services.clock(),
+                       self.services.config.default_caller_id)
 
     def list(self) -> list[dict]:
         configuration = self.configuration()

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 METHODS = ("sip_refer", "sip_invite", "sip_bye", "twilio_flex")
-TRANSFER_MODES = ("blind", "blind_with_summary_header", "warm_message", "warm_accept")
+TRANSFER_MODES = ("blind", "blind_with_summary_header", "warm_message", "warm_accept", "consult")
+INTROS = ("private", "public")
 FAILURE_DISPOSITIONS = ("next", "return_to_agent", "voicemail", "hangup")
 ENCRYPTIONS = ("tls_srtp", "udp_rtp")
 CHANNELS = ("voice", "webchat", "sms")
@@ -44,6 +45,14 @@ class Destination:
     detect_voicemail: bool = False
     on_failure: str = "next"
     hours: dict[str, Any] | None = None
+    # `<Dial callerId>`: an E.164 number or a template such as `$called_number`.
+    caller_id: str | None = None
+    # DTMF digits (and `w` half-second pauses) sent once a phone-number route answers.
+    extension: str | None = None
+    # consult: what the caller hears while the human is briefed, and whether the reason
+    # is announced to both as the human joins.
+    hold_audio_url: str | None = None
+    intro: str = "private"
     created_at: str = field(default_factory=utcnow)
     updated_at: str = field(default_factory=utcnow)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from handoff.models import ENCRYPTIONS, FAILURE_DISPOSITIONS, METHODS, TRANSFER_MODES
+from handoff.models import ENCRYPTIONS, FAILURE_DISPOSITIONS, INTROS, METHODS, TRANSFER_MODES
 
 from .common import SipHeaderSchema, WarningSchema, text
 
@@ -43,6 +43,18 @@ class DestinationInput(Schema):
                        "destination is skipped (reason closed)"})
     fallback = fields.String(allow_none=True, load_default=None, metadata={
         "description": "id of the destination to try next when this one fails"})
+    caller_id = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64), metadata={
+        "description": "caller ID on <Dial>: an E.164 number or a template such as $called_number",
+        "example": "$called_number"})
+    extension = fields.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=64),
+                              metadata={"description": "phone-number routes: DTMF digits (0-9, *, #) "
+                                                       "and w (half-second pause) sent after answer",
+                                        "example": "ww1234#"})
+    hold_audio_url = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500),
+                                   metadata={"description": "consult: https URL of what the caller "
+                                                            "hears while waiting (unset: Twilio's hold music)"})
+    intro = fields.String(load_default="private", validate=validate.OneOf(INTROS), metadata={
+        "description": "consult: public announces the reason to both as the human joins"})
 
 
 class DestinationSchema(DestinationInput):
