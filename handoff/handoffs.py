@@ -29,14 +29,20 @@ from .transfers import Planner, call_leg, handoff_url, next_destination, whisper
 
 log = logging.getLogger(__name__)
 
-# Refer: Twilio advises treating anything but `in-progress` as a failed transfer
-# (TWILIO_NOTES.md §1). Dial: busy, no-answer, failed fail; `canceled` is the caller leaving.
-DIAL_FAILURES = {"busy", "no-answer", "failed"}
-# <Enqueue> (Flex): Twilio requests the action when the call leaves the queue; after a
-# bridge that is when both parties have hung up. leave, queue-full, error and
-# system-error mean nobody took the call: the chain moves on.
-QUEUE_OUTCOMES = {"bridged": COMPLETED, "bridging-in-process": COMPLETED,
-                  "redirected-from-bridged": COMPLETED, "hangup": ABANDONED, "redirected": ABANDONED}
+# How Twilio's action callbacks are read (Dial, Refer and Enqueue pages on twilio.com/docs/voice/twiml;
+# the README's "What happens after the TwiML" says the same in prose).
+# Dial: busy, no-answer and failed fail; `canceled` is a REST cancellation of the dialled
+# leg ("canceled via the REST API before it was answered"), so it fails too: the caller is
+# still there. The caller leaving shows in the parent's CallStatus instead.
+DIAL_FAILURES = {"busy", "no-answer", "failed", "canceled"}
+CALLER_GONE = {"completed", "canceled"}
+# <Enqueue> (Flex): Twilio requests the action when the call leaves the queue. `bridged` is
+# after the bridge ended; `bridging-in-process` is a bridge under way ("Twilio has been
+# instructed to bridge the enqueued party"): a human has the caller either way. `hangup`
+# is the caller leaving; `redirected` (out of the queue by a REST request) ends the attempt
+# without the caller being gone; leave, queue-full, error, system-error mean nobody took it.
+QUEUE_OUTCOMES = {"bridged": COMPLETED, "bridging-in-process": CONNECTED,
+                  "redirected-from-bridged": COMPLETED, "hangup": ABANDONED, "redirected": "redirected"}
 # No deadline for these attempts: a Flex caller may wait in the queue as long as TaskRouter
 # keeps them, and a BYE has no outcome callback (the call's end completes it).
 UNTIMED_METHODS = ("twilio_flex", "sip_bye")
@@ -77,27 +83,44 @@ def _int(value: Any) -> int | None:
 
 
 def read_callback(params: dict[str, str]) -> AttemptResult:
-    """Classify a <Refer>, <Dial> or <Enqueue> action request (TWILIO_NOTES.md §1, §2)."""
+    """Classify a <Refer>, <Dial> or <Enqueue> action request exactly as Twilio sends it."""
+    caller_gone = params.get("CallStatus") in CALLER_GONE
     if "QueueResult" in params:
         status = params.get("QueueResult") or "error"
         return AttemptResult(QUEUE_OUTCOMES.get(status, FAILED), status)
     if "ReferCallStatus" in params or "ReferSipResponseCode" in params:
-        status = params.get("ReferCallStatus") or "failed"
-        code = _int(params.get("NotifySipResponseCode")) or _int(params.get("ReferSipResponseCode"))
-        if status == "in-progress":
-            return AttemptResult(CONNECTED, status, code)
-        if status == "canceled":
-            return AttemptResult(ABANDONED, status, code)
-        return AttemptResult(FAILED, status, code)
+        return _read_refer(params, caller_gone)
     status = params.get("DialCallStatus") or "failed"
     code = _int(params.get("DialSipResponseCode"))
-    if status == "canceled":
-        return AttemptResult(ABANDONED, status, code)
-    if status in DIAL_FAILURES or (code is not None and code >= 400):
-        return AttemptResult(FAILED, status, code)
-    if status in ("completed", "answered"):
+    if status in ("completed", "answered") and not (code is not None and code >= 400):
+        if (params.get("DialBridged") or "").lower() == "false":
+            # The human's leg ended during the screening URL (whisper, accept gate): the
+            # caller never reached them (Dial page, DialBridged).
+            return AttemptResult(ABANDONED if caller_gone else FAILED, "not_bridged", code)
         return AttemptResult(COMPLETED, status, code)
+    if caller_gone:
+        return AttemptResult(ABANDONED, status, code)
     return AttemptResult(FAILED, status, code)
+
+
+def _read_refer(params: dict[str, str], caller_gone: bool) -> AttemptResult:
+    """Refer page: ReferCallStatus is omitted when the far end sends no NOTIFY, and the
+    action also runs when the subscription ends or the call to Twilio hangs up: read the
+    REFER's own answer (ReferSipResponseCode) and the call's status too."""
+    status = params.get("ReferCallStatus")
+    refer_code = _int(params.get("ReferSipResponseCode"))
+    code = _int(params.get("NotifySipResponseCode")) or refer_code
+    if status == "in-progress":
+        return AttemptResult(CONNECTED, status, code)
+    if status:
+        return AttemptResult(ABANDONED if status == "canceled" or caller_gone else FAILED, status, code)
+    if refer_code is not None and 200 <= refer_code < 300:
+        if caller_gone:
+            # Accepted, no NOTIFY, and the SBC took the call away from Twilio: transferred.
+            return AttemptResult(COMPLETED, "unconfirmed", refer_code)
+        # Accepted but the caller is still on Twilio's leg: the transfer did not happen.
+        return AttemptResult(FAILED, "no_notify", refer_code)
+    return AttemptResult(ABANDONED if caller_gone else FAILED, "refused" if refer_code else "failed", code)
 
 
 def route_allowed(route: str, patterns: tuple[str, ...]) -> bool:
@@ -306,9 +329,16 @@ class Handoffs:
                 h.move_to(CONNECTED, detail)
                 return voice_twiml.hangup()  # the SBC has the caller now
             if outcome == COMPLETED:
+                if result.result == "unconfirmed":
+                    detail["unconfirmed"] = True  # no NOTIFY: nobody confirmed the human answered
                 h.move_to(CONNECTED, detail)
                 h.move_to(COMPLETED, {"destination": tried})
                 return voice_twiml.hangup()
+            if outcome == "redirected":
+                # A REST request took the caller out of the queue: the TwiML it gave runs
+                # now, so this attempt ends without continuing the chain or a hangup.
+                h.move_to(FAILED, detail)
+                return voice_twiml.VoiceResponse()
             if outcome == ABANDONED:
                 h.move_to(ABANDONED, detail)
                 return voice_twiml.hangup()
@@ -343,6 +373,8 @@ class Handoffs:
                                  tried: list[str], params: dict[str, str], base_url: str) -> VoiceResponse:
         """The stateless continuation of a handoff that was never stored."""
         result = read_callback(params)
+        if result.outcome == "redirected":
+            return voice_twiml.VoiceResponse()
         if result.outcome != FAILED:
             return voice_twiml.hangup()
         handoff = Handoff(id=handoff_id, conversation_id=params.get("CallSid") or "unknown",
