@@ -123,6 +123,13 @@ def _read_refer(params: dict[str, str], caller_gone: bool) -> AttemptResult:
     return AttemptResult(ABANDONED if caller_gone else FAILED, "refused" if refer_code else "failed", code)
 
 
+def is_machine(answered_by: str | None) -> bool:
+    """AnsweredBy of Twilio's answering machine detection: machine_start, machine_end_beep,
+    machine_end_silence, machine_end_other and fax are not a person."""
+    answered_by = answered_by or ""
+    return answered_by.startswith("machine") or answered_by == "fax"
+
+
 def route_allowed(route: str, patterns: tuple[str, ...]) -> bool:
     """A call-time route override must match ALLOWED_ROUTE_PATTERNS: no toll fraud."""
     return any(fnmatch.fnmatchcase(route, pattern) for pattern in patterns)
@@ -137,7 +144,8 @@ class Handoffs:
         return self.services.store
 
     def planner(self, configuration: Configuration) -> Planner:
-        return Planner(configuration, self.services.config.sip_domain, self.services.clock())
+        config = self.services.config
+        return Planner(configuration, config.sip_domain, self.services.clock(), config.default_caller_id)
 
     def context(self, conversation: dict) -> dict:
         """The conversation as planning needs it: the last transcript turns are read only
@@ -245,6 +253,29 @@ class Handoffs:
             self.services.enqueue(jobs.redirect_call, handoff.id, job_id=f"redirect-{handoff.id}",
                                   retry=jobs.job_retry())
         return handoff
+
+    def in_progress_for_call(self, conversation_id: str) -> VoiceResponse | None:
+        """The TwiML for a call this service is already handing off (None if it is not).
+
+        An API handoff moves the live call with a REST update, and that update ends the
+        agent's <Connect>, whose action then reaches /voice/agent/ended: it must not start
+        a second handoff. Still `requested` (the worker has not moved the call yet), the
+        first attempt is answered here and the worker's redirect finds nothing to do;
+        already under way, the REST update's TwiML runs and this answer is not used."""
+        handoff = self.store.newest_handoff_for_conversation(conversation_id)
+        if handoff is None or handoff.channel != "voice" or handoff.state not in (REQUESTED, TRANSFERRING, CONNECTED):
+            return None
+        configuration = self.services.configuration()
+        conversation = self.store.get_conversation(conversation_id) or {"id": conversation_id}
+
+        def mutate(h: Handoff) -> VoiceResponse:
+            if h.state != REQUESTED:
+                return VoiceResponse()
+            destination = configuration.find((h.destination or {}).get("id")) or configuration.default
+            return self.planner(configuration).attempt(h, destination, self.context(conversation))
+
+        _, twiml = self.update(handoff.id, mutate)
+        return twiml
 
     def _persist_new(self, handoff: Handoff) -> None:
         self.store.create_handoff(handoff, self._deadlines(handoff, handoff.history))
@@ -390,8 +421,7 @@ class Handoffs:
         and ask for acceptance, as the destination says."""
         handoff, configuration, conversation = self._load(handoff_id)
         destination = configuration.by_id().get(handoff.attempts[attempt - 1]) if len(handoff.attempts) >= attempt else None
-        answered_by = params.get("AnsweredBy") or ""
-        if destination and destination.detect_voicemail and (answered_by.startswith("machine") or answered_by == "fax"):
+        if destination and destination.detect_voicemail and is_machine(params.get("AnsweredBy")):
             self.update(handoff_id, lambda h: h.attempt_marks.__setitem__(str(attempt), "voicemail"))
             return voice_twiml.hangup()
         mode = destination.transfer_mode if destination else "blind"
@@ -402,6 +432,26 @@ class Handoffs:
         if mode == "warm_message":
             return voice_twiml.whisper(whisper_text(handoff, conversation, handoff.sip_headers))
         return voice_twiml.VoiceResponse()  # only a machine check: bridge now
+
+    def machine_checked(self, handoff_id: str, attempt: int, params: dict[str, str]) -> None:
+        """The amdStatusCallback of the human's leg: a machine or fax there is a failed
+        attempt (`voicemail`). The worker ends that leg over REST; the <Dial> action that
+        follows then moves the caller on, reading the mark."""
+        from . import jobs
+
+        if not is_machine(params.get("AnsweredBy")):
+            return
+
+        def mutate(h: Handoff) -> bool:
+            if len(h.attempts) != attempt or h.state not in (TRANSFERRING, CONNECTED):
+                return False  # a late result for an attempt already over
+            h.attempt_marks[str(attempt)] = "voicemail"
+            return True
+
+        _, marked = self.update(handoff_id, mutate)
+        leg = params.get("CallSid")
+        if marked and leg:
+            self.services.enqueue(jobs.end_call_leg, leg, job_id=f"end-leg-{leg}", retry=jobs.job_retry())
 
     def accept(self, handoff_id: str, attempt: int, digits: str | None) -> VoiceResponse:
         """The warm_accept gate: 1 bridges the call, anything else refuses it."""

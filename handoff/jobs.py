@@ -148,6 +148,20 @@ def redirect_call(handoff_id: str) -> str:
     return "redirected"
 
 
+def end_call_leg(call_sid: str) -> str:
+    """End one call leg over REST (a voicemail that answered the human's leg): the
+    caller's <Dial> then returns and its action moves them on."""
+    svc = services()
+    try:
+        twilio_client(svc.config).calls(call_sid).update(status="completed")
+    except TwilioRestException as exc:
+        if exc.status >= 500 and not _is_last_try():
+            raise
+        log.warning("could not end call leg %s: %s", call_sid, exc.msg)
+        return "already over"
+    return "ended"
+
+
 SWEEP_JOB_ID = "sweep-transfers"
 
 

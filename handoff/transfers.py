@@ -20,7 +20,7 @@ from . import hours, sip
 from .destinations import integration_of
 from .models import FAILED, TRANSFERRING, Destination, Handoff
 from .snapshot import Configuration
-from .templating import merge_headers, render_headers
+from .templating import merge_headers, render_headers, render_value
 
 SUMMARY_HEADER = "X-Transfer-Summary"
 SUMMARY_LIMIT = 300  # characters of the summary before encoding; Twilio caps all headers at 1023
@@ -162,6 +162,7 @@ class Planner:
     configuration: Configuration
     sip_domain: str | None = None
     now: datetime | None = None  # for opening hours; None means "always open"
+    default_caller_id: str | None = None  # DEFAULT_CALLER_ID
 
     @property
     def integration(self) -> dict:
@@ -195,6 +196,16 @@ class Planner:
                 failed = {"destination": destination.id, "attempt": len(handoff.attempts), "result": "closed"}
                 destination = next_destination(self.configuration, handoff.attempts)
                 continue
+            if destination.method == "sip_bye" and handoff.leg in ("pstn", "client"):
+                # A BYE hands a SIP leg back to the SBC that sent it; a phone or Voice SDK
+                # caller has no SBC to go back to, so hanging up would only drop them.
+                handoff.add_warning("bye_unsupported_leg",
+                                    f"{destination.id}: the caller is on a {handoff.leg} leg, where a SIP BYE "
+                                    "hands the call to nobody; tried the next destination instead")
+                failed = {"destination": destination.id, "attempt": len(handoff.attempts),
+                          "result": "bye_unsupported_leg"}
+                destination = next_destination(self.configuration, handoff.attempts)
+                continue
             try:
                 transfer = self._transfer(handoff, destination, conversation)
             except sip.RouteError as exc:
@@ -219,7 +230,10 @@ class Planner:
         attempt = len(handoff.attempts)
         base = handoff.callback_base or ""
         url = lambda step: handoff_url(base, handoff.id, step, attempt, handoff.attempts)  # noqa: E731
-        utterance = handoff.utterance if attempt == 1 else None
+        # Said once, before the first attempt that reaches the caller (a destination skipped
+        # as closed or unusable before it never spoke).
+        spoken = any(entry["state"] == TRANSFERRING for entry in handoff.history)
+        utterance = None if spoken else handoff.utterance
         if destination.method == "sip_bye":
             return voice_twiml.Transfer(method="sip_bye", action_url=url("status"), utterance=utterance)
         method = destination.method
@@ -245,10 +259,28 @@ class Planner:
         kind, target = targets[0]
         headers = self.render(handoff, destination, conversation) if any(k == "sip" for k, _ in targets) else {}
         screened = method == "sip_invite" and (destination.transfer_mode in WARM_MODES or destination.detect_voicemail)
+        machine_detection = method == "sip_invite" and destination.detect_voicemail
+        caller_id = self.caller_id(handoff, destination, conversation) if method == "sip_invite" else None
+        if (method == "sip_invite" and not caller_id and handoff.leg in ("sip", "client")
+                and any(k == "number" for k, _ in targets)):
+            handoff.add_warning("caller_id_missing",
+                                f"{destination.id}: no caller ID for a call from a {handoff.leg} leg to a phone "
+                                "number; Twilio needs a Twilio or verified number (errors 13214, 13227)")
         return voice_twiml.Transfer(
             method=method, action_url=url("status"), kind=kind, target=target, headers=headers,
             targets=targets if len(targets) > 1 else (), utterance=utterance, ring_timeout=destination.ring_timeout,
             screen_url=url("whisper") if screened else None,
-            machine_detection=method == "sip_invite" and destination.detect_voicemail,
+            machine_detection=machine_detection,
+            # Without amdStatusCallback Twilio has nowhere to send the result (warning 21262).
+            amd_url=url("amd") if machine_detection else None,
             answered_url=url("answered") if method == "sip_invite" and not screened else None,
+            caller_id=caller_id,
         )
+
+    def caller_id(self, handoff: Handoff, destination: Destination, conversation: dict) -> str | None:
+        """`<Dial callerId>`: the destination's (a number or a template), else DEFAULT_CALLER_ID."""
+        template = destination.caller_id or self.default_caller_id
+        if not template:
+            return None
+        text, _ = render_value(template, template_variables(handoff, conversation), conversation.get("state") or {})
+        return text or None

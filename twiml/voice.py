@@ -29,7 +29,9 @@ class Transfer:
     task: str | None = None
     screen_url: str | None = None
     machine_detection: bool = False
+    amd_url: str | None = None  # amdStatusCallback: where Twilio posts the machine check's result
     answered_url: str | None = None
+    caller_id: str | None = None  # <Dial callerId>
 
 
 def _start(utterance: str | None) -> VoiceResponse:
@@ -51,12 +53,15 @@ def refer(transfer: Transfer) -> VoiceResponse:
 
 def dial(transfer: Transfer) -> VoiceResponse:
     response = _start(transfer.utterance)
-    verb = Dial(action=transfer.action_url, method="POST", timeout=transfer.ring_timeout)
+    dial_attributes = {"caller_id": transfer.caller_id} if transfer.caller_id else {}
+    verb = Dial(action=transfer.action_url, method="POST", timeout=transfer.ring_timeout, **dial_attributes)
     noun = {}
     if transfer.screen_url:
         noun.update(url=transfer.screen_url, method="POST")
     if transfer.machine_detection:
         noun["machine_detection"] = "Enable"
+        if transfer.amd_url:
+            noun.update(amd_status_callback=transfer.amd_url, amd_status_callback_method="POST")
     if transfer.answered_url:
         # A space-separated string: the library would render a list as "['answered']" (§7).
         noun.update(status_callback=transfer.answered_url, status_callback_event="answered",

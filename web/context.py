@@ -24,6 +24,10 @@ def requested_url() -> str:
     if not raw or raw.startswith("http"):
         query = request.query_string.decode("latin-1")
         raw = request.script_root + request.path + (f"?{query}" if query else "")
+    elif request.script_root and not raw.startswith(request.script_root + "/"):
+        # The server's raw request line lacks the path prefix a proxy stripped (and told us
+        # in X-Forwarded-Prefix, now the script root); Twilio signed the URL with it.
+        raw = request.script_root + raw
     base = services().config.public_base_url
     if base:
         # PUBLIC_BASE_URL may carry a path prefix a proxy strips before we see the request.

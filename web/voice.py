@@ -310,6 +310,14 @@ def handoff_answered(handoff_id, attempt, values):
     return voice_twiml.VoiceResponse()
 
 
+@bp.route("/handoff/<handoff_id>/amd", methods=["POST"])
+@human_leg_route(voice_twiml.VoiceResponse, "reading the machine check")
+def handoff_amd(handoff_id, attempt, values):
+    """amdStatusCallback of the human's leg (Twilio ignores the answer)."""
+    Handoffs(services()).machine_checked(handoff_id, attempt, values)
+    return voice_twiml.VoiceResponse()
+
+
 @bp.route("/handoff/<handoff_id>/recording", methods=["POST", "GET"])
 @voice_route
 def handoff_recording(values, handoff_id):
@@ -388,6 +396,9 @@ def agent_ended(values):
 
     def answer() -> str:
         conversation = call_conversation(values)
+        under_way = Handoffs(svc).in_progress_for_call(call_sid)
+        if under_way is not None:
+            return str(under_way)
         if state:
             # The agent's state first, so header templates see what the agent learnt.
             conversation = svc.store.update_conversation(
