@@ -95,7 +95,9 @@ class ClaimSchema(Schema):
 
 
 class HandoffPatchSchema(Schema):
-    data = fields.Dict(required=True)
+    data = fields.Dict(metadata={"description": "merged into the handoff's data"})
+    state = fields.String(validate=validate.OneOf(("abandoned",)), metadata={
+        "description": "`abandoned`: the user left before a human answered (a connector's word)"})
 
 
 class OutcomeSchema(Schema):

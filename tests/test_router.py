@@ -114,12 +114,14 @@ def test_webchat_ends_in_a_pending_handoff(api, configured):
     assert [t["text"] for t in transcript if t["role"] == "user"] == ["hmm", "Where is my invoice?"]
 
 
-def test_webchat_close_abandons_an_unclaimed_handoff(api, configured):
+def test_webchat_close_leaves_the_handoff_pending_for_a_connector(api, configured):
     cid = api.post("/v1/chat/create", json={}).get_json()["conversation_id"]
     hit = api.post("/v1/chat/respond", json={"conversation_id": cid, "message": "agent please"}).get_json()
     assert hit["handoff"]["reason"] == "needs_human"
     assert api.put("/v1/chat/close", json={"conversation_id": cid}).get_json() == {"success": True}
-    assert api.get(f"/v1/handoffs/{hit['handoff']['id']}").get_json()["state"] == "abandoned"
+    assert api.get(f"/v1/handoffs/{hit['handoff']['id']}").get_json()["state"] == "pending"
+    claimed = api.post(f"/v1/handoffs/{hit['handoff']['id']}/claim", json={"agent": "ana"})
+    assert claimed.status_code == 200 and claimed.get_json()["state"] == "claimed"
     assert api.post("/v1/chat/end", json={"conversation_id": cid}).status_code == 200
     assert api.post("/v1/chat/respond", json={"conversation_id": "nope", "message": "x"}).status_code == 404
 
