@@ -6,14 +6,13 @@ from flask import Blueprint, Response, jsonify, request
 from handoff import adk
 from handoff.destinations import Destinations
 
-from .api import require_api_key
+from schemas.handoffs_yaml import ImportQuery
+
+from .api import query, require_api_key
 from .context import services
 
 bp = Blueprint("handoffs_yaml", __name__, url_prefix="/v1")
 bp.before_request(require_api_key)
-
-TRUE = ("1", "true", "yes", "on")
-
 
 @bp.get("/destinations/export")
 def export_destinations():
@@ -24,6 +23,6 @@ def export_destinations():
 @bp.post("/destinations/import")
 def import_destinations():
     """The YAML body; `?dry_run=true` answers what would change and writes nothing."""
-    dry_run = request.args.get("dry_run", "").strip().lower() in TRUE
+    dry_run = query(ImportQuery())["dry_run"]
     text = request.get_data(as_text=True)
     return jsonify(adk.import_yaml(Destinations(services()), text, dry_run=dry_run))
