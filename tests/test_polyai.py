@@ -7,7 +7,7 @@ from rq import SimpleWorker
 
 from handoff import jobs
 from tests.conftest import API_KEY
-from tests.polyai_schemas import check
+from tests.polyai_schemas import check, check_error_envelope
 
 BASE = "/v1/ACCOUNT-1234/PROJECT-abcd"
 WIDGET = {"x-api-key": API_KEY}  # PolyAI's widget and examples write the header in lower case
@@ -208,3 +208,10 @@ def test_a_connector_says_the_user_left(api, client, configured):
     left = api.patch(f"/v1/handoffs/{handoff_id}", json={"state": "abandoned"})
     assert left.status_code == 200 and left.get_json()["state"] == "abandoned"
     assert api.patch(f"/v1/handoffs/{handoff_id}", json={}).status_code == 422
+
+
+def test_a_body_over_a_mebibyte_is_refused_in_polyais_envelope(client):
+    huge = client.post(f"{BASE}/chat/respond", headers={**WIDGET, "Content-Type": "application/json"},
+                       data="x" * (1024 * 1024 + 1))
+    assert huge.status_code == 413
+    assert check_error_envelope(huge)["error_code"] == "PAYLOAD_TOO_LARGE"

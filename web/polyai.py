@@ -71,6 +71,11 @@ def service_error(error: ServiceError):
     return _render(PolyAIError(400, "BAD_REQUEST", error.message))
 
 
+@bp.errorhandler(413)
+def too_large(_error):
+    return _render(PolyAIError(413, "PAYLOAD_TOO_LARGE", "the body is over 1 MiB"))
+
+
 @bp.errorhandler(Exception)
 def unexpected(error: Exception):
     if isinstance(error, HTTPException):
