@@ -19,7 +19,7 @@ from twiml import voice as voice_twiml
 
 from . import sip
 from .errors import Conflict, NotFound, ValidationFailed
-from .models import (ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, FINAL_STATES, OPEN_STATES, PENDING,
+from .models import (ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, FINAL_STATES, PENDING,
                      REQUESTED, TRANSFERRING, Destination, Handoff, utcnow)
 from .paging import page
 from .services import Services

@@ -1,6 +1,7 @@
 """The built-in router: topics, and voice, webchat and SMS conversations that end with a person."""
 import pytest
 
+from handoff.handoffs import Handoffs
 from handoff.topics import Topic, contains_phrase, route_text
 from tests.conftest import call_params
 from tests.helpers import parse, verbs
@@ -147,6 +148,23 @@ def test_sms_conversation_ends_in_a_pending_handoff(api, twilio, configured):
     assert verbs(parse(sms(twilio, "thanks"))) == []  # a person has the thread: no robot reply
     api.post(f"/v1/handoffs/{handoffs[0]['id']}/outcome", json={"resolution": "done"})
     fresh = parse(sms(twilio, "hello again"))
+    assert "didn't catch" in fresh.find("Message").text
+
+
+def test_an_sms_handoff_nobody_claims_is_abandoned_after_the_pending_timeout(app, api, twilio, configured):
+    from datetime import timedelta
+
+    services = app.extensions["handoff"]
+    sms(twilio, "I need a refund")
+    [pending] = api.get("/v1/handoffs?channel=sms&state=pending").get_json()["items"]
+    started = services.clock()
+    services.clock = lambda: started + timedelta(seconds=3599)
+    Handoffs(services).expire_due()
+    assert api.get(f"/v1/handoffs/{pending['id']}").get_json()["state"] == "pending"
+    services.clock = lambda: started + timedelta(seconds=3601)  # HANDOFF_PENDING_TIMEOUT: 3600 s
+    Handoffs(services).expire_due()
+    assert api.get(f"/v1/handoffs/{pending['id']}").get_json()["state"] == "abandoned"
+    fresh = parse(sms(twilio, "hello again"))  # the thread starts afresh with the robot
     assert "didn't catch" in fresh.find("Message").text
     assert len(api.get("/v1/conversations?channel=sms").get_json()["items"]) == 2
 
