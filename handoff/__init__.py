@@ -1,6 +1,7 @@
 """handoff: hand callers and chat users from an AI agent to a human, context intact.
 
-`from handoff import Conversation` is the Python API (see handoff/conversation.py)."""
+`from handoff import Conversation` is the Python API (see handoff/conversation.py);
+`handoff.from_polyai_return(conv, value)` acts on a PolyAI function's return value."""
 
 
 def __getattr__(name):
@@ -9,4 +10,8 @@ def __getattr__(name):
         from .conversation import Conversation
 
         return Conversation
+    if name == "from_polyai_return":
+        from .polyai_return import from_polyai_return
+
+        return from_polyai_return
     raise AttributeError(name)

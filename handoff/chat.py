@@ -21,8 +21,11 @@ class Chat:
         self.conversations = Conversations(services)
         self.router = Router(services)
 
-    def create(self, shared_id: str | None = None, state: dict | None = None) -> dict:
-        doc, _ = self.conversations.create(channel="webchat", shared_id=shared_id, state=state)
+    def create(self, shared_id: str | None = None, state: dict | None = None, *,
+               channel: str = "webchat", extra: dict | None = None) -> dict:
+        """A new bot session; `extra` keeps what a PolyAI widget sent (integration
+        attributes, variant, language codes) on the conversation."""
+        doc, _ = self.conversations.create(channel=channel, shared_id=shared_id, state=state, extra=extra)
         self.router.say(doc["id"], GREETING)
         return {"conversation_id": doc["id"], "response": GREETING}
 
@@ -42,9 +45,11 @@ class Chat:
         return body
 
     def close(self, conversation_id: str) -> dict:
+        """Ends the bot session only. A pending handoff stays pending for a connector:
+        PolyAI's widget closes the bot session as soon as it routes to live chat. It is
+        abandoned after HANDOFF_PENDING_TIMEOUT, or when a connector says the user left."""
         self.conversations.get_doc(conversation_id)
         self.conversations.end(conversation_id)
-        Handoffs(self.services).abandon_open(conversation_id, {"reason": "user_left"})
         return {"success": True}
 
 

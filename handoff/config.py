@@ -50,6 +50,12 @@ class Config:
     # Seconds after which a transfer still waiting for its outcome is failed (`timeout`);
     # 0 turns the check off. Longer than a ring timeout plus Twilio's 32 s REFER wait.
     transfer_timeout: int = 180
+    # Seconds a webchat/SMS handoff may wait `pending` for a connector before it is
+    # `abandoned` (swept by the same worker job as transfer timeouts); 0 turns it off.
+    pending_timeout: int = 3600
+    # When set, the only account/project ids the PolyAI-shaped paths accept (others → 404).
+    polyai_account_id: str | None = None
+    polyai_project_id: str | None = None
     # Seconds between two sweeps for timed-out transfers (the worker's scheduled job).
     sweep_interval: int = 5
     # Seconds between webhook delivery retries (rq Retry); its length is the retry count.
@@ -77,6 +83,9 @@ class Config:
             web_concurrency=max(1, _int(env.get("WEB_CONCURRENCY"), 2)),
             web_threads=max(1, _int(env.get("WEB_THREADS"), 64)),
             transfer_timeout=max(0, _int(env.get("HANDOFF_TRANSFER_TIMEOUT"), 180)),
+            pending_timeout=max(0, _int(env.get("HANDOFF_PENDING_TIMEOUT"), 3600)),
+            polyai_account_id=env.get("POLYAI_ACCOUNT_ID") or None,
+            polyai_project_id=env.get("POLYAI_PROJECT_ID") or None,
             webhook_retry_intervals=tuple(
                 _int(v, 5) for v in _list(env.get("HANDOFF_WEBHOOK_RETRY_INTERVALS"))
             ) or (5, 30, 120, 600, 1800),

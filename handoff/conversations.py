@@ -40,8 +40,10 @@ class Conversations:
 
     def create(self, *, channel: str = "webchat", shared_id: str | None = None,
                state: dict | None = None, from_: str | None = None, to: str | None = None,
-               conversation_id: str | None = None, leg: str | None = None) -> tuple[dict, bool]:
-        """(conversation, created); an existing id is returned as it is, not overwritten."""
+               conversation_id: str | None = None, leg: str | None = None,
+               extra: dict | None = None) -> tuple[dict, bool]:
+        """(conversation, created); an existing id is returned as it is, not overwritten.
+        `extra`: further top-level fields (a PolyAI widget's `integration_attributes`…)."""
         doc = {
             "id": conversation_id or new_id("CO"),
             "shared_id": shared_id,
@@ -53,6 +55,8 @@ class Conversations:
             "state": state or {},
             "outcome": None,
         }
+        for name, value in (extra or {}).items():
+            doc.setdefault(name, value)
         if leg:
             doc["_leg"] = leg  # which TwiML the caller's leg accepts, for later handoffs
         existing = self.store.create_conversation(doc)

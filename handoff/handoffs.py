@@ -19,7 +19,7 @@ from twiml import voice as voice_twiml
 
 from . import sip
 from .errors import Conflict, NotFound, ValidationFailed
-from .models import (ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, FINAL_STATES, OPEN_STATES, PENDING,
+from .models import (ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, FINAL_STATES, PENDING,
                      REQUESTED, TRANSFERRING, Destination, Handoff, utcnow)
 from .paging import page
 from .services import Services
@@ -46,6 +46,8 @@ QUEUE_OUTCOMES = {"bridged": COMPLETED, "bridging-in-process": CONNECTED,
 # No deadline for these attempts: a Flex caller may wait in the queue as long as TaskRouter
 # keeps them, and a BYE has no outcome callback (the call's end completes it).
 UNTIMED_METHODS = ("twilio_flex", "sip_bye")
+# The deadline member of a pending chat/SMS handoff (an attempt number names a transfer's).
+PENDING_DEADLINE = "pending"
 VOICEMAIL_PROMPT = "Sorry, nobody could take your call. Please leave a message after the tone."
 
 
@@ -282,14 +284,19 @@ class Handoffs:
         self._after_change(handoff, 0)
 
     def _deadlines(self, handoff: Handoff, entries: list[dict]) -> list[tuple[str, float]]:
-        """When each new attempt times out if no outcome comes (swept by the worker)."""
-        timeout = self.services.config.transfer_timeout
+        """When each new attempt times out if no outcome comes, and when a chat/SMS handoff
+        left pending is given up on (both swept by the worker)."""
+        config = self.services.config
+        now = self.services.clock().timestamp()
+        found = []
+        if config.pending_timeout and any(entry["state"] == PENDING for entry in entries):
+            found.append((f"{handoff.id}:{PENDING_DEADLINE}", now + config.pending_timeout))
         method = (handoff.destination or {}).get("method")
-        if not timeout or method in UNTIMED_METHODS:
-            return []
-        due = self.services.clock().timestamp() + timeout
-        return [(f"{handoff.id}:{entry['detail']['attempt']}", due) for entry in entries
-                if entry["state"] == TRANSFERRING and (entry.get("detail") or {}).get("attempt")]
+        if not config.transfer_timeout or method in UNTIMED_METHODS:
+            return found
+        due = now + config.transfer_timeout
+        return found + [(f"{handoff.id}:{entry['detail']['attempt']}", due) for entry in entries
+                        if entry["state"] == TRANSFERRING and (entry.get("detail") or {}).get("attempt")]
 
     def _after_change(self, handoff: Handoff, first_new: int) -> None:
         """Side effects of new history entries: one signed webhook each, from the worker."""
@@ -317,12 +324,16 @@ class Handoffs:
         return handoff, result
 
     def expire_due(self, limit: int = 500) -> int:
-        """Fail every transfer whose deadline passed with no outcome; returns how many."""
+        """Fail every transfer whose deadline passed with no outcome, and abandon every
+        chat/SMS handoff nobody claimed in time; returns how many."""
         due = self.store.due_transfers(self.services.clock().timestamp(), limit)
         expired = 0
         for member in due:
             handoff_id, _, attempt = member.rpartition(":")
             try:
+                if attempt == PENDING_DEADLINE:
+                    expired += self.expire_pending(handoff_id)
+                    continue
                 expired += self.expire(handoff_id, int(attempt))
             except (NotFound, ValueError):
                 pass  # retention already removed it, or a malformed member
@@ -494,6 +505,34 @@ class Handoffs:
         _, expired = self.update(handoff_id, mutate)
         return bool(expired)
 
+    def expire_pending(self, handoff_id: str) -> bool:
+        """A chat/SMS handoff no connector claimed within HANDOFF_PENDING_TIMEOUT: the user
+        is taken to have gone (closing the bot session alone does not say so)."""
+
+        def mutate(h: Handoff) -> bool:
+            if h.state == PENDING:
+                h.move_to(ABANDONED, {"reason": "pending_timeout"})
+                return True
+            return False
+
+        _, expired = self.update(handoff_id, mutate)
+        return bool(expired)
+
+    def abandon(self, ref: str, detail: dict) -> Handoff:
+        """A connector says the user left before a human answered."""
+        handoff_id = self.get(ref).id
+
+        def mutate(h: Handoff) -> bool:
+            if h.state in FINAL_STATES:
+                return h.state == ABANDONED
+            h.move_to(ABANDONED, detail)
+            return True
+
+        handoff, done = self.update(handoff_id, mutate)
+        if not done:
+            raise Conflict(f"handoff {handoff_id} is {handoff.state} and cannot be abandoned")
+        return handoff
+
     def call_ended(self, conversation_id: str, call_status: str) -> None:
         """The call is over: an unfinished transfer was abandoned, a connected one completed."""
         handoff = self.store.newest_handoff_for_conversation(conversation_id)
@@ -580,8 +619,3 @@ class Handoffs:
         handoff, _ = self.update(handoff_id, mutate)
         Conversations(self.services).set_outcome(handoff.conversation_id, outcome)
         return handoff
-
-    def abandon_open(self, conversation_id: str, detail: dict) -> None:
-        handoff = self.store.newest_handoff_for_conversation(conversation_id)
-        if handoff and handoff.state in OPEN_STATES:
-            self.update(handoff.id, lambda h: h.move_to(ABANDONED, detail) if h.state in OPEN_STATES else None)

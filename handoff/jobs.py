@@ -207,3 +207,16 @@ def act_on_classification(call_sid: str) -> str:
         log.warning("could not act on %s for call %s: %s", classification, call_sid, exc.msg)
         return "call already over"
     return "nothing to do"
+
+
+def hang_up(call_sid: str) -> str:
+    """End a live call (an agent function returned PolyAI's `{"hangup": true}`)."""
+    svc = services()
+    try:
+        twilio_client(svc.config).calls(call_sid).update(status="completed")
+    except TwilioRestException as exc:
+        if exc.status >= 500 and not _is_last_try():
+            raise
+        log.warning("could not hang up call %s: %s", call_sid, exc.msg)
+        return "call already over"
+    return "hung up"

@@ -95,7 +95,9 @@ class ClaimSchema(Schema):
 
 
 class HandoffPatchSchema(Schema):
-    data = fields.Dict(required=True)
+    data = fields.Dict(metadata={"description": "merged into the handoff's data"})
+    state = fields.String(validate=validate.OneOf(("abandoned",)), metadata={
+        "description": "`abandoned`: the user left before a human answered (a connector's word)"})
 
 
 class OutcomeSchema(Schema):
@@ -111,5 +113,7 @@ class HandoffStateQuery(Schema):
 
 class HandoffStateSchema(Schema):
     id = fields.String()
-    shared_id = fields.String(allow_none=True)
-    data = fields.Dict()
+    shared_id = fields.String(metadata={"description": "absent when the conversation has none"})
+    data = fields.Dict(metadata={"description": "the conversation's state.handoff merged with the "
+                                                "latest handoff's data; handoff_to, handoff_reason "
+                                                "and handoff_state filled in where the agent set none"})

@@ -1,6 +1,7 @@
 """The built-in router: topics, and voice, webchat and SMS conversations that end with a person."""
 import pytest
 
+from handoff.handoffs import Handoffs
 from handoff.topics import Topic, contains_phrase, route_text
 from tests.conftest import call_params
 from tests.helpers import parse, verbs
@@ -114,12 +115,14 @@ def test_webchat_ends_in_a_pending_handoff(api, configured):
     assert [t["text"] for t in transcript if t["role"] == "user"] == ["hmm", "Where is my invoice?"]
 
 
-def test_webchat_close_abandons_an_unclaimed_handoff(api, configured):
+def test_webchat_close_leaves_the_handoff_pending_for_a_connector(api, configured):
     cid = api.post("/v1/chat/create", json={}).get_json()["conversation_id"]
     hit = api.post("/v1/chat/respond", json={"conversation_id": cid, "message": "agent please"}).get_json()
     assert hit["handoff"]["reason"] == "needs_human"
     assert api.put("/v1/chat/close", json={"conversation_id": cid}).get_json() == {"success": True}
-    assert api.get(f"/v1/handoffs/{hit['handoff']['id']}").get_json()["state"] == "abandoned"
+    assert api.get(f"/v1/handoffs/{hit['handoff']['id']}").get_json()["state"] == "pending"
+    claimed = api.post(f"/v1/handoffs/{hit['handoff']['id']}/claim", json={"agent": "ana"})
+    assert claimed.status_code == 200 and claimed.get_json()["state"] == "claimed"
     assert api.post("/v1/chat/end", json={"conversation_id": cid}).status_code == 200
     assert api.post("/v1/chat/respond", json={"conversation_id": "nope", "message": "x"}).status_code == 404
 
@@ -145,6 +148,23 @@ def test_sms_conversation_ends_in_a_pending_handoff(api, twilio, configured):
     assert verbs(parse(sms(twilio, "thanks"))) == []  # a person has the thread: no robot reply
     api.post(f"/v1/handoffs/{handoffs[0]['id']}/outcome", json={"resolution": "done"})
     fresh = parse(sms(twilio, "hello again"))
+    assert "didn't catch" in fresh.find("Message").text
+
+
+def test_an_sms_handoff_nobody_claims_is_abandoned_after_the_pending_timeout(app, api, twilio, configured):
+    from datetime import timedelta
+
+    services = app.extensions["handoff"]
+    sms(twilio, "I need a refund")
+    [pending] = api.get("/v1/handoffs?channel=sms&state=pending").get_json()["items"]
+    started = services.clock()
+    services.clock = lambda: started + timedelta(seconds=3599)
+    Handoffs(services).expire_due()
+    assert api.get(f"/v1/handoffs/{pending['id']}").get_json()["state"] == "pending"
+    services.clock = lambda: started + timedelta(seconds=3601)  # HANDOFF_PENDING_TIMEOUT: 3600 s
+    Handoffs(services).expire_due()
+    assert api.get(f"/v1/handoffs/{pending['id']}").get_json()["state"] == "abandoned"
+    fresh = parse(sms(twilio, "hello again"))  # the thread starts afresh with the robot
     assert "didn't catch" in fresh.find("Message").text
     assert len(api.get("/v1/conversations?channel=sms").get_json()["items"]) == 2
 

@@ -8,12 +8,12 @@ import time
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError
 
+from handoff import polyai
 from handoff.calls import Calls
 from handoff.conversations import Conversations
 from handoff.destinations import Destinations
-from handoff.errors import NotFound, Unauthorized, UnsupportedMediaType, ValidationFailed
+from handoff.errors import Unauthorized, UnsupportedMediaType, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
-from handoff.models import COMPLETED, CONNECTED, FAILED, ABANDONED
 from schemas.calls import CallCreate
 from schemas.conversations import (AnnotationEntry, ConversationCreate, ConversationListQuery,
                                    ConversationPatch, LogEntry, MetricEntry, TranscriptEntry)
@@ -224,7 +224,13 @@ def get_handoff(ref):
 @bp.patch("/handoffs/<ref>")
 def patch_handoff(ref):
     fields = body(HandoffPatchSchema())
-    return jsonify(Handoffs(services()).merge_data(ref, fields["data"]).public())
+    if "data" not in fields and "state" not in fields:
+        raise ValidationFailed("give data or state", {"data": ["data or state is required"]})
+    handoffs = Handoffs(services())
+    handoff = handoffs.merge_data(ref, fields["data"]) if "data" in fields else None
+    if "state" in fields:
+        handoff = handoffs.abandon(ref, {"reason": "connector"})
+    return jsonify(handoff.public())
 
 
 @bp.post("/handoffs/<ref>/claim")
@@ -239,27 +245,10 @@ def handoff_outcome(ref):
     return jsonify(Handoffs(services()).record_outcome(ref, fields).public())
 
 
-POLY_STATES = {COMPLETED: "handoff_completed", CONNECTED: "handoff_completed",
-               FAILED: "handoff_failed", ABANDONED: "handoff_failed"}
-
-
 @bp.get("/handoff_state")
 def handoff_state():
     """The read PolyAI's Handoff API offers, for connectors written against it."""
     q = query(HandoffStateQuery())
     if not q.get("id") and not q.get("shared_id"):
         raise ValidationFailed("give id or shared_id", {"id": ["id or shared_id is required"]})
-    store = services().store
-    if q.get("shared_id"):
-        handoff = store.newest_handoff_for_shared_id(q["shared_id"])
-    else:
-        handoff = store.newest_handoff_for_conversation(q["id"])
-    if handoff is None:
-        raise NotFound("no handoff for that conversation")
-    data = dict(handoff.data)
-    data.update({
-        "handoff_to": (handoff.destination or {}).get("name"),
-        "handoff_reason": handoff.reason,
-        "handoff_state": POLY_STATES.get(handoff.state, "handoff_initiated"),
-    })
-    return jsonify(id=handoff.conversation_id, shared_id=handoff.shared_id, data=data)
+    return jsonify(polyai.handoff_state(services(), q.get("id"), q.get("shared_id")))

@@ -35,6 +35,7 @@ from schemas.destinations import DestinationInput, DestinationList, DestinationS
 from schemas.handoffs import (ClaimSchema, EventPage, EventsQuery, HandoffListQuery, HandoffPage,
                               HandoffPatchSchema, HandoffRequestSchema, HandoffSchema,
                               HandoffStateQuery, HandoffStateSchema, OutcomeSchema)
+from schemas.handoffs_yaml import ImportQuery, ImportResult
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,8 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "responses": {200: HandoffSchema},
     },
     "api.patch_handoff": {
-        "summary": "Merge data into a handoff",
+        "summary": "Merge data into a handoff, or mark it abandoned",
+        "description": "`{\"state\": \"abandoned\"}`: the user left before a human answered.",
         "body": HandoffPatchSchema,
         "responses": {200: HandoffSchema},
     },
@@ -206,6 +208,25 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "description": "The outcome is also visible on the conversation.",
         "body": OutcomeSchema,
         "responses": {200: HandoffSchema},
+    },
+    "handoffs_yaml.export_destinations": {
+        "summary": "Export destinations as PolyAI ADK's handoffs.yaml",
+        "description": "The body is YAML (`application/yaml`): `handoffs: [{name, description, "
+                       "is_default, sip_config: {method, phone_number, outbound_endpoint, "
+                       "outbound_encryption}, sip_headers: [{key, value}]}]`. SIP REFER, INVITE "
+                       "and BYE destinations only (ADK has no Flex).",
+        "responses": {200: None},
+        "tag": "destinations",
+    },
+    "handoffs_yaml.import_destinations": {
+        "summary": "Import PolyAI ADK's handoffs.yaml",
+        "description": "Send the file as the body (YAML). Destinations are matched by name: "
+                       "created or updated, never deleted. Every entry is checked first; one "
+                       "invalid entry → 422 naming it (`handoffs[2] (name)`) and nothing is written.",
+        "query": ImportQuery,
+        "responses": {200: ImportResult},
+        "errors": {413: "`payload_too_large`: the body is over 1 MiB"},
+        "tag": "destinations",
     },
     "api.handoff_state": {
         "summary": "Read a handoff as PolyAI's Handoff API does",
@@ -233,8 +254,9 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     },
     "chat.chat_close": {
         "summary": "End a chat conversation",
-        "description": "`PUT /v1/chat/close` and `POST /v1/chat/end` are the same route. An "
-                       "unclaimed handoff is abandoned.",
+        "description": "`PUT /v1/chat/close` and `POST /v1/chat/end` are the same route. It ends "
+                       "the bot session only: a pending handoff waits for a connector, and is "
+                       "abandoned after HANDOFF_PENDING_TIMEOUT if nobody claims it.",
         "body": ChatClose,
         "responses": {200: ChatClosed},
         "errors": {404: "`not_found`: no conversation with that id"},

@@ -13,13 +13,14 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from flask import (Blueprint, abort, current_app, flash, has_request_context, redirect,
+from flask import (Blueprint, Response, abort, current_app, flash, has_request_context, redirect,
                    render_template, request, session, url_for)
 from flask.sessions import SecureCookieSessionInterface
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest
 
+from handoff import adk
 from handoff.config import Config
 from handoff.destinations import Destinations
 from handoff.errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
@@ -356,6 +357,31 @@ def delete_handoff(destination_id):
             return redirect(url_for("studio.handoffs"), 303)
     return render_template("studio/delete.html", destination=destination, typed=typed,
                            refusal=refusal), 409 if refusal else 200
+
+
+# -- handoffs.yaml (PolyAI ADK) ---------------------------------------------------------
+@bp.get("/handoffs/export")
+def export_handoffs():
+    return Response(adk.export_yaml(destinations()), mimetype="application/yaml",
+                    headers={"Content-Disposition": 'attachment; filename="handoffs.yaml"'})
+
+
+@bp.route("/handoffs/import", methods=["GET", "POST"])
+def import_handoffs():
+    """Check first (a dry run lists every change), then import: all or nothing."""
+    if request.method == "GET":
+        return render_template("studio/import.html", changes=None, text="", error=None)
+    upload = request.files.get("file")
+    text = upload.read().decode("utf-8", "replace") if upload and upload.filename else request.form.get("yaml", "")
+    apply = request.form.get("action") == "apply"
+    try:
+        result = adk.import_yaml(destinations(), text, dry_run=not apply)
+    except ValidationFailed as exc:
+        return render_template("studio/import.html", changes=None, text=text, error=exc.message), 422
+    if apply:
+        flash(f"Imported handoffs.yaml: {len(result['changes'])} handoffs checked, nothing deleted.")
+        return redirect(url_for("studio.handoffs"), 303)
+    return render_template("studio/import.html", changes=result["changes"], text=text, error=None)
 
 
 # -- errors as pages ------------------------------------------------------------------

@@ -1,0 +1,153 @@
+"""Our records in the shapes of PolyAI's published APIs (the Handoff API's handoff_state and
+the Conversations API v3 summary), for connectors written against PolyAI.
+
+PolyAI's schemas: repository PolyAI-LDN/polyai-mintlify-doc, api-reference/handoff/openapi.json
+and api-reference/conversations/v3/openapi.json (copies in tests/data/polyai/)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .errors import NotFound
+from .models import ABANDONED, COMPLETED, CONNECTED, FAILED, Handoff
+from .paging import page
+from .services import Services
+from .store import Keys
+
+HANDOFF_STATES = {COMPLETED: "handoff_completed", CONNECTED: "handoff_completed",
+                  FAILED: "handoff_failed", ABANDONED: "handoff_failed"}
+# PolyAI's analytics labels for a conversation's medium (Conversations API `channel`).
+CHANNEL_LABELS = {"voice": "VOICE-SIP", "webchat": "WEBCHAT", "sms": "SMS"}
+# PolyAI's `conv.channel_type` values (its glossary: "sip.polyai", "webchat.polyai"…).
+CHANNEL_TYPES = {"voice": "sip.polyai", "webchat": "webchat.polyai", "sms": "sms.twilio"}
+POLYAI_CHANNEL_TYPES = {"webchat": "webchat.polyai", "whatsapp": "whatsapp.polyai",
+                        "sms": "sms.twilio", "api": "chat.polyai"}
+
+
+def channel_type(conversation: dict) -> str:
+    polyai = (conversation.get("_polyai") or {}).get("channel")
+    if polyai in POLYAI_CHANNEL_TYPES:
+        return POLYAI_CHANNEL_TYPES[polyai]
+    return CHANNEL_TYPES.get(conversation.get("channel") or "voice", "chat.polyai")
+
+
+def handoff_state(services: Services, conversation_id: str | None = None,
+                  shared_id: str | None = None) -> dict[str, Any]:
+    """`{"id", "shared_id"?, "data"}`: the conversation's `state.handoff` merged with the
+    latest handoff's `data`; `handoff_to`, `handoff_reason` and `handoff_state` filled in
+    only where the agent did not set them. `shared_id` wins when both are given."""
+    store = services.store
+    handoff: Handoff | None = None
+    if shared_id:
+        handoff = store.newest_handoff_for_shared_id(shared_id)
+        conversation = store.get_conversation(handoff.conversation_id) if handoff else None
+    else:
+        conversation = store.get_conversation(conversation_id) if conversation_id else None
+        handoff = store.newest_handoff_for_conversation(conversation_id) if conversation else None
+    state = (conversation or {}).get("state") or {}
+    set_by_agent = state.get("handoff") if isinstance(state.get("handoff"), dict) else None
+    if handoff is None and set_by_agent is None:
+        raise NotFound("no handoff state for that conversation")
+    data = {**(set_by_agent or {}), **(handoff.data if handoff else {})}
+    if handoff is not None:
+        data.setdefault("handoff_to", (handoff.destination or {}).get("name"))
+        data.setdefault("handoff_reason", handoff.reason)
+        data.setdefault("handoff_state", HANDOFF_STATES.get(handoff.state, "handoff_initiated"))
+    body: dict[str, Any] = {"id": conversation["id"] if conversation else handoff.conversation_id}
+    found_shared_id = (conversation or {}).get("shared_id") or (handoff.shared_id if handoff else None)
+    if found_shared_id:
+        body["shared_id"] = found_shared_id
+    body["data"] = data
+    return body
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _turns(transcript: list[dict]) -> list[dict[str, str]]:
+    """PolyAI counts a turn as the user's input and the answer to it."""
+    turns: list[dict[str, str]] = []
+    for entry in transcript:
+        role, text, at = entry.get("role"), entry.get("text") or "", entry.get("at")
+        if role == "user":
+            turns.append({"user_input": text, "user_input_datetime": at})
+            continue
+        if not turns or "agent_response" in turns[-1]:
+            turns.append({"user_input": ""})  # the agent spoke first (a greeting), or again
+        turns[-1]["agent_response"] = text
+        turns[-1]["agent_response_datetime"] = at
+    return [{k: v for k, v in turn.items() if v is not None} for turn in turns]
+
+
+def _metrics(entries: list[dict]) -> dict[str, Any]:
+    """Name → value, or the list of values when a metric was written more than once."""
+    by_name: dict[str, list[str]] = {}
+    for entry in entries:
+        value = entry.get("value")
+        by_name.setdefault(entry["name"], []).append("" if value is None else str(value))
+    return {name: values[0] if len(values) == 1 else values for name, values in by_name.items()}
+
+
+def conversation_summary(services: Services, doc: dict, account_id: str, project_id: str) -> dict[str, Any]:
+    """A conversation as PolyAI's ConversationSummaryResponse (fields we have no value for
+    are left out, as PolyAI's schema allows)."""
+    store = services.store
+    parts = store.conversation_parts(doc["id"])
+    handoff = store.newest_handoff_for_conversation(doc["id"])
+    turns = _turns(parts["transcript"])
+    body: dict[str, Any] = {
+        "id": doc["id"], "account_id": account_id, "project_id": project_id,
+        "environment": "live", "started_at": doc["started_at"],
+        "channel": CHANNEL_LABELS.get(doc.get("channel") or "voice", "CHAT"),
+        "in_progress": not doc.get("ended_at"),
+    }
+    variant_id = (doc.get("_polyai") or {}).get("variant_id")
+    if variant_id:
+        body["variant_id"] = variant_id
+    if doc.get("from"):
+        body["from_number"] = doc["from"]
+    if doc.get("to"):
+        body["to_number"] = doc["to"]
+    body["num_turns"] = len(turns)
+    if doc.get("ended_at"):
+        body["total_duration"] = int((_parse_time(doc["ended_at"]) - _parse_time(doc["started_at"])).total_seconds())
+    body["handoff"] = handoff is not None
+    if handoff is not None:
+        if handoff.reason:
+            body["handoff_reason"] = handoff.reason
+        if handoff.destination:
+            body["handoff_destination"] = handoff.destination.get("name")
+    body["metrics"] = _metrics(parts["metrics"])
+    body["state"] = doc.get("state") or {}
+    body["turns"] = turns
+    return body
+
+
+def list_conversations(services: Services, *, account_id: str, project_id: str, limit: int,
+                       cursor: str | None, start_time: datetime | None = None,
+                       end_time: datetime | None = None, channels: list[str] | None = None,
+                       in_progress: bool | None = None) -> dict[str, Any]:
+    """PolyAI's GetConversationsResponse: oldest first, `cursor` null after the last page."""
+    store = services.store
+    wanted = {c.upper() for c in channels or []}
+
+    def keep(doc: dict) -> bool:
+        started = _parse_time(doc.get("started_at"))
+        if start_time and started and started < start_time:
+            return False
+        if end_time and started and started > end_time:
+            return False
+        channel = doc.get("channel") or "voice"
+        if wanted and channel.upper() not in wanted and CHANNEL_LABELS.get(channel) not in wanted:
+            return False
+        return in_progress is None or in_progress == (not doc.get("ended_at"))
+
+    items, next_cursor, has_more = page(
+        lambda after, n: store.scan_index(Keys.conversations, after, n),
+        store.get_conversations, keep, limit, cursor,
+        lambda members: store.forget_from_index(Keys.conversations, members))
+    return {"conversations": [conversation_summary(services, doc, account_id, project_id) for doc in items],
+            "cursor": next_cursor if has_more else None}

@@ -1,0 +1,64 @@
+"""PolyAI's function return values that end the agent's part of a conversation (PolyAI's
+"Return values" page): `{"handoff": {"type"?, "reason", "refer" | "invite" | "bye": {...}}}`
+and `{"hangup": true}`. An agent function moves over unchanged:
+
+    result = transfer_call(conv)           # returns PolyAI's dict
+    handoff.from_polyai_return(conv, result)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ValidationFailed
+
+# Which of our methods a PolyAI SIP method is.
+METHODS = {"refer": "sip_refer", "invite": "sip_invite", "bye": "sip_bye"}
+
+
+def _route(details: dict) -> str | None:
+    number, endpoint = details.get("phone_number"), details.get("outbound_endpoint")
+    if not number:
+        return None
+    return f"sip:{number}@{endpoint}" if endpoint else str(number)
+
+
+def _destination_for(conv, handoff: dict, sip_method: str | None) -> str | None:
+    """`type` names the destination (PolyAI's handoff name); without it, the first
+    destination using the returned SIP method, else the default."""
+    if handoff.get("type"):
+        return str(handoff["type"])
+    if sip_method is None:
+        return None
+    for destination in conv.services.configuration().destinations:
+        if destination.method == METHODS[sip_method]:
+            return destination.id
+    return None
+
+
+def from_polyai_return(conv, value: Any) -> dict | None:
+    """Act on a PolyAI function's return value: start the handoff it asks for (returned as
+    GET /v1/handoffs/<id> shows it), or hang up. Anything else (a string, `content`,
+    `utterance` alone) is the agent's business: None, nothing done."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("hangup") is True and "handoff" not in value:
+        conv.hangup()
+        return None
+    handoff = value.get("handoff")
+    if not isinstance(handoff, dict):
+        return None
+    sip_method = next((m for m in METHODS if m in handoff), None)
+    details = (handoff.get(sip_method) or {}) if sip_method else {}
+    if not isinstance(details, dict):
+        raise ValidationFailed.field(f"handoff.{sip_method}", "must be an object")
+    data = {}
+    if details.get("outbound_caller_id"):
+        data["outbound_caller_id"] = str(details["outbound_caller_id"])
+    return conv.call_handoff(
+        destination=_destination_for(conv, handoff, sip_method),
+        reason=handoff.get("reason"),
+        utterance=value.get("utterance"),
+        sip_headers=details.get("sip_headers") or None,
+        data=data or None,
+        route=None if sip_method == "bye" else _route(details),
+    )

@@ -1,0 +1,246 @@
+"""PolyAI-shaped routes: a widget or connector written against PolyAI's Chat, Handoff and
+Conversations APIs works here after changing only its base URL.
+
+Paths, bodies, status codes and error envelopes are PolyAI's own (its OpenAPI documents in
+the public repository PolyAI-LDN/polyai-mintlify-doc; copies in tests/data/polyai/). The
+native /v1 routes keep their own shapes."""
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import uuid
+from datetime import datetime
+
+from flask import Blueprint, jsonify, request
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from werkzeug.exceptions import HTTPException
+
+from handoff import polyai
+from handoff.chat import Chat
+from handoff.errors import Conflict, NotFound, ServiceError
+from handoff.paging import decode_cursor
+from handoff.services import REDIS_ERRORS
+
+from .context import services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("polyai", __name__)
+
+PREFIX = "/<any(v1, v3):version>/<account_id>/<project_id>"
+CHANNELS = ("webchat", "whatsapp", "sms", "api")
+# Which of our channels a PolyAI chat channel becomes (handoffs know voice, webchat, sms).
+OUR_CHANNEL = {"webchat": "webchat", "whatsapp": "webchat", "api": "webchat", "sms": "sms"}
+
+
+class PolyAIError(Exception):
+    """An error answered in PolyAI's envelope for the route it happened on."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _is_handoff_state() -> bool:
+    return (request.endpoint or "").endswith("handoff_state")
+
+
+def _render(error: PolyAIError):
+    if _is_handoff_state():
+        # The Handoff API's HandoffError: just a message.
+        return jsonify(error_message=error.message), error.status
+    # The Chat and Conversations APIs' Error envelope.
+    return jsonify(success=False, error=error.message, error_id=str(uuid.uuid4()),
+                   error_code=error.code, error_message=error.message, data=None), error.status
+
+
+@bp.errorhandler(PolyAIError)
+def polyai_error(error: PolyAIError):
+    return _render(error)
+
+
+@bp.errorhandler(ServiceError)
+def service_error(error: ServiceError):
+    if isinstance(error, NotFound):
+        return _render(PolyAIError(404, "CONVERSATION_NOT_FOUND", error.message))
+    if isinstance(error, Conflict):
+        return _render(PolyAIError(400, "CONVERSATION_ENDED", error.message))
+    if error.status >= 500:
+        return _render(PolyAIError(error.status, "UNAVAILABLE", error.message))
+    return _render(PolyAIError(400, "BAD_REQUEST", error.message))
+
+
+@bp.errorhandler(413)
+def too_large(_error):
+    return _render(PolyAIError(413, "PAYLOAD_TOO_LARGE", "the body is over 1 MiB"))
+
+
+@bp.errorhandler(Exception)
+def unexpected(error: Exception):
+    if isinstance(error, HTTPException):
+        code = re.sub(r"[^A-Z0-9]+", "_", (error.name or "error").upper()).strip("_")
+        return _render(PolyAIError(error.code or 400, code, error.description or error.name))
+    if isinstance(error, REDIS_ERRORS):
+        log.error("Redis unreachable on %s: %s", request.path, error)
+        return _render(PolyAIError(503, "UNAVAILABLE", "the store is unreachable; try again shortly"))
+    log.exception("unexpected error on %s", request.path)
+    return _render(PolyAIError(500, "INTERNAL_ERROR", "unexpected error; it was logged"))
+
+
+@bp.before_request
+def require_key_and_project():
+    """PolyAI's headers: X-API-KEY (any case: HTTP header names are case-insensitive) or
+    X-TOKEN, carrying one of HANDOFF_API_KEYS; then the account and project, if pinned."""
+    config = services().config
+    given = [request.headers.get("X-API-Key", ""), request.headers.get("X-TOKEN", "")]
+    matched = False
+    for candidate in given:
+        for key in config.api_keys:
+            # Every key, always: timing says nothing about which one matched.
+            matched |= bool(candidate) and hmac.compare_digest(candidate.encode(), key.encode())
+    if not matched:
+        raise PolyAIError(401, "UNAUTHORIZED", "a valid API key is required (X-API-KEY or X-TOKEN)")
+    args = request.view_args or {}
+    if config.polyai_account_id and args.get("account_id") != config.polyai_account_id:
+        raise PolyAIError(404, "ACCOUNT_NOT_FOUND", "Account ID does not exist.")
+    if config.polyai_project_id and args.get("project_id") != config.polyai_project_id:
+        raise PolyAIError(404, "PROJECT_NOT_FOUND", "Project ID does not exist.")
+
+
+# -- parsing --------------------------------------------------------------------------
+class CreateChatRequest(Schema):
+    class Meta:
+        unknown = EXCLUDE  # a widget may send more than we use; PolyAI's schema allows it
+
+    integration_attributes = fields.Dict(load_default=dict)
+    variant_id = fields.String(load_default=None, validate=validate.Length(max=200))
+    channel = fields.String(load_default="webchat", validate=validate.OneOf(CHANNELS))
+    asr_lang_code = fields.String(load_default=None, validate=validate.Length(max=35))
+    tts_lang_code = fields.String(load_default=None, validate=validate.Length(max=35))
+
+
+class RespondChatRequest(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    conversation_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    message = fields.String(load_default="", validate=validate.Length(max=4000))
+
+
+class CloseChatRequest(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    conversation_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+def _body(schema: Schema, *, optional: bool = False) -> dict:
+    raw = request.get_data()
+    if not raw.strip() and optional:
+        data = {}
+    else:
+        data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise PolyAIError(400, "INVALID_REQUEST_BODY", "the body must be a JSON object")
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+                             for name, msgs in sorted(exc.messages.items()))
+        raise PolyAIError(400, "INVALID_REQUEST_BODY", problems) from None
+
+
+def _chat_only(version: str) -> None:
+    if version != "v1":
+        raise PolyAIError(404, "NOT_FOUND", f"no route {request.path}")
+
+
+# -- Chat API ---------------------------------------------------------------------------
+@bp.post(PREFIX + "/chat/create")
+def chat_create(version, account_id, project_id):
+    _chat_only(version)
+    fields_ = _body(CreateChatRequest(), optional=True)
+    attributes = fields_["integration_attributes"]
+    shared_id = attributes.get("shared_id")
+    if shared_id is not None and not (isinstance(shared_id, str) and 0 < len(shared_id) <= 200):
+        raise PolyAIError(400, "INVALID_REQUEST_BODY", "integration_attributes.shared_id: text of 1 to 200 characters")
+    extra = {"integration_attributes": attributes,
+             "_polyai": {k: fields_[k] for k in ("variant_id", "channel", "asr_lang_code", "tts_lang_code")
+                         if fields_[k] is not None}}
+    created = Chat(services()).create(shared_id, channel=OUR_CHANNEL[fields_["channel"]], extra=extra)
+    return jsonify(conversation_id=created["conversation_id"], response=created["response"])
+
+
+@bp.post(PREFIX + "/chat/respond")
+def chat_respond(version, account_id, project_id):
+    _chat_only(version)
+    fields_ = _body(RespondChatRequest())
+    answer = Chat(services()).respond(fields_["conversation_id"], fields_["message"])
+    body = {"conversation_id": answer["conversation_id"], "response": answer["response"],
+            "end_conversation": answer["end_conversation"]}
+    if answer["handoff"]:
+        # PolyAI's handoff object: destination and reason, each a string when present.
+        body["handoff"] = {k: answer["handoff"][k] for k in ("destination", "reason") if answer["handoff"][k]}
+    return jsonify(body)
+
+
+@bp.put(PREFIX + "/chat/close")
+def chat_close(version, account_id, project_id):
+    _chat_only(version)
+    fields_ = _body(CloseChatRequest())
+    return jsonify(Chat(services()).close(fields_["conversation_id"]))
+
+
+# -- Handoff API ------------------------------------------------------------------------
+@bp.get(PREFIX + "/handoff_state")
+def handoff_state(version, account_id, project_id):
+    conversation_id, shared_id = request.args.get("id"), request.args.get("shared_id")
+    if not conversation_id and not shared_id:
+        raise PolyAIError(400, "BAD_REQUEST", "Either id or shared_id must be provided.")
+    try:
+        return jsonify(polyai.handoff_state(services(), conversation_id, shared_id))
+    except NotFound:
+        raise PolyAIError(404, "NOT_FOUND", "No handoff state found.") from None
+
+
+# -- Conversations API v3 ---------------------------------------------------------------
+def _time(name: str) -> datetime | None:
+    text = request.args.get(name)
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", f"{name}: not an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", f"{name}: give a time zone (e.g. Z)")
+    return parsed
+
+
+BOOLEAN = re.compile(r"^(true|false)$", re.IGNORECASE)
+
+
+@bp.get(PREFIX + "/conversations")
+def list_conversations(version, account_id, project_id):
+    if version != "v3":
+        raise PolyAIError(404, "NOT_FOUND", f"no route {request.path}")
+    try:
+        limit = int(request.args.get("limit", 1000))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "limit: an integer from 1 to 1000")
+    in_progress_text = request.args.get("in_progress")
+    if in_progress_text is not None and not BOOLEAN.match(in_progress_text):
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "in_progress: true or false")
+    cursor = request.args.get("cursor")
+    try:
+        decode_cursor(cursor)
+    except ServiceError:
+        raise PolyAIError(400, "INVALID_CURSOR", "cursor: not a cursor this service issued") from None
+    channels = [c for value in request.args.getlist("channel") for c in value.split(",") if c]
+    return jsonify(polyai.list_conversations(
+        services(), account_id=account_id, project_id=project_id, limit=limit, cursor=cursor,
+        start_time=_time("start_time"), end_time=_time("end_time"), channels=channels,
+        in_progress=None if in_progress_text is None else in_progress_text.lower() == "true"))
