@@ -24,9 +24,11 @@ def create_app(config: Config | None = None) -> Flask:
         log.warning("TWILIO_VALIDATE=false: Twilio signatures are NOT checked. Local development only!")
 
     from web import api, chat, errors, health, openapi, sms, studio, voice
+    from web import consult
 
     for blueprint in (health.bp, voice.bp, sms.bp, api.bp, chat.bp, openapi.bp, studio.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(consult.bp)
     errors.register(app)
     return app
 

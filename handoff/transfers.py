@@ -162,6 +162,9 @@ class Planner:
     configuration: Configuration
     sip_domain: str | None = None
     now: datetime | None = None  # for opening hours; None means "always open"
+    # Redis is unreachable: nothing can follow a consult (no store, no worker), so a consult
+    # destination is transferred the way its method does without one.
+    offline: bool = False
 
     @property
     def integration(self) -> dict:
@@ -222,6 +225,10 @@ class Planner:
         utterance = handoff.utterance if attempt == 1 else None
         if destination.method == "sip_bye":
             return voice_twiml.Transfer(method="sip_bye", action_url=url("status"), utterance=utterance)
+        if destination.transfer_mode == "consult" and not self.offline:
+            from .consult import consult_transfer  # it plans with this module's helpers
+
+            return consult_transfer(self, handoff, destination, conversation, utterance)
         method = destination.method
         if method == "sip_refer" and handoff.leg not in (None, "sip"):
             # Twilio refuses REFER on PSTN and Voice SDK legs (13801): bridge instead.
@@ -251,4 +258,5 @@ class Planner:
             screen_url=url("whisper") if screened else None,
             machine_detection=method == "sip_invite" and destination.detect_voicemail,
             answered_url=url("answered") if method == "sip_invite" and not screened else None,
+            send_digits=destination.extension,
         )
