@@ -165,7 +165,12 @@ class Consults:
         elif event == "participant-join" and call_sid and call_sid == human_sid:
             self.human_joined(handoff_id, attempt)
         elif event == "participant-leave" and call_sid == handoff.call_sid:
-            self.caller_left(handoff_id, attempt, params.get("CallStatus") or "completed")
+            # Only a leave whose call ended is the caller hanging up (ParticipantCallStatus,
+            # Twilio changelog 2023-10-25); one still in progress was moved out of the room
+            # (our redirect, or the room ending), which the <Dial> action reports.
+            status = params.get("ParticipantCallStatus")
+            if status and status != "in-progress":
+                self.caller_left(handoff_id, attempt, status)
 
     def caller_waiting(self, handoff_id: str, attempt: int, conference_sid: str | None) -> None:
         """The caller is on hold: consulting starts, the worker calls the human."""

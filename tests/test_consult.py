@@ -8,7 +8,8 @@ Sources for the callback shapes:
   request parameters: ConferenceSid, FriendlyName, AccountSid, Timestamp,
   StatusCallbackEvent (`participant-join`, `participant-leave`, …), CallSid, Muted, Hold,
   Coaching, EndConferenceOnExit, StartConferenceOnEnter, SequenceNumber; `participant-leave`
-  also carries ParticipantCallStatus and ReasonParticipantLeft (Twilio changelog, 2023-10-25).
+  also carries ParticipantCallStatus and ReasonParticipantLeft (Twilio changelog, 2023-10-25);
+  only ParticipantCallStatus is read here.
 - Calls resource (https://www.twilio.com/docs/voice/api/call-resource): the status callback
   of a REST-created call posts CallStatus (`busy`, `no-answer`, `failed`, `completed`…);
   the async AMD callback posts AnsweredBy (`human`, `machine_start`, `fax`, `unknown`).
@@ -217,7 +218,7 @@ def test_declined_the_caller_is_moved_to_the_next_destination(api, twilio, rest,
     twilio.post(f"/voice/handoff/{hid}/consult/call?attempt=1", human_params(CallStatus="completed"))
     conference = root.find("Dial/Conference")
     conference_event(twilio, conference.get("statusCallback"), "participant-leave", CALL, 3, room=conference.text,
-                     ParticipantCallStatus="in-progress", ReasonParticipantLeft="participant_updated_via_api")
+                     ParticipantCallStatus="in-progress")
     work(app)
     assert len(rest.calls) == 2 and latest_handoff(api, CALL)["state"] == "transferring"
 
@@ -280,14 +281,19 @@ def test_voicemail_ends_the_human_leg_and_the_caller_leaves_a_message(api, twili
     assert len(rest.calls) == 3
 
 
-def test_caller_gone_while_waiting_ends_the_human_leg(api, twilio, rest, app):
+@pytest.mark.parametrize("reported_by", ["conference event", "dial action"])
+def test_caller_gone_while_waiting_ends_the_human_leg(api, twilio, rest, app, reported_by):
     make(api, "Reception")
     make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111")
     root = hold(twilio, api, rest, app, PSTN, destination="expert")
     hid = latest_handoff(api, CALL)["id"]
     conference = root.find("Dial/Conference")
-    conference_event(twilio, conference.get("statusCallback"), "participant-leave", CALL, 2, room=conference.text,
-                     ParticipantCallStatus="completed", ReasonParticipantLeft="participant_hung_up")
+    if reported_by == "conference event":
+        conference_event(twilio, conference.get("statusCallback"), "participant-leave", CALL, 2,
+                         room=conference.text, ParticipantCallStatus="completed")
+    else:
+        gone = parse(twilio.post(path(root.find("Dial").get("action")), call_params(CALL, CallStatus="completed", **PSTN)))
+        assert verbs(gone) == ["Hangup"]
     expect_update(rest, HUMAN)
     work(app)
     assert sent(rest)[1] == ("POST", f"{API}/Calls/{HUMAN}.json", {"Status": "completed"})
@@ -311,7 +317,8 @@ def test_caller_gone_before_the_human_call_is_placed(api, twilio, rest, app):
     root = start(twilio, api, PSTN, destination="expert")
     conference = root.find("Dial/Conference")
     conference_event(twilio, conference.get("statusCallback"), "participant-join", CALL, 1, room=conference.text)
-    conference_event(twilio, conference.get("statusCallback"), "participant-leave", CALL, 2, room=conference.text)
+    conference_event(twilio, conference.get("statusCallback"), "participant-leave", CALL, 2, room=conference.text,
+                     ParticipantCallStatus="completed")
     work(app)  # the worker places no call: nobody is waiting any more
     assert len(rest.calls) == 0 and latest_handoff(api, CALL)["state"] == "abandoned"
 
@@ -342,6 +349,9 @@ def test_the_room_ending_around_a_waiting_caller_moves_them_in_the_answer(api, t
     make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111")
     root = hold(twilio, api, rest, app, PSTN, destination="expert")
     # The conference was ended (say, from the Console): the caller is still on the line.
+    conference = root.find("Dial/Conference")
+    conference_event(twilio, conference.get("statusCallback"), "participant-leave", CALL, 3, room=conference.text,
+                     ParticipantCallStatus="in-progress")
     expect_update(rest, HUMAN)
     after = parse(twilio.post(path(root.find("Dial").get("action")), call_params(CALL, **PSTN)))
     assert after.find("Dial/Sip").text.startswith("sip:reception@pbx.example.com")
