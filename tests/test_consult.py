@@ -420,3 +420,14 @@ def test_a_consult_with_no_outcome_times_out_and_the_caller_moves_on(api, twilio
     moved = parse({url: body for _, url, body in sent(rest)}[f"{API}/Calls/{CALL}.json"]["Twiml"])
     assert moved.find("Dial/Sip").text.startswith("sip:reception@pbx.example.com")
     assert steps(api)[-2:] == [("transferring", "timeout"), ("transferring", None)]
+
+
+def test_an_extension_takes_precedence_over_voicemail_detection_with_a_warning(api, twilio, rest, app):
+    make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111",
+         extension="9", detect_voicemail=True)
+    hold(twilio, api, rest, app, PSTN)
+    created = sent(rest)[0][2]
+    # Twilio ignores MachineDetection on a call that sends digits: asking for it would only
+    # promise an AMD callback that never comes.
+    assert created["SendDigits"] == "9" and "MachineDetection" not in created
+    assert [w["code"] for w in latest_handoff(api, CALL)["warnings"]] == ["voicemail_detection_skipped"]
