@@ -19,8 +19,6 @@ arrive twice, late or out of order and change nothing it should not.
 """
 from __future__ import annotations
 
-import logging
-
 from twilio.twiml.voice_response import VoiceResponse
 
 from twiml import consult as consult_twiml
@@ -34,8 +32,6 @@ from .services import Services
 from .templating import render_value
 from .transfers import (Planner, handoff_url, number_of, template_variables, transcript_tail,
                         whisper_text)
-
-log = logging.getLogger(__name__)
 
 CONSULTING, ACCEPTED, JOINED = "consulting", "accepted", "joined"
 WAITING = (CONSULTING, ACCEPTED)  # the caller is on hold and the human not yet in

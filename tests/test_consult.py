@@ -206,7 +206,8 @@ def test_declined_the_caller_is_moved_to_the_next_destination(api, twilio, rest,
     assert (method, url) == ("POST", f"{API}/Calls/{CALL}.json")
     moved = parse(body["Twiml"])
     assert moved.find("Refer/Sip").text == "sip:reception@pbx.example.com"
-    assert moved.find("Refer").get("action") == f"{BASE_URL}/voice/handoff/{hid}/status?attempt=2&tried=expert,reception"
+    assert moved.find("Refer").get("action") == (
+        f"{BASE_URL}/voice/handoff/{hid}/status?attempt=2&tried=expert,reception")
     assert len(rest.calls) == 2  # the human hung up by themselves: no leg to end
     record = latest_handoff(api, CALL)
     assert steps(api)[2:] == [("transferring", "consulting"), ("transferring", "declined"), ("transferring", None)]
@@ -292,7 +293,8 @@ def test_caller_gone_while_waiting_ends_the_human_leg(api, twilio, rest, app, re
         conference_event(twilio, conference.get("statusCallback"), "participant-leave", CALL, 2,
                          room=conference.text, ParticipantCallStatus="completed")
     else:
-        gone = parse(twilio.post(path(root.find("Dial").get("action")), call_params(CALL, CallStatus="completed", **PSTN)))
+        gone = parse(twilio.post(path(root.find("Dial").get("action")),
+                                 call_params(CALL, CallStatus="completed", **PSTN)))
         assert verbs(gone) == ["Hangup"]
     expect_update(rest, HUMAN)
     work(app)
