@@ -24,10 +24,12 @@ def create_app(config: Config | None = None) -> Flask:
         log.warning("TWILIO_VALIDATE=false: Twilio signatures are NOT checked. Local development only!")
 
     from web import api, chat, errors, handoffs_yaml, health, openapi, polyai, sms, studio, voice
+    from web import consult
 
     for blueprint in (health.bp, voice.bp, sms.bp, api.bp, chat.bp, openapi.bp, studio.bp, polyai.bp,
                       handoffs_yaml.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(consult.bp)
     errors.register(app)
     return app
 

@@ -145,9 +145,10 @@ class Handoffs:
     def store(self):
         return self.services.store
 
-    def planner(self, configuration: Configuration) -> Planner:
+    def planner(self, configuration: Configuration, offline: bool = False) -> Planner:
         config = self.services.config
-        return Planner(configuration, config.sip_domain, self.services.clock(), config.default_caller_id)
+        return Planner(configuration, config.sip_domain, self.services.clock(), config.default_caller_id,
+                       offline=offline)
 
     def context(self, conversation: dict) -> dict:
         """The conversation as planning needs it: the last transcript turns are read only
@@ -218,7 +219,7 @@ class Handoffs:
         handoff = self._new(conversation, request, channel="voice", call_sid=call.get("CallSid"),
                             base_url=base_url, leg=call_leg(call))
         destination = self._resolve(handoff, configuration, request.destination)
-        twiml = self.planner(configuration).attempt(handoff, destination, conversation)
+        twiml = self.planner(configuration, offline=True).attempt(handoff, destination, conversation)
         log.warning("Redis unreachable: handoff for call %s sent to %s from the configuration "
                     "snapshot (not recorded)", call.get("CallSid"),
                     handoff.destination and handoff.destination["id"])
@@ -424,8 +425,8 @@ class Handoffs:
                           leg=call_leg(params))
         handoff.move_to(TRANSFERRING)
         conversation = {"id": handoff.conversation_id, "from": params.get("From"), "to": params.get("To"), "state": {}}
-        return self.planner(configuration).attempt(handoff, next_destination(configuration, handoff.attempts),
-                                                   conversation)
+        return self.planner(configuration, offline=True).attempt(
+            handoff, next_destination(configuration, handoff.attempts), conversation)
 
     def screen(self, handoff_id: str, attempt: int, params: dict[str, str]) -> VoiceResponse:
         """The human's leg answered (<Dial> noun `url`): check for a machine, whisper,
@@ -495,6 +496,11 @@ class Handoffs:
 
     def expire(self, handoff_id: str, attempt: int) -> bool:
         """A transfer still waiting for its outcome after the timeout has failed."""
+        from .consult import Consults
+
+        consults = Consults(self.services)
+        if consults.owns(handoff_id, attempt):
+            return consults.timed_out(handoff_id, attempt)  # the caller on hold is moved on
 
         def mutate(h: Handoff) -> bool:
             if len(h.attempts) == attempt and h.state == TRANSFERRING:

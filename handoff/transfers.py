@@ -87,6 +87,18 @@ def template_variables(handoff: Handoff, conversation: dict) -> dict[str, Any]:
     }
 
 
+def caller_id_for(destination: Destination, handoff: Handoff, conversation: dict,
+                  default_caller_id: str | None) -> str | None:
+    """Who the human sees calling: the destination's caller ID (a template is rendered),
+    else DEFAULT_CALLER_ID; None when neither gives a value."""
+    if destination.caller_id:
+        text, _ = render_value(destination.caller_id, template_variables(handoff, conversation),
+                               conversation.get("state") or {})
+        if text:
+            return text
+    return default_caller_id
+
+
 def _squash(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -163,6 +175,9 @@ class Planner:
     sip_domain: str | None = None
     now: datetime | None = None  # for opening hours; None means "always open"
     default_caller_id: str | None = None  # DEFAULT_CALLER_ID
+    # Redis is unreachable: nothing can follow a consult (no store, no worker), so a consult
+    # destination is transferred the way its method does without one.
+    offline: bool = False
 
     @property
     def integration(self) -> dict:
@@ -236,6 +251,10 @@ class Planner:
         utterance = None if spoken else handoff.utterance
         if destination.method == "sip_bye":
             return voice_twiml.Transfer(method="sip_bye", action_url=url("status"), utterance=utterance)
+        if destination.transfer_mode == "consult" and not self.offline:
+            from .consult import consult_transfer  # it plans with this module's helpers
+
+            return consult_transfer(self, handoff, destination, conversation, utterance)
         method = destination.method
         if method == "sip_refer" and handoff.leg not in (None, "sip"):
             # Twilio refuses REFER on PSTN and Voice SDK legs (13801): bridge instead.
@@ -275,12 +294,8 @@ class Planner:
             amd_url=url("amd") if machine_detection else None,
             answered_url=url("answered") if method == "sip_invite" and not screened else None,
             caller_id=caller_id,
+            send_digits=destination.extension,
         )
 
     def caller_id(self, handoff: Handoff, destination: Destination, conversation: dict) -> str | None:
-        """`<Dial callerId>`: the destination's (a number or a template), else DEFAULT_CALLER_ID."""
-        template = destination.caller_id or self.default_caller_id
-        if not template:
-            return None
-        text, _ = render_value(template, template_variables(handoff, conversation), conversation.get("state") or {})
-        return text or None
+        return caller_id_for(destination, handoff, conversation, self.default_caller_id)

@@ -32,6 +32,12 @@ class Transfer:
     amd_url: str | None = None  # amdStatusCallback: where Twilio posts the machine check's result
     answered_url: str | None = None
     caller_id: str | None = None  # <Dial callerId>
+    # <Number sendDigits>: DTMF (and `w` pauses) played once a phone-number route answers.
+    send_digits: str | None = None
+    # consult: `target` is the conference name; what the caller hears while waiting (None:
+    # Twilio's default hold music) and where Twilio reports the conference's events.
+    wait_url: str | None = None
+    events_url: str | None = None
 
 
 def _start(utterance: str | None) -> VoiceResponse:
@@ -68,7 +74,7 @@ def dial(transfer: Transfer) -> VoiceResponse:
                     status_callback_method="POST")
     for kind, target in transfer.targets or ((transfer.kind, transfer.target),):
         if kind == "number":
-            verb.number(target, **noun)
+            verb.number(target, send_digits=transfer.send_digits, **noun)
         else:
             verb.sip(sip.sip_uri_with_headers(target, transfer.headers), **noun)
     response.append(verb)
@@ -93,7 +99,26 @@ def enqueue(transfer: Transfer) -> VoiceResponse:
     return response
 
 
-BUILDERS = {"sip_refer": refer, "sip_invite": dial, "sip_bye": bye, "twilio_flex": enqueue}
+def consult_hold(transfer: Transfer) -> VoiceResponse:
+    """consult: the caller waits in a conference named after the handoff while the human is
+    called and briefed on another leg (Conference page, https://www.twilio.com/docs/voice/twiml/conference).
+    startConferenceOnEnter=false: the caller hears the wait music until the human (who
+    starts it) joins; endConferenceOnExit=true: the caller leaving ends the conference, so
+    nobody is left in it. Without a waitUrl Twilio plays its default hold music."""
+    response = _start(transfer.utterance)
+    verb = Dial(action=transfer.action_url, method="POST")
+    hold = {}
+    if transfer.wait_url:
+        # GET lets Twilio cache a static audio file (error 13234 page).
+        hold.update(wait_url=transfer.wait_url, wait_method="GET")
+    verb.conference(transfer.target, start_conference_on_enter=False, end_conference_on_exit=True, beep=False,
+                    status_callback=transfer.events_url, status_callback_method="POST",
+                    status_callback_event="join leave", **hold)
+    response.append(verb)
+    return response
+
+
+BUILDERS = {"sip_refer": refer, "sip_invite": dial, "sip_bye": bye, "twilio_flex": enqueue, "consult": consult_hold}
 
 
 def transfer_twiml(transfer: Transfer) -> VoiceResponse:

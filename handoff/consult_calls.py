@@ -1,0 +1,132 @@
+"""The worker's side of consult transfers: Twilio REST calls (rq jobs; ids in, idempotent).
+
+- `call_human`: create the human's call (Calls resource), briefed by `consult/whisper`.
+- `move_caller`: update the caller's call with the TwiML `on_failure` chose.
+- `end_human_leg`: hang up the human's call.
+- `announce`: `intro: public`, the reason announced to the conference (announceUrl).
+"""
+from __future__ import annotations
+
+import logging
+
+from twilio.base.exceptions import TwilioRestException
+
+from .consult import CONSULTING, WAITING, Consults, consult_caller_id, consult_url, human_route, human_target
+from .jobs import TWIML_LIMIT, _is_last_try, services, twilio_client
+from .models import TRANSFERRING, Handoff
+from .sip import RouteError, sip_uri_with_headers
+
+log = logging.getLogger(__name__)
+
+
+def _retry_or_give_up(exc: TwilioRestException) -> None:
+    """Twilio's 5xx are worth another try (rq retries the job); a 4xx will not change."""
+    if (exc.status or 500) >= 500 and not _is_last_try():
+        raise exc
+
+
+def call_human(handoff_id: str, attempt: int) -> str:
+    """Call the human for a consult attempt whose caller is on hold."""
+    svc = services()
+    consults = Consults(svc)
+    handoff = svc.store.get_handoff(handoff_id)
+    if handoff is None or consults.step(handoff, attempt) != CONSULTING or handoff.state != TRANSFERRING:
+        return "nothing to do"
+    if handoff.attempt_marks.get(f"{attempt}.call"):
+        return "already called"
+    destination = consults.destination_of(handoff, attempt)
+    if destination is None:
+        consults.human_unavailable(handoff_id, attempt, "call_failed", reason="destination_deleted")
+        return "failed"
+    conversation = svc.store.get_conversation(handoff.conversation_id) or {"id": handoff.conversation_id}
+    try:
+        kind, target = human_target(human_route(handoff, destination, attempt), destination, svc.config.sip_domain)
+    except RouteError as exc:
+        consults.human_unavailable(handoff_id, attempt, "call_failed", reason=str(exc))
+        return "failed"
+    params = {
+        "to": sip_uri_with_headers(target, handoff.sip_headers) if kind == "sip" else target,
+        "from_": consult_caller_id(destination, handoff, conversation, svc.config.default_caller_id),
+        "url": consult_url(handoff, "whisper", attempt), "method": "POST",
+        "status_callback": consult_url(handoff, "call", attempt), "status_callback_method": "POST",
+        "timeout": destination.ring_timeout,
+    }
+    if kind == "number" and destination.extension:
+        params["send_digits"] = destination.extension
+    if destination.detect_voicemail and "send_digits" not in params:
+        # Async: the human hears the briefing at once; a machine verdict arrives meanwhile.
+        params.update(machine_detection="Enable", async_amd="true",
+                      async_amd_status_callback=consult_url(handoff, "amd", attempt),
+                      async_amd_status_callback_method="POST")
+    elif destination.detect_voicemail:
+        # Twilio ignores MachineDetection on a call with SendDigits (Calls resource).
+        consults.handoffs.update(handoff_id, lambda h: h.add_warning(
+            "voicemail_detection_skipped", "no answering-machine detection on a route with an extension"))
+    try:
+        call = twilio_client(svc.config).calls.create(**params)
+    except TwilioRestException as exc:
+        _retry_or_give_up(exc)
+        consults.human_unavailable(handoff_id, attempt, "call_failed", twilio_status=exc.status,
+                                   twilio_code=exc.code)
+        return "failed"
+
+    def remember(h: Handoff) -> bool:
+        h.attempt_marks[f"{attempt}.call"] = call.sid
+        return consults.step(h, attempt) in WAITING
+
+    _, still_waiting = consults.handoffs.update(handoff_id, remember)
+    if not still_waiting:
+        # The caller hung up while the call was being placed: nobody to brief.
+        end_human_leg(handoff_id, attempt)
+        return "caller gone"
+    return "called"
+
+
+def move_caller(handoff_id: str, attempt: int) -> str:
+    """Send the caller on hold to what `on_failure` chose (REST update of their call)."""
+    svc = services()
+    handoff = svc.store.get_handoff(handoff_id)
+    twiml = handoff and handoff.attempt_marks.get(f"{attempt}.next")
+    if not twiml or handoff.attempt_marks.get(f"{attempt}.moved"):
+        return "nothing to do"
+    if len(twiml) > TWIML_LIMIT:
+        log.error("handoff %s: the next TwiML is over Twilio's %d characters", handoff_id, TWIML_LIMIT)
+    try:
+        twilio_client(svc.config).calls(handoff.call_sid).update(twiml=twiml)
+    except TwilioRestException as exc:
+        _retry_or_give_up(exc)
+        log.warning("handoff %s: could not move the caller (%s): %s", handoff_id, exc.status, exc.msg)
+        return "caller gone"
+    Consults(svc).handoffs.update(handoff_id, lambda h: h.attempt_marks.__setitem__(f"{attempt}.moved", "rest"))
+    return "moved"
+
+
+def end_human_leg(handoff_id: str, attempt: int) -> str:
+    """Hang up the human's call (`completed` ends it ringing or answered, Calls resource)."""
+    svc = services()
+    handoff = svc.store.get_handoff(handoff_id)
+    call_sid = handoff and handoff.attempt_marks.get(f"{attempt}.call")
+    if not call_sid:
+        return "nothing to do"  # not placed yet: `call_human` will see the attempt is over
+    try:
+        twilio_client(svc.config).calls(call_sid).update(status="completed")
+    except TwilioRestException as exc:
+        _retry_or_give_up(exc)
+        return "already over"
+    return "ended"
+
+
+def announce(handoff_id: str, attempt: int) -> str:
+    """intro public: play the reason to everyone in the room as the human joins."""
+    svc = services()
+    handoff = svc.store.get_handoff(handoff_id)
+    conference_sid = handoff and handoff.attempt_marks.get(f"{attempt}.conference")
+    if not conference_sid:
+        return "nothing to do"
+    try:
+        twilio_client(svc.config).conferences(conference_sid).update(
+            announce_url=consult_url(handoff, "announce", attempt), announce_method="POST")
+    except TwilioRestException as exc:
+        _retry_or_give_up(exc)
+        return "conference over"
+    return "announced"
