@@ -108,7 +108,6 @@ function manageOpeningHours(form) {
         remove.hidden = false;
       });
       day.querySelector("[data-closed]").hidden = all.length > 0;
-      add.textContent = all.length ? "Add range" : "Add hours";
       const copy = day.querySelector("[data-copy-weekdays]");
       if (copy) copy.hidden = all.length === 0;
     };
