@@ -29,8 +29,10 @@ function ruleHolds(form, rule) {
 }
 
 // Fields that apply only to some methods, transfer modes, or to set opening hours show
-// only there. A hidden field is disabled too, so the form sends it as unset instead of
-// saving (or being refused for) a value nobody can see.
+// only there. A hidden advanced field (data-show-if) is disabled too, so the form sends it
+// as unset instead of saving (or being refused for) a value nobody can see; the server
+// already ignores a hidden route, encryption or ring timeout (data-show-for), and keeps
+// them as typed should the method change back.
 function showFieldsThatApply(form) {
   const conditional = Array.from(form.querySelectorAll("[data-show-for], [data-show-if]"));
   if (!conditional.length) return;
@@ -40,9 +42,11 @@ function showFieldsThatApply(form) {
         ? !field.dataset.showFor.split(" ").includes(controlValue(form, "method"))
         : !ruleHolds(form, field.dataset.showIf);
     });
-    conditional.forEach((field) => field.querySelectorAll("input, select, textarea").forEach((control) => {
-      control.disabled = control.closest("[hidden]") !== null;
-    }));
+    form.querySelectorAll("[data-show-if]").forEach((field) => {
+      field.querySelectorAll("input, select, textarea").forEach((control) => {
+        control.disabled = control.closest("[hidden]") !== null;
+      });
+    });
   };
   form.addEventListener("change", update);
   update();
@@ -146,7 +150,7 @@ function manageOpeningHours(form) {
   });
 }
 
-// A new destination's hours start in the browser's time zone rather than UTC.
+// Hours not set yet start in the browser's time zone rather than UTC.
 function guessTimeZone(form) {
   const select = form.querySelector("#timezone");
   if (!select || select.hasAttribute("data-chosen")) return;
