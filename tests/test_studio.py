@@ -487,6 +487,9 @@ def test_cards_show_advanced_settings_one_line_each(studio, api, services):
                  "Open Mon–Fri 09:00–17:30; Sat 10:00–14:00 Europe/London, closed now", "Closed on 2026-12-25"):
         assert f"<li>{line}</li>" in desk, line
     assert 'data-warning="caller_id_missing"' in desk and "No caller ID" in desk
+    edit = studio.get("/studio/handoffs/desk/edit").get_data(as_text=True)
+    assert 'data-warning="caller_id_missing">No caller ID: no caller_id and no DEFAULT_CALLER_ID' in edit
+    assert 'data-warning="caller_id_missing"' not in studio.get("/studio/handoffs/consult/edit").get_data(as_text=True)
     for line in ("Consult transfer, public intro", "Hold audio https://example.com/hold.mp3",
                  "Caller ID $called_number"):
         assert f"<li>{line}</li>" in consult, line

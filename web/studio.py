@@ -1,7 +1,8 @@
 """The "Call handoffs" page: destinations managed in a browser, on the same service as /v1.
 
 Server-rendered forms that work without JavaScript (POST → redirect → GET); the script only
-hides fields that do not apply, adds header rows and confirms deletes in a dialog. People
+hides fields that do not apply, adds header, route and opening-hours rows and confirms
+deletes in a dialog. People
 sign in once with an API key; the session cookie keeps a fingerprint of it, never the key,
 so removing a key from HANDOFF_API_KEYS signs its sessions out.
 """
@@ -299,11 +300,15 @@ def changes(current: dict, fields: dict) -> dict:
 
 def render_form(form: HandoffForm, destinations: list[dict], integration: dict):
     fallbacks = [d for d in destinations if d["id"] != form.destination_id]
+    # What the saved destination is warned about (caller_id_missing is shown by Caller ID).
+    saved_warnings = {w["code"]: w["message"] for d in destinations if d["id"] == form.destination_id
+                      for w in d["warnings"]}
     methods = [m for m in METHOD_LABELS if m in FORM_METHODS or m in (form.values["method"],
                                                                        integration["required_method"])]
     status = 422 if form.errors or form.header_errors else 200
     return render_template("studio/form.html", form=form, integration=integration,
-                           fallbacks=fallbacks, methods=methods, max_routes=MAX_SIMULTANEOUS), status
+                           fallbacks=fallbacks, methods=methods, max_routes=MAX_SIMULTANEOUS,
+                           saved_warnings=saved_warnings), status
 
 
 def card_url(destination_id: str) -> str:
