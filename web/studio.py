@@ -187,8 +187,8 @@ class HandoffForm:
     # The weekly opening-hours editor: each day's [opens, closes] ranges, as typed.
     windows: dict[str, list[list[str]]] = field(default_factory=lambda: {day: [] for day in DAYS})
 
-    # Fields and the value each has when the form does not send it: a field the script
-    # hid (and so disabled) because it does not apply is sent as unset.
+    # Fields and the value each has when the form does not send it: the script disables
+    # an advanced field that does not apply to the method or transfer mode, so it is unset.
     DEFAULTS = {"name": "", "description": "", "method": "sip_refer", "route": "", "encryption": "tls_srtp",
                 "ring_timeout": "30", "fallback": "", **ADVANCED_DEFAULTS}
     TEXT_FIELDS = tuple(name for name in DEFAULTS if name not in ("route", "detect_voicemail", "hours"))
