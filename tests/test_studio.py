@@ -339,3 +339,161 @@ def test_simultaneous_ring_routes_and_closed_hours_show_on_the_card(studio, api,
     html = studio.get("/studio/handoffs").get_data(as_text=True)
     assert "sip:ann@<wbr>pbx.example.com" in html and "+14155550123" in html
     assert "Closed now" in html and 'data-warning="closed"' in html
+
+
+# -- advanced settings ----------------------------------------------------------------
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
+OFFICE_HOURS = {**{f"hours_{d}_open": "09:00" for d in WEEKDAYS}, **{f"hours_{d}_close": "17:30" for d in WEEKDAYS}}
+
+
+def advanced_open(html: str) -> bool:
+    return re.search(r'<details class="advanced" open', html) is not None
+
+
+def test_every_advanced_field_is_saved_as_the_api_stores_it(studio, api):
+    response = studio.add(name="Support", method="sip_invite", route=["+14155550100", "", "+14155550111"],
+                          on_failure="return_to_agent", caller_id="$called_number", extension="ww12#",
+                          hours="set", timezone="Europe/London", **OFFICE_HOURS,
+                          hours_sat_open=["10:00", "13:00", ""], hours_sat_close=["12:00", "14:00", ""],
+                          closed_dates="2026-12-25, 2026-12-26")
+    assert response.status_code == 303
+    saved = api.get("/v1/destinations/support").get_json()
+    assert saved["route"] == ["+14155550100", "+14155550111"]
+    assert (saved["on_failure"], saved["caller_id"], saved["extension"]) == ("return_to_agent", "$called_number", "ww12#")
+    assert saved["hours"] == {"timezone": "Europe/London",
+                              "weekly": {**{d: [["09:00", "17:30"]] for d in WEEKDAYS},
+                                         "sat": [["10:00", "12:00"], ["13:00", "14:00"]]},
+                              "closed_dates": ["2026-12-25", "2026-12-26"]}
+    assert saved["transfer_mode"] == "blind" and saved["detect_voicemail"] is False
+
+    studio.add(name="Desk", method="sip_invite", route="sip:desk@pbx.example.com", transfer_mode="warm_accept",
+               detect_voicemail="true")
+    studio.add(name="Consult", route="sip:consult@pbx.example.com", transfer_mode="consult",
+               hold_audio_url="https://example.com/hold.mp3", intro="public")
+    desk, consult = (api.get(f"/v1/destinations/{i}").get_json() for i in ("desk", "consult"))
+    assert desk["transfer_mode"] == "warm_accept" and desk["detect_voicemail"] is True
+    assert (consult["transfer_mode"], consult["hold_audio_url"], consult["intro"]) == (
+        "consult", "https://example.com/hold.mp3", "public")
+
+
+@pytest.mark.parametrize("fields, field, message", [
+    ({"transfer_mode": "warm_message"}, "transfer_mode", "warm_message needs method sip_invite"),
+    ({"method": "sip_invite", "route": ["+14155550100", "+14155550111"], "detect_voicemail": "true"},
+     "detect_voicemail", "voicemail detection cannot ring several routes at once"),
+    ({"method": "sip_invite", "route": ["+14155550100", "+14155550111"], "transfer_mode": "consult"},
+     "transfer_mode", "consult cannot ring several routes at once"),
+    ({"route": ["sip:a@pbx.example.com", "sip:b@pbx.example.com"]}, "route",
+     "a list of routes (simultaneous ring) needs method sip_invite"),
+    ({"detect_voicemail": "true"}, "detect_voicemail", "voicemail detection needs method sip_invite"),
+    ({"method": "sip_invite", "route": "sip:a@pbx.example.com;transport=udp"}, "encryption",
+     "tls_srtp needs ;transport=tls"),
+    ({"caller_id": "0207 946 0000"}, "caller_id", "a caller ID is an E.164 number"),
+    ({"extension": "1234"}, "extension", "an extension needs a phone-number (E.164) route"),
+    ({"route": "+14155550100", "extension": "12 34"}, "extension", "an extension is DTMF digits"),
+    ({"transfer_mode": "consult", "hold_audio_url": "http://example.com/hold.mp3"}, "hold_audio_url",
+     "hold audio is an https:// URL"),
+    ({"transfer_mode": "sideways"}, "transfer_mode", "Must be one of"),
+    ({"hours": "set", "timezone": "Mars/Olympus", **OFFICE_HOURS}, "timezone",
+     "timezone 'Mars/Olympus' is not an IANA time zone"),
+    ({"hours": "set", "timezone": "UTC", "hours_tue_open": "17:00", "hours_tue_close": "09:00"}, "hours_tue",
+     "17:00–09:00 ends before it starts"),
+    ({"hours": "set", "timezone": "UTC", "hours_wed_open": "09:00", "hours_wed_close": ""}, "hours_wed",
+     'each window is ["HH:MM", "HH:MM"]'),
+    ({"hours": "set", "timezone": "UTC", "closed_dates": "2026-12-25, 25/12/2026"}, "closed_dates",
+     "'25/12/2026' is not a date (YYYY-MM-DD)"),
+])
+def test_a_refused_advanced_field_is_shown_beside_it_with_advanced_open(studio, api, fields, field, message):
+    response = studio.add(**fields)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert message in field_error(html.replace("&#34;", '"').replace("&#39;", "'"), field)
+    assert advanced_open(html) == (field not in ("route", "encryption"))  # those two are basic fields
+    assert api.get("/v1/destinations").get_json()["items"] == []
+
+
+def test_a_refused_form_keeps_every_advanced_value_as_typed(studio):
+    response = studio.add(method="sip_invite", route=["+14155550100", "+14155550111"], detect_voicemail="true",
+                          on_failure="hangup", caller_id="+14155550199", extension="ww9", hours="set",
+                          timezone="America/New_York", hours_mon_open=["08:00", "13:00"],
+                          hours_mon_close=["12:00", "18:00"], closed_dates="2026-07-04")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and field_error(html, "detect_voicemail")
+    for kept in ('id="route-2" name="route" value="+14155550111"', 'name="detect_voicemail" value="true" checked',
+                 '<option value="hangup" selected>', 'value="+14155550199"', 'value="ww9"',
+                 'name="hours" value="set" checked', "<option selected>America/New_York</option>",
+                 'value="08:00" aria-label="Monday opens"', 'value="18:00" aria-label="Monday closes, range 2"',
+                 'value="2026-07-04"'):
+        assert kept in html, kept
+
+
+def test_editing_shows_the_saved_advanced_fields_with_advanced_open(studio, api):
+    api.post("/v1/destinations", json={"name": "Plain", "route": "1001"})
+    assert not advanced_open(studio.get("/studio/handoffs/plain/edit").get_data(as_text=True))
+    api.post("/v1/destinations", json={
+        "name": "Team", "method": "sip_invite", "route": ["sip:ann@pbx.example.com", "sip:bob@pbx.example.com"],
+        "on_failure": "voicemail", "caller_id": "$called_number",
+        "hours": {"timezone": "Asia/Tokyo", "weekly": {"sat": [["10:00", "24:00"]]}, "closed_dates": ["2027-01-01"]}})
+    html = studio.get("/studio/handoffs/team/edit").get_data(as_text=True)
+    assert advanced_open(html)
+    for shown in ('id="route" name="route" value="sip:ann@pbx.example.com"',
+                  'id="route-2" name="route" value="sip:bob@pbx.example.com"', '<option value="voicemail" selected>',
+                  'value="$called_number"', "<option selected>Asia/Tokyo</option>",
+                  'value="24:00" aria-label="Saturday closes"', 'value="2027-01-01"'):
+        assert shown in html, shown
+
+
+def test_fields_left_out_of_the_form_are_saved_as_unset(studio, api):
+    """The script disables fields that do not apply, so the browser does not send them."""
+    api.post("/v1/destinations", json={
+        "name": "Team", "method": "sip_invite", "route": ["+14155550100", "+14155550111"], "on_failure": "hangup",
+        "caller_id": "+14155550199", "hours": {"timezone": "UTC", "weekly": {"mon": [["09:00", "17:00"]]}}})
+    response = studio.submit("/studio/handoffs/team/edit",
+                             {"name": "Team", "method": "sip_refer", "route": "+14155550100",
+                              "transfer_mode": "blind", "on_failure": "hangup", "hours": "always",
+                              "timezone": "UTC", "hours_mon_open": "09:00", "hours_mon_close": "17:00"},
+                             page="/studio/handoffs/team/edit")
+    assert response.status_code == 303
+    saved = api.get("/v1/destinations/team").get_json()
+    assert saved["method"] == "sip_refer" and saved["route"] == "+14155550100"
+    assert saved["caller_id"] is None and saved["hours"] is None and saved["on_failure"] == "hangup"
+
+
+def test_the_time_zone_select_offers_iana_zones(studio):
+    html = studio.get("/studio/handoffs/new").get_data(as_text=True)
+    assert '<optgroup label="Europe">' in html and "<option>Europe/London</option>" in html
+    assert "<option selected>UTC</option>" in html and "<option>localtime</option>" not in html
+
+
+def test_cards_show_advanced_settings_one_line_each(studio, api, services):
+    from datetime import datetime, timezone
+
+    api.post("/v1/destinations", json={
+        "name": "Desk", "method": "sip_invite", "route": "+14155550100", "transfer_mode": "warm_accept",
+        "detect_voicemail": True, "extension": "ww12#", "on_failure": "return_to_agent",
+        "hours": {"timezone": "Europe/London", "weekly": {**{d: [["09:00", "17:30"]] for d in WEEKDAYS},
+                                                          "sat": [["10:00", "14:00"]]},
+                  "closed_dates": ["2026-12-25"]}})
+    api.post("/v1/destinations", json={"name": "Consult", "route": "sip:c@pbx.example.com",
+                                       "transfer_mode": "consult", "intro": "public", "caller_id": "$called_number",
+                                       "hold_audio_url": "https://example.com/hold.mp3"})
+    api.post("/v1/destinations", json={"name": "Plain", "route": "sip:p@pbx.example.com"})
+    services.clock = lambda: datetime(2026, 11, 30, 18, 0, tzinfo=timezone.utc)  # a Monday evening
+    html = studio.get("/studio/handoffs").get_data(as_text=True)
+    desk = html[html.index('id="destination-desk"'):html.index('id="destination-consult"')]
+    consult = html[html.index('id="destination-consult"'):html.index('id="destination-plain"')]
+    plain = html[html.index('id="destination-plain"'):]
+    for line in ("Warm transfer with accept", "Detects voicemail", "Dials extension ww12#",
+                 "On failure: back to the agent",
+                 "Open Mon–Fri 09:00–17:30; Sat 10:00–14:00 Europe/London, closed now", "Closed on 2026-12-25"):
+        assert f"<li>{line}</li>" in desk, line
+    assert 'data-warning="caller_id_missing"' in desk and "No caller ID" in desk
+    edit = studio.get("/studio/handoffs/desk/edit").get_data(as_text=True)
+    assert 'data-warning="caller_id_missing">No caller ID: no caller_id and no DEFAULT_CALLER_ID' in edit
+    assert 'data-warning="caller_id_missing"' not in studio.get("/studio/handoffs/consult/edit").get_data(as_text=True)
+    for line in ("Consult transfer, public intro", "Hold audio https://example.com/hold.mp3",
+                 "Caller ID $called_number"):
+        assert f"<li>{line}</li>" in consult, line
+    assert "data-settings" not in plain
+
+    services.clock = lambda: datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
+    assert "Europe/London, open now" in studio.get("/studio/handoffs").get_data(as_text=True)

@@ -1,7 +1,8 @@
 """The "Call handoffs" page: destinations managed in a browser, on the same service as /v1.
 
 Server-rendered forms that work without JavaScript (POST → redirect → GET); the script only
-hides fields that do not apply, adds header rows and confirms deletes in a dialog. People
+hides fields that do not apply, adds header, route and opening-hours rows and confirms
+deletes in a dialog. People
 sign in once with an API key; the session cookie keeps a fingerprint of it, never the key,
 so removing a key from HANDOFF_API_KEYS signs its sessions out.
 """
@@ -22,12 +23,16 @@ from werkzeug.exceptions import BadRequest
 
 from handoff import adk
 from handoff.config import Config
-from handoff.destinations import Destinations
+from handoff.destinations import MAX_SIMULTANEOUS, Destinations
 from handoff.errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
+from handoff.hours import DAYS
 from handoff.services import REDIS_ERRORS
 from schemas.destinations import DestinationInput
 
 from .context import services
+from .studio_settings import (ADVANCED_DEFAULTS, ADVANCED_ERROR_KEYS, DAY_NAMES, INTROS, ON_FAILURE,
+                              TRANSFER_MODES, hours_errors, hours_fields, hours_value, read_hours,
+                              settings_lines, time_zones, zone_known)
 
 bp = Blueprint("studio", __name__, url_prefix="/studio", template_folder="templates",
                static_folder="static/studio", static_url_path="/static")
@@ -38,9 +43,15 @@ FORM_METHODS = ("sip_refer", "sip_invite", "sip_bye")
 ENCRYPTION_LABELS = {"tls_srtp": "TLS + SRTP (encrypted)", "udp_rtp": "UDP + RTP (not encrypted)"}
 WARNING_LABELS = {"method_mismatch": "Method mismatch", "no_default": "No default",
                   "route_not_editable": "Route not editable",
-                  "sip_headers_unsupported": "SIP headers unsupported", "closed": "Closed now"}
+                  "sip_headers_unsupported": "SIP headers unsupported", "closed": "Closed now",
+                  "caller_id_missing": "No caller ID"}
 # Rows a browser without JavaScript gets to type new headers into.
 BLANK_HEADER_ROWS = 3
+# Spare "Route 2", "Route 3"… rows (simultaneous ring) offered without JavaScript.
+BLANK_ROUTE_ROWS = 2
+SETTINGS_HELPERS = {"transfer_modes": TRANSFER_MODES, "failure_choices": ON_FAILURE, "intros": INTROS,
+                    "day_names": DAY_NAMES, "time_zones": time_zones, "zone_known": zone_known,
+                    "settings_lines": settings_lines}
 PUBLIC_ENDPOINTS = {"studio.sign_in", "studio.static"}
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -159,7 +170,7 @@ def page_headers(response):
 def template_helpers() -> dict[str, Any]:
     return {"csrf_token": csrf_token, "method_labels": METHOD_LABELS,
             "encryption_labels": ENCRYPTION_LABELS, "warning_labels": WARNING_LABELS,
-            "signed_in": signed_in}
+            "signed_in": signed_in, **SETTINGS_HELPERS}
 
 
 # -- the Add/Edit form ----------------------------------------------------------------
@@ -172,46 +183,90 @@ class HandoffForm:
     destination_id: str | None = None  # None while adding
     errors: dict[str, list[str]] = field(default_factory=dict)
     header_errors: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+    # Simultaneous ring (SIP INVITE): the routes after the first, as typed.
+    more_routes: list[str] = field(default_factory=list)
+    # The weekly opening-hours editor: each day's [opens, closes] ranges, as typed.
+    windows: dict[str, list[list[str]]] = field(default_factory=lambda: {day: [] for day in DAYS})
 
-    TEXT_FIELDS = ("name", "description", "method", "route", "encryption", "ring_timeout", "fallback")
+    # Fields and the value each has when the form does not send it: the script disables
+    # an advanced field that does not apply to the method or transfer mode, so it is unset.
+    DEFAULTS = {"name": "", "description": "", "method": "sip_refer", "route": "", "encryption": "tls_srtp",
+                "ring_timeout": "30", "fallback": "", **ADVANCED_DEFAULTS}
+    TEXT_FIELDS = tuple(name for name in DEFAULTS if name not in ("route", "detect_voicemail", "hours"))
 
     @classmethod
     def blank(cls, integration: dict) -> "HandoffForm":
-        return cls({"name": "", "description": "", "method": integration["required_method"] or "sip_refer",
-                    "route": "", "encryption": "tls_srtp", "ring_timeout": "30", "fallback": ""}, [])
+        values, windows = hours_fields(None)
+        return cls({**cls.DEFAULTS, "method": integration["required_method"] or "sip_refer", **values}, [],
+                   windows=windows)
 
     @classmethod
     def of(cls, destination: dict) -> "HandoffForm":
-        values = {name: "" if destination.get(name) is None else str(destination[name])
+        values = {name: cls.DEFAULTS[name] if destination.get(name) is None else str(destination[name])
                   for name in cls.TEXT_FIELDS}
-        return cls(values, [dict(h) for h in destination["sip_headers"]], destination["id"])
+        routes = destination.get("route") or []
+        routes = list(routes) if isinstance(routes, list) else [routes]
+        values["route"] = routes[0] if routes else ""
+        values["detect_voicemail"] = "true" if destination.get("detect_voicemail") else ""
+        hours, windows = hours_fields(destination.get("hours"))
+        return cls({**values, **hours}, [dict(h) for h in destination["sip_headers"]], destination["id"],
+                   more_routes=routes[1:], windows=windows)
 
     @classmethod
     def read(cls, form: MultiDict, destination_id: str | None = None) -> "HandoffForm":
-        values = {name: form.get(name, "").strip() for name in cls.TEXT_FIELDS}
+        values = {name: form.get(name, cls.DEFAULTS[name]).strip() for name in cls.TEXT_FIELDS}
+        # Route rows left blank (spares offered without JavaScript) are not routes.
+        routes = [r.strip() for r in form.getlist("route") if r.strip()]
+        values["route"] = routes[0] if routes else ""
+        values["detect_voicemail"] = "true" if form.get("detect_voicemail") else ""
+        hours, windows = read_hours(form)
         rows = zip(form.getlist("header_name"), form.getlist("header_value"))
         # Rows left blank (the spare ones offered without JavaScript) are not headers.
         headers = [{"name": n.strip(), "value": v.strip()} for n, v in rows if n.strip() or v.strip()]
-        return cls(values, headers, destination_id)
+        return cls({**values, **hours}, headers, destination_id, more_routes=routes[1:], windows=windows)
 
     @property
     def rows(self) -> list[dict[str, str]]:
         return self.headers + [{"name": "", "value": ""} for _ in range(BLANK_HEADER_ROWS)]
+
+    @property
+    def route_rows(self) -> list[str]:
+        """The routes after the first, plus spare blank rows (for browsers without
+        JavaScript), never more than Twilio rings at once."""
+        spare = max(0, min(BLANK_ROUTE_ROWS, MAX_SIMULTANEOUS - 1 - len(self.more_routes)))
+        return self.more_routes + [""] * spare
+
+    def hour_rows(self, day: str) -> list[list[str]]:
+        """A day's ranges plus one blank range to type a new one into."""
+        return self.windows[day] + [["", ""]]
+
+    @property
+    def advanced_open(self) -> bool:
+        """Whether "Advanced" opens by itself: something in it is set or refused."""
+        return (any(self.values[name] != default for name, default in ADVANCED_DEFAULTS.items())
+                or any(name in ADVANCED_ERROR_KEYS for name in self.errors))
 
     def payload(self, integration: dict) -> dict[str, Any]:
         """The fields this form sets, as DestinationInput reads them.
 
         Fields the form does not show for the chosen method (route for SIP BYE, encryption
         and ring timeout outside SIP INVITE) or that the integration manages (route) are
-        left out, so a value hidden from the user can neither be saved nor refused."""
+        left out, so a value hidden from the user can neither be saved nor refused. The
+        advanced fields are always sent: the service refuses combinations that do not fit
+        (a browser without JavaScript shows them all)."""
         v = self.values
         data: dict[str, Any] = {"name": v["name"], "description": v["description"], "method": v["method"],
                                 "sip_headers": self.headers, "fallback": v["fallback"] or None}
         if integration["route_editable"] and v["method"] != "sip_bye":
-            data["route"] = v["route"] or None
+            routes = [v["route"], *self.more_routes] if v["route"] else []
+            data["route"] = routes if len(routes) > 1 else (routes[0] if routes else None)
         if v["method"] == "sip_invite":
             data["encryption"] = v["encryption"]
             data["ring_timeout"] = int(v["ring_timeout"]) if v["ring_timeout"].isdigit() else v["ring_timeout"]
+        data.update(transfer_mode=v["transfer_mode"], on_failure=v["on_failure"], intro=v["intro"],
+                    detect_voicemail=bool(v["detect_voicemail"]), caller_id=v["caller_id"] or None,
+                    extension=v["extension"] or None, hold_audio_url=v["hold_audio_url"] or None,
+                    hours=hours_value(v, self.windows))
         return data
 
     def refuse(self, fields: dict | None, message: str) -> None:
@@ -220,6 +275,9 @@ class HandoffForm:
             if name == "sip_headers" and isinstance(problems, dict):
                 for index, row in problems.items():  # marshmallow keys nested errors by row
                     self.header_errors[int(index)] = row if isinstance(row, dict) else {"name": list(row)}
+            elif name == "hours" and isinstance(problems, list):
+                for part, messages in hours_errors([str(p) for p in problems]).items():
+                    self.errors.setdefault(part, []).extend(messages)
             else:
                 self.errors[name] = problems if isinstance(problems, list) else [str(problems)]
 
@@ -243,11 +301,15 @@ def changes(current: dict, fields: dict) -> dict:
 
 def render_form(form: HandoffForm, destinations: list[dict], integration: dict):
     fallbacks = [d for d in destinations if d["id"] != form.destination_id]
+    # What the saved destination is warned about (caller_id_missing is shown by Caller ID).
+    saved_warnings = {w["code"]: w["message"] for d in destinations if d["id"] == form.destination_id
+                      for w in d["warnings"]}
     methods = [m for m in METHOD_LABELS if m in FORM_METHODS or m in (form.values["method"],
                                                                        integration["required_method"])]
     status = 422 if form.errors or form.header_errors else 200
     return render_template("studio/form.html", form=form, integration=integration,
-                           fallbacks=fallbacks, methods=methods), status
+                           fallbacks=fallbacks, methods=methods, max_routes=MAX_SIMULTANEOUS,
+                           saved_warnings=saved_warnings), status
 
 
 def card_url(destination_id: str) -> str:
