@@ -19,7 +19,7 @@ threads = _config.web_threads
 timeout = 45
 graceful_timeout = 20
 keepalive = 5
-# The request line carries only short fields (CONTRACT.md: long values go in the body).
+# The request line carries only short fields (docs/api.md: long values go in the body).
 limit_request_line = 4094
 accesslog = "-"
 errorlog = "-"

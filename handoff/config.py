@@ -1,4 +1,4 @@
-"""The one place the service reads its environment (see CONTRACT.md "Running it")."""
+"""The one place the service reads its environment (every variable is described in .env.example)."""
 from __future__ import annotations
 
 import os

@@ -30,7 +30,8 @@ from .transfers import Planner, call_leg, handoff_url, next_destination, whisper
 log = logging.getLogger(__name__)
 
 # Refer: Twilio advises treating anything but `in-progress` as a failed transfer
-# (TWILIO_NOTES.md §1). Dial: busy, no-answer, failed fail; `canceled` is the caller leaving.
+# (https://www.twilio.com/docs/voice/twiml/refer). Dial: busy, no-answer, failed fail;
+# `canceled` is the caller leaving (https://www.twilio.com/docs/voice/twiml/dial).
 DIAL_FAILURES = {"busy", "no-answer", "failed"}
 # <Enqueue> (Flex): Twilio requests the action when the call leaves the queue; after a
 # bridge that is when both parties have hung up. leave, queue-full, error and
@@ -77,7 +78,8 @@ def _int(value: Any) -> int | None:
 
 
 def read_callback(params: dict[str, str]) -> AttemptResult:
-    """Classify a <Refer>, <Dial> or <Enqueue> action request (TWILIO_NOTES.md §1, §2)."""
+    """Classify a <Refer>, <Dial> or <Enqueue> action request (Twilio's TwiML pages for each:
+    https://www.twilio.com/docs/voice/twiml/refer, .../dial, .../enqueue)."""
     if "QueueResult" in params:
         status = params.get("QueueResult") or "error"
         return AttemptResult(QUEUE_OUTCOMES.get(status, FAILED), status)
