@@ -52,6 +52,8 @@ class Config:
     sweep_interval: int = 5
     # Seconds between webhook delivery retries (rq Retry); its length is the retry count.
     webhook_retry_intervals: tuple[int, ...] = (5, 30, 120, 600, 1800)
+    # `text` (readable locally) or `json` (one object a line, with the call's ids: handoff/logs.py).
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
@@ -77,6 +79,7 @@ class Config:
             webhook_retry_intervals=tuple(
                 _int(v, 5) for v in _list(env.get("HANDOFF_WEBHOOK_RETRY_INTERVALS"))
             ) or (5, 30, 120, 600, 1800),
+            log_format="json" if (env.get("LOG_FORMAT") or "").strip().lower() == "json" else "text",
         )
 
     def with_overrides(self, **overrides) -> "Config":
@@ -85,3 +88,9 @@ class Config:
     @property
     def retention_seconds(self) -> int:
         return self.retention_days * 86400
+
+    @property
+    def metrics_dir(self) -> str:
+        """Where every process of this deployment writes its Prometheus samples (multiprocess
+        mode): under DATA_DIR, the directory the web and worker processes already share."""
+        return os.path.join(self.data_dir, "metrics")

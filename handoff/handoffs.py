@@ -17,7 +17,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from twiml import voice as voice_twiml
 
-from . import sip
+from . import logs, metrics, sip
 from .errors import Conflict, NotFound, ValidationFailed
 from .models import (ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, FINAL_STATES, OPEN_STATES, PENDING,
                      REQUESTED, TRANSFERRING, Destination, Handoff, utcnow)
@@ -243,6 +243,8 @@ class Handoffs:
         """Side effects of new history entries: one signed webhook each, from the worker."""
         from . import jobs
 
+        metrics.record_history(handoff, first_new)
+        logs.bind_handoff(handoff)
         if not self.services.config.webhook_url:
             return
         for index in range(first_new, len(handoff.history)):
