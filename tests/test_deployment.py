@@ -328,7 +328,9 @@ def test_metrics_count_every_process_of_the_deployment(deployed, receiver):
     assert requests.get(deployed.url + "/metrics", timeout=10).status_code == 401
     api = requests.Session()
     api.headers.update(KEY)
-    api.post(deployed.url + "/v1/destinations", json={"name": "Metered", "route": "sip:metered@pbx.example.com"})
+    api.post(deployed.url + "/v1/destinations", json={"name": "Backup", "route": "sip:backup@pbx.example.com"})
+    api.post(deployed.url + "/v1/destinations", json={"name": "Metered", "route": "sip:metered@pbx.example.com",
+                                                      "fallback": "backup"})
     before = scrape(deployed)
     receiver.statuses = [503]  # the first delivery is refused once, then retried
     twilio = Caller(deployed.url)
@@ -345,8 +347,8 @@ def test_metrics_count_every_process_of_the_deployment(deployed, receiver):
     assert moved(before, after, "handoff_webhook_deliveries_total", result="retried") == 1
     assert moved(before, after, "handoff_handoffs_started_total", destination="metered", method="sip_refer") == 1
     assert moved(before, after, "handoff_attempts_total", destination="metered", result="busy", sip_code="486") == 1
-    assert moved(before, after, "handoff_attempts_total", outcome="connected") == 1
-    assert moved(before, after, "handoff_handoffs_finished_total", state="completed") == 1
+    assert moved(before, after, "handoff_attempts_total", destination="backup", outcome="connected") == 1
+    assert moved(before, after, "handoff_handoffs_finished_total", destination="backup", state="completed") == 1
     assert moved(before, after, "handoff_http_request_duration_seconds_count", route="/voice/handoff") == 1
     assert any(name == "handoff_queue_jobs" for name, _ in after)
 
