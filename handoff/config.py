@@ -16,6 +16,15 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
+def _redis_url(url: str | None, verify_tls: bool) -> str | None:
+    """REDIS_URL, told not to verify the server's certificate when REDIS_TLS_VERIFY=false:
+    Heroku's Redis add-on serves rediss:// with a self-signed certificate and sets the URL
+    itself ("Connecting to Heroku Key-Value Store", https://devcenter.heroku.com/articles/connecting-heroku-redis)."""
+    if not url or verify_tls or not url.startswith("rediss://") or "ssl_cert_reqs=" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "ssl_cert_reqs=none"
+
+
 def _int(value: str | None, default: int) -> int:
     try:
         return int(value) if value not in (None, "") else default
@@ -60,7 +69,7 @@ class Config:
         env = os.environ if environ is None else environ
         return cls(
             port=_int(env.get("PORT"), 5000),
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=_redis_url(env.get("REDIS_URL") or None, _bool(env.get("REDIS_TLS_VERIFY"), True)),
             data_dir=env.get("DATA_DIR") or "./var",
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
