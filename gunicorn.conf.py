@@ -21,7 +21,8 @@ threads = _config.web_threads
 timeout = 45
 graceful_timeout = 20
 keepalive = 5
-# The request line carries only short fields (docs/api.md: long values go in the body).
+# The request line carries only short fields: /voice/handoff takes its long values in the form
+# body (README, "Pointing Twilio at it").
 limit_request_line = 4094
 accesslog = "-"
 errorlog = "-"
