@@ -19,7 +19,8 @@ def _list(value: str | None) -> tuple[str, ...]:
 def _redis_url(url: str | None, verify_tls: bool) -> str | None:
     """REDIS_URL, told not to verify the server's certificate when REDIS_TLS_VERIFY=false:
     Heroku's Redis add-on serves rediss:// with a self-signed certificate and sets the URL
-    itself ("Connecting to Heroku Key-Value Store", https://devcenter.heroku.com/articles/connecting-heroku-redis)."""
+    itself: "Connecting to Heroku Key-Value Store",
+    https://devcenter.heroku.com/articles/connecting-heroku-redis)."""
     if not url or verify_tls or not url.startswith("rediss://") or "ssl_cert_reqs=" in url:
         return url
     return url + ("&" if "?" in url else "?") + "ssl_cert_reqs=none"

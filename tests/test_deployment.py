@@ -360,8 +360,11 @@ def test_json_logs_name_the_call_in_web_and_worker(deployed, receiver):
     answer = twilio.post("/voice/handoff?destination=nowhere", call)
     request_id = answer.headers["X-Request-ID"]
     handoff_id = parse(answer.text).find("Refer").get("action").split("/")[5]
-    mine = lambda name: [line for line in (json.loads(text) for text in deployed.logs[name].read_text().splitlines()  # noqa: E731
-                                           if text.startswith("{")) if line.get("handoff_id") == handoff_id]
+
+    def mine(process: str) -> list[dict]:
+        lines = [json.loads(text) for text in deployed.logs[process].read_text().splitlines() if text.startswith("{")]
+        return [line for line in lines if line.get("handoff_id") == handoff_id]
+
     assert wait_for(lambda: any("deliver_event" in line["message"] for line in mine("worker"))), deployed.log_text()
     for line in mine("web") + mine("worker"):
         assert line["call_sid"] == line["conversation_id"] == call["CallSid"], line
