@@ -194,3 +194,18 @@ def test_attempt_outcomes_read_from_history_entries():
     assert metrics.attempt_outcome("abandoned", {"destination": "a", "attempt": 1, "result": "canceled"}) == \
         ("a", "abandoned", "canceled", "")
     assert metrics.attempt_outcome("abandoned", {"call_status": "completed"}) is None
+
+
+def test_a_fresh_start_drops_samples_of_processes_that_are_gone(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    live = str(os.getpid())
+    for name in (f"counter_{gone}.db", f"gauge_livesum_{gone}.db", f"counter_rq{gone}.db",
+                 f"counter_{live}.db", f"histogram_rq{live}.db"):
+        (tmp_path / name).write_bytes(b"")
+    assert metrics.remove_stale(str(tmp_path)) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"counter_{live}.db", f"histogram_rq{live}.db"]
