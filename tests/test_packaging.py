@@ -70,3 +70,18 @@ def test_redis_tls_verify_false_accepts_a_self_signed_certificate():
     assert heroku.redis_url == "rediss://h:6379?ssl_cert_reqs=none"
     assert Config.from_env({"REDIS_URL": "rediss://h:6379"}).redis_url == "rediss://h:6379"
     assert Config.from_env({"REDIS_URL": "redis://h:6379", "REDIS_TLS_VERIFY": "false"}).redis_url == "redis://h:6379"
+
+
+def test_every_relative_link_in_the_docs_opens_a_file_of_the_repository():
+    """A clone must not carry dead links: the README and docs/ link only inside the repository
+    (or to public pages)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    dead = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://", "mailto:", "#")):
+                continue
+            path = (page.parent / target.split("#", 1)[0]).resolve()
+            if not path.is_relative_to(ROOT) or not path.exists():
+                dead.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not dead
