@@ -31,10 +31,15 @@ def create_app(config: Config | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(consult.bp)
     errors.register(app)
+    from web import observability
+
+    observability.init_app(app, config)
     return app
 
 
 if not logging.getLogger().handlers:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from handoff.logs import configure as configure_logging
+
+    configure_logging(Config.from_env().log_format)
 
 app = create_app()

@@ -8,6 +8,8 @@ WEB_CONCURRENCY and WEB_THREADS.
 import os
 
 from handoff.config import Config
+from handoff.logs import gunicorn_logconfig
+from handoff.metrics import process_exited, remove_stale
 
 _config = Config.from_env()
 
@@ -19,10 +21,15 @@ threads = _config.web_threads
 timeout = 45
 graceful_timeout = 20
 keepalive = 5
-# The request line carries only short fields (CONTRACT.md: long values go in the body).
+# The request line carries only short fields: /voice/handoff takes its long values in the form
+# body (README, "Pointing Twilio at it").
 limit_request_line = 4094
 accesslog = "-"
 errorlog = "-"
+# The request id each answer carries (web/observability.py) ties an access line to the app's.
+access_log_format = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+# LOG_FORMAT=json: gunicorn's own lines as JSON too (handoff/logs.py).
+logconfig_dict = gunicorn_logconfig(_config.log_format) or {}
 
 _embedded = None
 
@@ -30,6 +37,9 @@ _embedded = None
 def on_starting(server):
     """Without REDIS_URL, start the embedded Valkey once, in the master, before workers fork."""
     global _embedded
+    # Metrics: every process of this run counts into one directory; start it clean.
+    os.makedirs(_config.metrics_dir, exist_ok=True)
+    remove_stale(_config.metrics_dir)
     if _config.redis_url:
         return
     from handoff.redis_server import ensure_embedded
@@ -42,3 +52,8 @@ def on_starting(server):
 def on_exit(server):
     if _embedded is not None:
         _embedded.stop()
+
+
+def child_exit(server, worker):
+    """A worker is gone: its open long polls stop counting in /metrics."""
+    process_exited(_config.metrics_dir, worker.pid)

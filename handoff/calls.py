@@ -1,4 +1,4 @@
-"""Outbound calls with answering-machine detection (CONTRACT.md "Outbound calls")."""
+"""Outbound calls with answering-machine detection (`POST /v1/calls`, docs/api.md)."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +11,8 @@ from .services import Services
 
 log = logging.getLogger(__name__)
 
-# AnsweredBy values (TWILIO_NOTES.md §4) → the conversation's classification.
+# AnsweredBy values (Twilio: "Answering Machine Detection",
+# https://www.twilio.com/docs/voice/answering-machine-detection) → the conversation's classification.
 CLASSIFICATIONS = {"human": "human", "fax": "fax", "unknown": "unknown"}
 # SIP answers that mean the number does not exist or is not reachable any more.
 NOT_IN_SERVICE_CODES = {404, 410, 484, 604}

@@ -9,7 +9,7 @@ from .router import GREETING, Router
 from .services import Services
 from .store import Keys
 
-SMS_BODY_LIMIT = 1600  # Twilio's limit on an inbound Body (TWILIO_NOTES.md §6)
+SMS_BODY_LIMIT = 1600  # an inbound Body's limit (https://www.twilio.com/docs/messaging/guides/webhook-request)
 SMS_EMPTY = "I didn't get any text. What can I help you with? Reply AGENT to reach a person."
 SMS_MEDIA_ONLY = "I can only read text for now. Please tell me in words what you need."
 SMS_WAITING = "Thanks, a member of our team will reply here shortly."

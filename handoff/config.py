@@ -1,4 +1,4 @@
-"""The one place the service reads its environment (see CONTRACT.md "Running it")."""
+"""The one place the service reads its environment (every variable is described in .env.example)."""
 from __future__ import annotations
 
 import os
@@ -14,6 +14,16 @@ def _bool(value: str | None, default: bool) -> bool:
 
 def _list(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+def _redis_url(url: str | None, verify_tls: bool) -> str | None:
+    """REDIS_URL, told not to verify the server's certificate when REDIS_TLS_VERIFY=false:
+    Heroku's Redis add-on serves rediss:// with a self-signed certificate and sets the URL
+    itself: "Connecting to Heroku Key-Value Store",
+    https://devcenter.heroku.com/articles/connecting-heroku-redis)."""
+    if not url or verify_tls or not url.startswith("rediss://") or "ssl_cert_reqs=" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "ssl_cert_reqs=none"
 
 
 def _int(value: str | None, default: int) -> int:
@@ -60,13 +70,15 @@ class Config:
     sweep_interval: int = 5
     # Seconds between webhook delivery retries (rq Retry); its length is the retry count.
     webhook_retry_intervals: tuple[int, ...] = (5, 30, 120, 600, 1800)
+    # `text` (readable locally) or `json` (one object a line, with the call's ids: handoff/logs.py).
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
         env = os.environ if environ is None else environ
         return cls(
             port=_int(env.get("PORT"), 5000),
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=_redis_url(env.get("REDIS_URL") or None, _bool(env.get("REDIS_TLS_VERIFY"), True)),
             data_dir=env.get("DATA_DIR") or "./var",
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
@@ -89,6 +101,7 @@ class Config:
             webhook_retry_intervals=tuple(
                 _int(v, 5) for v in _list(env.get("HANDOFF_WEBHOOK_RETRY_INTERVALS"))
             ) or (5, 30, 120, 600, 1800),
+            log_format="json" if (env.get("LOG_FORMAT") or "").strip().lower() == "json" else "text",
         )
 
     def with_overrides(self, **overrides) -> "Config":
@@ -97,3 +110,9 @@ class Config:
     @property
     def retention_seconds(self) -> int:
         return self.retention_days * 86400
+
+    @property
+    def metrics_dir(self) -> str:
+        """Where every process of this deployment writes its Prometheus samples (multiprocess
+        mode): under DATA_DIR, the directory the web and worker processes already share."""
+        return os.path.join(self.data_dir, "metrics")

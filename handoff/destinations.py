@@ -1,4 +1,4 @@
-"""Managing destinations: the rules of CONTRACT.md "Destinations" and "Integration constraints"."""
+"""Managing destinations: the rules of `/v1/destinations` and `/v1/integration` (docs/api.md)."""
 from __future__ import annotations
 
 import re

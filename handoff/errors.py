@@ -1,4 +1,4 @@
-"""One error type per contract error code (CONTRACT.md "Errors")."""
+"""One error type per API error code (docs/api.md: `{"error": {"code", "message", "fields"}}`)."""
 from __future__ import annotations
 
 

@@ -17,7 +17,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from twiml import voice as voice_twiml
 
-from . import sip
+from . import logs, metrics, sip
 from .errors import Conflict, NotFound, ValidationFailed
 from .models import (ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, FINAL_STATES, PENDING,
                      REQUESTED, TRANSFERRING, Destination, Handoff, utcnow)
@@ -29,7 +29,7 @@ from .transfers import Planner, call_leg, handoff_url, next_destination, whisper
 
 log = logging.getLogger(__name__)
 
-# How Twilio's action callbacks are read (Dial, Refer and Enqueue pages on twilio.com/docs/voice/twiml;
+# How Twilio's action callbacks are read (https://www.twilio.com/docs/voice/twiml/dial, .../refer and .../enqueue;
 # the README's "What happens after the TwiML" says the same in prose).
 # Dial: busy, no-answer and failed fail; `canceled` is a REST cancellation of the dialled
 # leg ("canceled via the REST API before it was answered"), so it fails too: the caller is
@@ -85,7 +85,8 @@ def _int(value: Any) -> int | None:
 
 
 def read_callback(params: dict[str, str]) -> AttemptResult:
-    """Classify a <Refer>, <Dial> or <Enqueue> action request exactly as Twilio sends it."""
+    """Classify a <Refer>, <Dial> or <Enqueue> action request exactly as Twilio sends it
+    (https://www.twilio.com/docs/voice/twiml/refer, .../dial, .../enqueue)."""
     caller_gone = params.get("CallStatus") in CALLER_GONE
     if "QueueResult" in params:
         status = params.get("QueueResult") or "error"
@@ -303,6 +304,8 @@ class Handoffs:
         """Side effects of new history entries: one signed webhook each, from the worker."""
         from . import jobs
 
+        metrics.record_history(handoff, first_new)
+        logs.bind_handoff(handoff)
         if not self.services.config.webhook_url:
             return
         for index in range(first_new, len(handoff.history)):

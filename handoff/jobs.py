@@ -11,6 +11,7 @@ from rq import Retry, get_current_job
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
+from . import metrics
 from .config import Config
 from .models import FAILED, REQUESTED
 from .services import Services
@@ -80,10 +81,13 @@ def deliver_event(handoff_id: str, index: int) -> str:
     else:
         problem = f"HTTP {status}"
     if status is not None and 200 <= status < 300:
+        metrics.webhook_delivery("delivered")
         return "delivered"
     retryable = status is None or status >= 500 or status == 429
     if retryable and not _is_last_try():
+        metrics.webhook_delivery("retried")
         raise DeliveryFailed(f"{event_id}: {problem}")
+    metrics.webhook_delivery("given_up")
     Handoffs(svc).update(handoff_id, lambda h: h.add_warning(
         "webhook_failed", f"event {index} ({entry['state']}) not delivered: {problem}"))
     raise DeliveryFailed(f"{event_id}: gave up: {problem}")

@@ -9,9 +9,52 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 from .config import Config
 from .redis_server import ensure_embedded
+
+# Where each Twilio console setting points (README "Pointing Twilio at it"); a test checks
+# every path is a route of the app.
+TWILIO_SETTINGS = (
+    ("Phone number / SIP Domain: A call comes in", "/voice/call"),
+    ("Primary handler fails (fallback URL)", "/voice/fallback"),
+    ("Call status changes (status callback)", "/voice/status"),
+    ("Messaging: A message comes in", "/sms/incoming"),
+    ("Your agent hands a live call over (redirect to)", "/voice/handoff"),
+)
+PAGE_PATH = "/studio/handoffs"
+
+
+def ready_banner(config: Config) -> str:
+    """What a person needs once the service is up: where to point Twilio, the page, and
+    whether Twilio's signatures are checked."""
+    local = f"http://localhost:{config.port}"
+    base = config.public_base_url or local
+    lines = ["", f"handoff is up on {local}", "", "Paste into Twilio's console (webhooks, HTTP POST):"]
+    lines += [f"  {label:<50} {base}{path}" for label, path in TWILIO_SETTINGS]
+    if not config.public_base_url:
+        lines.append("  (PUBLIC_BASE_URL is unset: Twilio cannot reach localhost. Put a public https URL,\n"
+                     "   e.g. a tunnel's, in PUBLIC_BASE_URL so these URLs and their signatures match.)")
+    lines += ["", f"Call handoffs page: {base}{PAGE_PATH}  (sign in with a HANDOFF_API_KEYS key)"]
+    if not config.api_keys:
+        lines.append("  HANDOFF_API_KEYS is unset: the page, /v1 and /metrics refuse everyone.")
+    if not config.twilio_validate:
+        check = "OFF (TWILIO_VALIDATE=false): anyone can post to the webhooks. Local development only!"
+    elif not config.twilio_auth_token:
+        check = "on, but TWILIO_AUTH_TOKEN is unset: every Twilio webhook will be refused (403)"
+    else:
+        check = "on (X-Twilio-Signature is checked with TWILIO_AUTH_TOKEN)"
+    lines += [f"Twilio signature checks: {check}", f"Metrics: {base}/metrics (with an API key)", ""]
+    return "\n".join(lines)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
 
 
 def main() -> int:
@@ -34,8 +77,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     code = 0
+    announced = False
     try:
         while not stopping:
+            if not announced and _answers(f"http://127.0.0.1:{config.port}/healthz"):
+                print(ready_banner(config), flush=True)
+                announced = True
             for child in children:
                 if child.poll() is not None:
                     print(f"process {child.args} exited with {child.returncode}; stopping", flush=True)

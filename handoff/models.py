@@ -13,7 +13,7 @@ FAILURE_DISPOSITIONS = ("next", "return_to_agent", "voicemail", "hangup")
 ENCRYPTIONS = ("tls_srtp", "udp_rtp")
 CHANNELS = ("voice", "webchat", "sms")
 
-# Handoff states (CONTRACT.md "Handoffs").
+# Handoff states (the `state` of a handoff in docs/api.md).
 REQUESTED, TRANSFERRING, CONNECTED, COMPLETED = "requested", "transferring", "connected", "completed"
 FAILED, ABANDONED, PENDING, CLAIMED = "failed", "abandoned", "pending", "claimed"
 FINAL_STATES = frozenset({COMPLETED, FAILED, ABANDONED})

@@ -1,7 +1,7 @@
 """SIP routes and headers as Twilio accepts them (pure functions, no I/O).
 
-Limits come from Twilio's <Sip> noun page (TWILIO_NOTES.md §2): the SIP URI must be under
-255 characters and its headers part under 1024 (warning 21227); custom header names must
+Limits come from Twilio's <Sip> noun page (https://www.twilio.com/docs/voice/twiml/sip): the
+SIP URI must be under 255 characters and its headers part under 1024 (warning 21227); custom header names must
 start with `X-` (not `X-Twilio`, warning 32113) or be one of four standard headers
 (error 13252).
 """

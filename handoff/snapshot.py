@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import metrics
 from .models import Destination
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Snapshot:
             log.exception("could not write the configuration snapshot to %s", self.path)
 
     def last_known(self) -> Configuration:
+        metrics.snapshot_answer()  # read only to answer a call from it (web/voice.py)
         with self._lock:
             if self._current is not None:
                 return self._current

@@ -43,7 +43,7 @@ def handoff_url(base: str, handoff_id: str, step: str, attempt: int, tried: list
 def call_leg(params: dict[str, str]) -> str | None:
     """'sip', 'client' or 'pstn' from a voice webhook's parameters (None if unknown).
 
-    Twilio accepts <Refer> only on SIP legs (error 13801, TWILIO_NOTES.md §1); a call to a
+    Twilio accepts <Refer> only on SIP legs (https://www.twilio.com/docs/api/errors/13801); a call to a
     SIP Domain carries SipCallId and sip: URIs in From/To, a Voice SDK call `client:`."""
     values = [str(params.get(k) or "") for k in ("From", "To", "Caller", "Called")]
     if params.get("SipCallId") or params.get("SipDomain") or any(v.startswith(("sip:", "sips:")) for v in values):

@@ -17,6 +17,7 @@ from tests.conftest import API_KEY, AUTH_TOKEN, call_params
 from tests.deployment import Deployment
 from tests.test_jobs import Receiver
 from tests.helpers import parse, verbs
+from tests.test_observability import moved
 
 SECRET = "deploy-secret"
 KEY = {"Authorization": f"Bearer {API_KEY}"}
@@ -38,6 +39,7 @@ def deployed(tmp_path_factory, receiver):
         "HANDOFF_API_KEYS": API_KEY, "SIP_DOMAIN": "sbc.example.com", "DATA_DIR": str(data / "app"),
         "HANDOFF_WEBHOOK_URL": receiver.url, "HANDOFF_WEBHOOK_SECRET": SECRET,
         "HANDOFF_WEBHOOK_RETRY_INTERVALS": "1,1,1", "WEB_CONCURRENCY": "2", "WEB_THREADS": "16",
+        "LOG_FORMAT": "json",
     })
     deployment.env["PUBLIC_BASE_URL"] = deployment.url
     deployment.start()
@@ -309,3 +311,62 @@ def test_relay_agent_hands_off_and_flex_gets_the_context(tmp_path):
     finally:
         deployment.stop()
         valkey.stop()
+
+
+def scrape(deployed) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = requests.get(deployed.url + "/metrics", headers=KEY, timeout=10)
+    assert response.status_code == 200, response.text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.text) for s in family.samples}
+
+
+def test_metrics_count_every_process_of_the_deployment(deployed, receiver):
+    """A handoff moves the web's counters (in whichever gunicorn worker took each webhook)
+    and the worker's (its webhook deliveries), all in one scrape."""
+    assert requests.get(deployed.url + "/metrics", timeout=10).status_code == 401
+    api = requests.Session()
+    api.headers.update(KEY)
+    api.post(deployed.url + "/v1/destinations", json={"name": "Backup", "route": "sip:backup@pbx.example.com"})
+    api.post(deployed.url + "/v1/destinations", json={"name": "Metered", "route": "sip:metered@pbx.example.com",
+                                                      "fallback": "backup"})
+    before = scrape(deployed)
+    receiver.statuses = [503]  # the first delivery is refused once, then retried
+    twilio = Caller(deployed.url)
+    call = call_params("CA" + "e1" * 16)
+    root = parse(twilio.post("/voice/handoff?destination=metered", call).text)
+    root = parse(twilio.post(root.find("Refer").get("action"), {**call, "ReferCallStatus": "busy",
+                                                                "NotifySipResponseCode": "486"}).text)
+    twilio.post(root.find("Refer").get("action"), {**call, "ReferCallStatus": "in-progress"})
+    twilio.post("/voice/status", {**call, "CallStatus": "completed"})
+    # requested, transferring, transferring, connected, completed: five deliveries and a retry.
+    after = wait_for(lambda: (lambda s: s if moved(before, s, "handoff_webhook_deliveries_total",
+                                                   result="delivered") >= 5 else None)(scrape(deployed)))
+    assert after, deployed.log_text()
+    assert moved(before, after, "handoff_webhook_deliveries_total", result="retried") == 1
+    assert moved(before, after, "handoff_handoffs_started_total", destination="metered", method="sip_refer") == 1
+    assert moved(before, after, "handoff_attempts_total", destination="metered", result="busy", sip_code="486") == 1
+    assert moved(before, after, "handoff_attempts_total", destination="backup", outcome="connected") == 1
+    assert moved(before, after, "handoff_handoffs_finished_total", destination="backup", state="completed") == 1
+    assert moved(before, after, "handoff_http_request_duration_seconds_count", route="/voice/handoff") == 1
+    assert any(name == "handoff_queue_jobs" for name, _ in after)
+
+
+def test_json_logs_name_the_call_in_web_and_worker(deployed, receiver):
+    requests.post(deployed.url + "/v1/destinations", headers=KEY, json={"name": "Logged", "route": "sip:logged@pbx"})
+    twilio = Caller(deployed.url)
+    call = call_params("CA" + "e2" * 16)
+    answer = twilio.post("/voice/handoff?destination=nowhere", call)
+    request_id = answer.headers["X-Request-ID"]
+    handoff_id = parse(answer.text).find("Refer").get("action").split("/")[5]
+
+    def mine(process: str) -> list[dict]:
+        lines = [json.loads(text) for text in deployed.logs[process].read_text().splitlines() if text.startswith("{")]
+        return [line for line in lines if line.get("handoff_id") == handoff_id]
+
+    assert wait_for(lambda: any("deliver_event" in line["message"] for line in mine("worker"))), deployed.log_text()
+    for line in mine("web") + mine("worker"):
+        assert line["call_sid"] == line["conversation_id"] == call["CallSid"], line
+    access = [line for line in mine("web") if line["logger"] == "gunicorn.access"]
+    assert access and f"request_id={request_id}" in access[0]["message"] and access[0]["request_id"] == request_id

@@ -1,4 +1,5 @@
-"""Messaging TwiML (TWILIO_NOTES.md §6): a reply is one <Message> to the sender."""
+"""Messaging TwiML: a reply is one <Message> to the sender
+(https://www.twilio.com/docs/messaging/twiml/message)."""
 from __future__ import annotations
 
 from twilio.twiml.messaging_response import MessagingResponse

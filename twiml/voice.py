@@ -1,4 +1,5 @@
-"""Voice TwiML for each handoff method (TWILIO_NOTES.md §1–3, §7)."""
+"""Voice TwiML for each handoff method, from Twilio's TwiML pages: <Refer>, <Dial> with <Sip>
+and <Number>, <Hangup>, <Enqueue> (https://www.twilio.com/docs/voice/twiml)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -24,13 +24,15 @@ def signature_valid() -> bool:
     if not signature:
         return False
     # URL fragments (connection overrides such as #rc=2) never reach the server and are not
-    # signed (TWILIO_NOTES.md §4), so the URL as received is exactly what was signed.
+    # signed (https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides), so the
+    # URL as received is exactly what was signed.
     params = request.form if request.method == "POST" else {}
     validator = RequestValidator(config.twilio_auth_token)
     url = requested_url()
     # The URL exactly as requested matches in the common case: one HMAC. Only a mismatch
     # pays for validate(), which also tries the URL with and without its port (Twilio
-    # drops the port of https voice URLs before signing, TWILIO_NOTES.md §5).
+    # drops the port of https voice URLs before signing: "Webhooks security",
+    # https://www.twilio.com/docs/usage/webhooks/webhooks-security).
     if hmac.compare_digest(validator.compute_signature(url, params), signature):
         return True
     return validator.validate(url, params, signature)
