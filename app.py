@@ -23,9 +23,10 @@ def create_app(config: Config | None = None) -> Flask:
     if not config.twilio_validate:
         log.warning("TWILIO_VALIDATE=false: Twilio signatures are NOT checked. Local development only!")
 
-    from web import api, chat, errors, health, openapi, sms, studio, voice
+    from web import api, chat, errors, health, openapi, routing, sms, studio, voice
 
-    for blueprint in (health.bp, voice.bp, sms.bp, api.bp, chat.bp, openapi.bp, studio.bp):
+    for blueprint in (health.bp, voice.bp, sms.bp, api.bp, chat.bp, openapi.bp, studio.bp,
+                      routing.bp, routing.voice_bp):
         app.register_blueprint(blueprint)
     errors.register(app)
     return app

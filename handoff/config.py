@@ -1,7 +1,10 @@
 """The one place the service reads its environment (see CONTRACT.md "Running it")."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import re
 from dataclasses import dataclass, replace
 from typing import Mapping
 
@@ -14,6 +17,21 @@ def _bool(value: str | None, default: bool) -> bool:
 
 def _list(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
+
+
+def _labelled_keys(value: str | None) -> tuple[tuple[str, str], ...]:
+    """HANDOFF_API_KEYS entries, each `key` or `label=key`: (label, key) pairs. A key
+    without a label is named by a short hash of it, never by any part of the key."""
+    pairs = []
+    for entry in _list(value):
+        label, sep, key = entry.partition("=")
+        if not (sep and key and LABEL.match(label)):
+            label, key = "key-" + hashlib.sha256(entry.encode()).hexdigest()[:8], entry
+        pairs.append((label, key))
+    return tuple(pairs)
 
 
 def _int(value: str | None, default: int) -> int:
@@ -33,6 +51,10 @@ class Config:
     twilio_validate: bool = True
     public_base_url: str | None = None
     api_keys: tuple[str, ...] = ()
+    # (label, key) for every API key: the label names who changed the routing configuration.
+    api_key_labels: tuple[tuple[str, str], ...] = ()
+    # CONFIG_PROMOTION=on: configuration changes wait in the sandbox draft until promoted.
+    config_promotion: bool = False
     webhook_url: str | None = None
     webhook_secret: str = ""
     sip_domain: str | None = None
@@ -64,7 +86,9 @@ class Config:
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
             twilio_validate=_bool(env.get("TWILIO_VALIDATE"), True),
             public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
-            api_keys=_list(env.get("HANDOFF_API_KEYS")),
+            api_keys=tuple(key for _, key in _labelled_keys(env.get("HANDOFF_API_KEYS"))),
+            api_key_labels=_labelled_keys(env.get("HANDOFF_API_KEYS")),
+            config_promotion=_bool(env.get("CONFIG_PROMOTION"), False),
             webhook_url=env.get("HANDOFF_WEBHOOK_URL") or None,
             webhook_secret=env.get("HANDOFF_WEBHOOK_SECRET", ""),
             sip_domain=env.get("SIP_DOMAIN") or None,
@@ -78,6 +102,13 @@ class Config:
                 _int(v, 5) for v in _list(env.get("HANDOFF_WEBHOOK_RETRY_INTERVALS"))
             ) or (5, 30, 120, 600, 1800),
         )
+
+    def key_label(self, key: str) -> str | None:
+        """The label of an accepted API key (None if it is not one)."""
+        for label, known in self.api_key_labels or _labelled_keys(",".join(self.api_keys)):
+            if hmac.compare_digest(known.encode(), key.encode()):
+                return label
+        return None
 
     def with_overrides(self, **overrides) -> "Config":
         return replace(self, **overrides)

@@ -40,7 +40,8 @@ class Conversations:
 
     def create(self, *, channel: str = "webchat", shared_id: str | None = None,
                state: dict | None = None, from_: str | None = None, to: str | None = None,
-               conversation_id: str | None = None, leg: str | None = None) -> tuple[dict, bool]:
+               conversation_id: str | None = None, leg: str | None = None,
+               env: str | None = None) -> tuple[dict, bool]:
         """(conversation, created); an existing id is returned as it is, not overwritten."""
         doc = {
             "id": conversation_id or new_id("CO"),
@@ -55,6 +56,8 @@ class Conversations:
         }
         if leg:
             doc["_leg"] = leg  # which TwiML the caller's leg accepts, for later handoffs
+        if env == "sandbox":
+            doc["_env"] = env  # a test number: this call runs on the sandbox draft throughout
         existing = self.store.create_conversation(doc)
         return (doc, True) if existing is None else (existing, False)
 
