@@ -203,9 +203,10 @@ class Destinations:
         return versions.change(self.services, self.who, lambda snapshot, entities: mutate(
             self.services.parsed("sandbox", snapshot), entities))
 
-    def _done(self, destination_id: str) -> dict:
-        configuration = self.configuration()
-        return self.present(self._get(configuration, destination_id), configuration)
+    def _done(self, destination: Destination) -> dict:
+        """The destination as written, against the configuration now (a concurrent
+        delete may already have removed it: the write still happened, so no 404)."""
+        return self.present(destination, self.configuration())
 
     def create(self, fields: dict[str, Any]) -> dict:
         def mutate(configuration: Configuration, entities: dict) -> Destination:
@@ -217,7 +218,7 @@ class Destinations:
                 entities["default"] = destination.id  # the first one becomes the default
             return destination
 
-        return self._done(self._change(mutate).id)
+        return self._done(self._change(mutate))
 
     def update(self, destination_id: str, fields: dict[str, Any]) -> dict:
         def mutate(configuration: Configuration, entities: dict) -> Destination:
@@ -228,7 +229,7 @@ class Destinations:
             entities[f"d:{destination_id}"] = updated.to_dict()
             return updated
 
-        return self._done(self._change(mutate).id)
+        return self._done(self._change(mutate))
 
     def duplicate(self, destination_id: str) -> dict:
         def mutate(configuration: Configuration, entities: dict) -> Destination:
@@ -242,15 +243,15 @@ class Destinations:
             entities[f"d:{copy.id}"] = copy.to_dict()  # a copy is never made the default
             return copy
 
-        return self._done(self._change(mutate).id)
+        return self._done(self._change(mutate))
 
     def set_default(self, destination_id: str) -> dict:
-        def mutate(configuration: Configuration, entities: dict) -> None:
-            self._get(configuration, destination_id)
+        def mutate(configuration: Configuration, entities: dict) -> Destination:
+            destination = self._get(configuration, destination_id)
             entities["default"] = destination_id
+            return destination
 
-        self._change(mutate)
-        return self._done(destination_id)
+        return self._done(self._change(mutate))
 
     def delete(self, destination_id: str, confirm: str | None) -> None:
         def mutate(configuration: Configuration, entities: dict) -> None:
