@@ -23,7 +23,7 @@ def create_app(config: Config | None = None) -> Flask:
     if not config.twilio_validate:
         log.warning("TWILIO_VALIDATE=false: Twilio signatures are NOT checked. Local development only!")
 
-    from web import api, chat, errors, health, openapi, routing, sms, studio, voice
+    from web import api, chat, errors, health, openapi, routing, sms, studio, studio_routing, voice  # noqa: F401
 
     for blueprint in (health.bp, voice.bp, sms.bp, api.bp, chat.bp, openapi.bp, studio.bp,
                       routing.bp, routing.voice_bp):

@@ -160,9 +160,9 @@ class Destinations:
         tests = self.services.config_store.tests()
         return [self.present(d, configuration, tests) for d in configuration.destinations]
 
-    def page(self, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    def page(self, limit: int, cursor: str | None, env: str = "sandbox") -> tuple[list[dict], str | None]:
         """Up to `limit` destinations after `cursor` (oldest first), and the next cursor."""
-        configuration = self.configuration()
+        configuration = self.services.configuration(env)
         ordered = configuration.destinations
         start = 0
         if cursor:
@@ -173,6 +173,9 @@ class Destinations:
         more = start + limit < len(ordered)
         return ([self.present(d, configuration, tests) for d in chosen],
                 encode_cursor(chosen[-1]) if more and chosen else None)
+
+    def names(self, env: str = "sandbox") -> dict[str, str]:
+        return {d.id: d.name for d in self.services.configuration(env).destinations}
 
     def _get(self, configuration: Configuration, destination_id: str) -> Destination:
         destination = configuration.by_id().get(destination_id)

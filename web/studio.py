@@ -38,6 +38,8 @@ ENCRYPTION_LABELS = {"tls_srtp": "TLS + SRTP (encrypted)", "udp_rtp": "UDP + RTP
 WARNING_LABELS = {"method_mismatch": "Method mismatch", "no_default": "No default",
                   "route_not_editable": "Route not editable",
                   "sip_headers_unsupported": "SIP headers unsupported", "closed": "Closed now"}
+# Cards on one page: at thousands of destinations the page stays quick ("More destinations").
+CARDS_PER_PAGE = 100
 # Rows a browser without JavaScript gets to type new headers into.
 BLANK_HEADER_ROWS = 3
 PUBLIC_ENDPOINTS = {"studio.sign_in", "studio.static"}
@@ -254,7 +256,7 @@ def card_url(destination_id: str) -> str:
 
 
 def destinations() -> Destinations:
-    return Destinations(services())
+    return Destinations(services(), "page")
 
 
 # -- pages ----------------------------------------------------------------------------
@@ -288,10 +290,13 @@ def sign_out():
 @bp.get("/handoffs")
 def handoffs():
     service = destinations()
-    items = service.list()
-    return render_template("studio/handoffs.html", destinations=items,
-                           names={d["id"]: d["name"] for d in items},
-                           integration=service.get_integration())
+    env = "live" if request.args.get("env") == "live" else "sandbox"
+    try:
+        items, next_cursor = service.page(CARDS_PER_PAGE, request.args.get("cursor") or None, env)
+    except ValidationFailed:  # a stale or mangled link: start from the first card
+        items, next_cursor = service.page(CARDS_PER_PAGE, None, env)
+    return render_template("studio/handoffs.html", destinations=items, names=service.names(env),
+                           integration=service.get_integration(), env=env, next_cursor=next_cursor)
 
 
 @bp.route("/handoffs/new", methods=["GET", "POST"])
