@@ -20,7 +20,6 @@ PREFIX = "handoff:"
 
 class Keys:
     destinations = PREFIX + "destinations"
-    destination_names = PREFIX + "destinations:names"
     default_destination = PREFIX + "destinations:default"
     integration = PREFIX + "integration"
     topics = PREFIX + "topics"
