@@ -25,8 +25,6 @@ import redis
 
 from .store import PREFIX, Keys
 
-NOTHING = object()
-
 
 class ConfigKeys:
     version = PREFIX + "config:version"  # the draft's version (one per change)
