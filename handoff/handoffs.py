@@ -208,8 +208,7 @@ class Handoffs:
         sample_from, sample_to = PREVIEW_ADDRESSES[leg]
         call_sid = "CA" + uuid.uuid4().hex
         conversation = {"id": call_sid, "from": caller or sample_from, "to": called or sample_to,
-                        "state": state, "shared_id": None,
-                        "transcript_tail": []}
+                        "state": state, "shared_id": None}
         request.destination = destination_id
         return self.plan_voice(configuration, conversation, request, call_sid=call_sid,
                                base_url=base_url, leg=leg)

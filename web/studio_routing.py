@@ -29,7 +29,7 @@ def routing_status() -> dict:
     return {"promotion": svc.config.config_promotion, "pending": len(pending)}
 
 
-@bp.app_context_processor
+@bp.context_processor
 def routing_helpers() -> dict:
     return {"routing_status": routing_status}
 
