@@ -30,7 +30,10 @@ class ConfigKeys:
     version = PREFIX + "config:version"  # the draft's version (one per change)
     live = PREFIX + "config:live"  # entity → JSON: what callers meet
     live_version = PREFIX + "config:live_version"
-    versions = PREFIX + "config:versions"  # version number → record JSON
+    versions = PREFIX + "config:versions"  # version number → record JSON (with its changes)
+    # version number → the record without its changes: what a listing shows, small however
+    # large a change was.
+    summaries = PREFIX + "config:versions:summaries"
     tests = PREFIX + "config:tests"  # destination id → its last test call
 
 
@@ -122,15 +125,23 @@ class ConfigStore:
         raw = self.redis.get(ConfigKeys.live_version)
         return int(raw) if raw is not None else self.draft().version
 
-    def records(self) -> dict[int, dict]:
-        return {int(k): json.loads(v) for k, v in self.redis.hgetall(ConfigKeys.versions).items()}
+    def summaries(self) -> list[dict]:
+        return [json.loads(v) for v in self.redis.hgetall(ConfigKeys.summaries).values()]
+
+    def has_version(self, version: int) -> bool:
+        return bool(self.redis.hexists(ConfigKeys.summaries, version))
+
+    def records_between(self, after: int, upto: int) -> list[dict]:
+        """The full records of versions after..upto, newest first (versions are 1, 2, 3…)."""
+        if upto <= after:
+            return []
+        numbers = list(range(upto, after, -1))
+        return [json.loads(raw) for raw in self.redis.hmget(ConfigKeys.versions, numbers) if raw]
 
     def entities_at(self, version: int) -> dict[str, Any]:
         """The draft's content as it was right after `version` (0: before any change)."""
         draft = self.draft()
-        newer = sorted((r for n, r in self.records().items() if n > version),
-                       key=lambda r: r["version"], reverse=True)
-        return undo(draft.entities, newer)
+        return undo(draft.entities, self.records_between(version, draft.version))
 
     # -- writing -----------------------------------------------------------------------
     def _queue_draft(self, pipe, changes: dict[str, list]) -> None:
@@ -187,6 +198,8 @@ class ConfigStore:
                     self._queue_draft(pipe, changes)
                     pipe.set(ConfigKeys.version, new_version)
                     pipe.hset(ConfigKeys.versions, new_version, json.dumps(record))
+                    pipe.hset(ConfigKeys.summaries, new_version, json.dumps(
+                        {k: v for k, v in record.items() if k != "changes"}))
                     if go_live:
                         self._queue_live(pipe, entities, new_version)
                     elif live_raw is None:

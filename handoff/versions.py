@@ -101,7 +101,7 @@ class Versions:
 
     def list(self) -> list[dict]:
         live = self.store.live_version()
-        records = sorted(self.store.records().values(), key=lambda r: r["version"], reverse=True)
+        records = sorted(self.store.summaries(), key=lambda r: r["version"], reverse=True)
         return [self._item(r, live) for r in records]
 
     def _entities(self, ref: str | int | None, default: str) -> dict[str, Any]:
@@ -111,7 +111,7 @@ class Versions:
         if ref == "sandbox":
             return self.store.draft().entities
         version = int(ref)
-        if version and version not in self.store.records():
+        if version and not self.store.has_version(version):
             raise NotFound(f"no version {version}")
         return self.store.entities_at(version)
 
@@ -127,14 +127,11 @@ class Versions:
 
     def rollback(self, version: int) -> dict:
         """That version's content becomes the draft and live, recorded as a new version."""
-        records = self.store.records()
-        if version not in records:
+        if not self.store.has_version(version):
             raise NotFound(f"no version {version}")
 
         def restore(snapshot: Snapshot, entities: dict) -> None:
-            known = records if snapshot.version <= max(records) else self.store.records()
-            newer = sorted((r for n, r in known.items() if version < n <= snapshot.version),
-                           key=lambda r: r["version"], reverse=True)
+            newer = self.store.records_between(version, snapshot.version)
             entities.clear()
             entities.update(undo(snapshot.entities, newer))
 
