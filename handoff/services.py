@@ -8,10 +8,10 @@ import redis
 from rq import Queue
 
 from .config import Config
+from .config_store import ConfigStore
 from .hours import utc_now
 from .models import Destination
 from .redis_server import client_for, resolve_redis_url
-from .config_store import ConfigStore
 from .snapshot import Configuration, Snapshot
 from .store import Store
 
@@ -33,7 +33,7 @@ class Services:
         self._blocking: redis.Redis | None = None
         self.redis_url: str | None = config.redis_url
         self._config_store: ConfigStore | None = None
-        # Parsed configurations by (env, version): a version never changes once written.
+        # env → (version, parsed configuration): a version never changes once written.
         self._parsed: dict[str, tuple[int, Configuration]] = {}
         # What time it is, for opening hours; tests swap in a fixed clock.
         self.clock = utc_now

@@ -18,9 +18,9 @@ from schemas.calls import CallCreate
 from schemas.conversations import (AnnotationEntry, ConversationCreate, ConversationListQuery,
                                    ConversationPatch, LogEntry, MetricEntry, TranscriptEntry)
 from schemas.destinations import DestinationInput, IntegrationSchema
-from schemas.routing import DestinationListQuery
 from schemas.handoffs import (ClaimSchema, EventsQuery, HandoffListQuery, HandoffPatchSchema,
                               HandoffRequestSchema, HandoffStateQuery, OutcomeSchema)
+from schemas.routing import DestinationListQuery
 
 from .context import api_actor, public_base_url, services
 
@@ -28,8 +28,8 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 
 EVENT_ID = re.compile(r"^\d+-\d+$")
 EVENT_LINGER = 0.1  # seconds
-EVENTS_QUERY = EventsQuery()
-DESTINATION_PAGE = 100  # destinations per page when a cursor comes without a limit  # built once: the feed is polled constantly
+EVENTS_QUERY = EventsQuery()  # built once: the feed is polled constantly
+DESTINATION_PAGE = 100  # destinations per page when a cursor comes without a limit
 
 
 # -- parsing --------------------------------------------------------------------------
