@@ -53,6 +53,9 @@ def test_concurrent_patches_of_different_fields_both_land(live_server):
                  lambda: b.patch("/v1/destinations/billing", json={"ring_timeout": 10 + n}))
         got = a.get("/v1/destinations/billing").json()
         assert (got["description"], got["ring_timeout"]) == (f"round {n}", 10 + n)
+    # Each write is its own version, recorded with it: none lost, none doubled.
+    versions = a.get("/v1/config/versions").json()["items"]
+    assert [v["version"] for v in versions] == list(range(1 + 2 * ROUNDS, 0, -1))
 
 
 def test_concurrent_renames_leave_no_orphan_name(live_server):
