@@ -42,21 +42,21 @@ def _decode(raw: str | None) -> Any:
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """The configuration at one version, as entities (treat as read-only: it is shared)."""
+class ConfigVersion:
+    """The routing configuration at one version, as entities (read-only: it is shared)."""
 
     version: int
     entities: dict[str, Any]
 
 
-def entities_of_draft(version, destinations: dict, default_id, integration, topics: dict) -> Snapshot:
+def entities_of_draft(version, destinations: dict, default_id, integration, topics: dict) -> ConfigVersion:
     entities: dict[str, Any] = {f"d:{k}": json.loads(v) for k, v in destinations.items()}
     entities.update({f"t:{k}": json.loads(v) for k, v in topics.items()})
     if default_id:
         entities["default"] = default_id
     if integration:
         entities["integration"] = json.loads(integration)
-    return Snapshot(int(version or 0), entities)
+    return ConfigVersion(int(version or 0), entities)
 
 
 def changes_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
@@ -79,11 +79,11 @@ def undo(entities: dict[str, Any], records: list[dict]) -> dict[str, Any]:
 class ConfigStore:
     def __init__(self, client: redis.Redis):
         self.redis = client
-        self._draft: Snapshot | None = None
-        self._live: Snapshot | None = None
+        self._draft: ConfigVersion | None = None
+        self._live: ConfigVersion | None = None
 
     # -- reading -----------------------------------------------------------------------
-    def _load_draft(self) -> Snapshot:
+    def _load_draft(self) -> ConfigVersion:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.get(ConfigKeys.version)
             pipe.hgetall(Keys.destinations)
@@ -95,14 +95,14 @@ class ConfigStore:
             self._draft = loaded
         return loaded
 
-    def draft(self) -> Snapshot:
+    def draft(self) -> ConfigVersion:
         version = int(self.redis.get(ConfigKeys.version) or 0)
         cached = self._draft
         if version and cached is not None and cached.version == version:
             return cached
         return self._load_draft()
 
-    def live(self) -> Snapshot:
+    def live(self) -> ConfigVersion:
         """What callers meet. Before any live copy exists (no change recorded yet, or data
         from before versions) the draft is live."""
         raw = self.redis.get(ConfigKeys.live_version)
@@ -117,7 +117,7 @@ class ConfigStore:
             version, entities = pipe.execute()
         if version is None:
             return self.draft()
-        loaded = Snapshot(int(version), {k: json.loads(v) for k, v in entities.items()})
+        loaded = ConfigVersion(int(version), {k: json.loads(v) for k, v in entities.items()})
         self._live = loaded
         return loaded
 
@@ -167,7 +167,7 @@ class ConfigStore:
             pipe.hset(ConfigKeys.live, mapping={k: json.dumps(v) for k, v in entities.items()})
         pipe.set(ConfigKeys.live_version, version)
 
-    def change(self, mutate: Callable[[Snapshot, dict], Any], *, who: str, at: str,
+    def change(self, mutate: Callable[[ConfigVersion, dict], Any], *, who: str, at: str,
                go_live: bool, summary: Callable[[dict], str]) -> tuple[Any, dict | None]:
         """Apply `mutate(snapshot, entities)` (it edits `entities`, a copy, and may raise to
         refuse) and record it as a version, atomically over what it read; a concurrent
@@ -207,7 +207,7 @@ class ConfigStore:
                         # becomes the live copy.
                         self._queue_live(pipe, snapshot.entities, version)
                     pipe.execute()
-                    self._draft = Snapshot(new_version, entities)
+                    self._draft = ConfigVersion(new_version, entities)
                     if go_live:
                         self._live = self._draft
                     return result, record
@@ -234,7 +234,7 @@ class ConfigStore:
                     self._queue_live(pipe, entities, version)
                     pipe.hset(ConfigKeys.versions, version, json.dumps(record))
                     pipe.execute()
-                    self._live = Snapshot(version, entities)
+                    self._live = ConfigVersion(version, entities)
                     return record
                 except redis.WatchError:
                     continue

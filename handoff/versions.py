@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .config_store import ConfigStore, Snapshot, undo
+from .config_store import ConfigStore, ConfigVersion, undo
 from .errors import Conflict, NotFound
 from .models import utcnow
 from .services import Services
@@ -77,7 +77,7 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def change(services: Services, who: str, mutate: Callable[[Snapshot, dict], Any]) -> Any:
+def change(services: Services, who: str, mutate: Callable[[ConfigVersion, dict], Any]) -> Any:
     """Apply one change to the draft as a new version (live at once unless CONFIG_PROMOTION)."""
     result, record = services.config_store.change(
         mutate, who=who, at=utcnow(), go_live=not services.config.config_promotion, summary=summarize)
@@ -130,10 +130,10 @@ class Versions:
         if not self.store.has_version(version):
             raise NotFound(f"no version {version}")
 
-        def restore(snapshot: Snapshot, entities: dict) -> None:
-            newer = self.store.records_between(version, snapshot.version)
+        def restore(content: ConfigVersion, entities: dict) -> None:
+            newer = self.store.records_between(version, content.version)
             entities.clear()
-            entities.update(undo(snapshot.entities, newer))
+            entities.update(undo(content.entities, newer))
 
         _, record = self.store.change(restore, who=self.who, at=utcnow(), go_live=True,
                                       summary=lambda _c: f"Rolled back to version {version}")
