@@ -23,11 +23,11 @@ def create_app(config: Config | None = None) -> Flask:
     if not config.twilio_validate:
         log.warning("TWILIO_VALIDATE=false: Twilio signatures are NOT checked. Local development only!")
 
-    from web import api, chat, errors, handoffs_yaml, health, openapi, polyai, sms, studio, voice
-    from web import consult
+    from web import (api, chat, consult, errors, handoffs_yaml, health, openapi, polyai, routing, sms,  # noqa: F401
+                     studio, studio_routing, voice)
 
     for blueprint in (health.bp, voice.bp, sms.bp, api.bp, chat.bp, openapi.bp, studio.bp, polyai.bp,
-                      handoffs_yaml.bp):
+                      handoffs_yaml.bp, routing.bp, routing.voice_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(consult.bp)
     errors.register(app)

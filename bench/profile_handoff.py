@@ -103,7 +103,7 @@ INCLUSIVE = [
     ("handoff/handoffs.py", "start_voice"),
     ("handoff/services.py", "configuration"),
     ("handoff/store.py", "load_configuration"),
-    ("handoff/store.py", "load_configuration_raw"),
+    ("handoff/config_store.py", "live"),
     ("handoff/snapshot.py", "remember"),
     ("handoff/handoffs.py", "_new"),
     ("handoff/handoffs.py", "plan_attempt"),

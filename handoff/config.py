@@ -1,7 +1,10 @@
 """The one place the service reads its environment (every variable is described in .env.example)."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import re
 from dataclasses import dataclass, replace
 from typing import Mapping
 
@@ -26,6 +29,21 @@ def _redis_url(url: str | None, verify_tls: bool) -> str | None:
     return url + ("&" if "?" in url else "?") + "ssl_cert_reqs=none"
 
 
+LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
+
+
+def _labelled_keys(value: str | None) -> tuple[tuple[str, str], ...]:
+    """HANDOFF_API_KEYS entries, each `key` or `label=key`: (label, key) pairs. A key
+    without a label is named by a short hash of it, never by any part of the key."""
+    pairs = []
+    for entry in _list(value):
+        label, sep, key = entry.partition("=")
+        if not (sep and key and LABEL.match(label)):
+            label, key = "key-" + hashlib.sha256(entry.encode()).hexdigest()[:8], entry
+        pairs.append((label, key))
+    return tuple(pairs)
+
+
 def _int(value: str | None, default: int) -> int:
     try:
         return int(value) if value not in (None, "") else default
@@ -43,6 +61,10 @@ class Config:
     twilio_validate: bool = True
     public_base_url: str | None = None
     api_keys: tuple[str, ...] = ()
+    # (label, key) for every API key: the label names who changed the routing configuration.
+    api_key_labels: tuple[tuple[str, str], ...] = ()
+    # CONFIG_PROMOTION=on: configuration changes wait in the sandbox draft until promoted.
+    config_promotion: bool = False
     webhook_url: str | None = None
     webhook_secret: str = ""
     sip_domain: str | None = None
@@ -84,7 +106,9 @@ class Config:
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
             twilio_validate=_bool(env.get("TWILIO_VALIDATE"), True),
             public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
-            api_keys=_list(env.get("HANDOFF_API_KEYS")),
+            api_keys=tuple(key for _, key in _labelled_keys(env.get("HANDOFF_API_KEYS"))),
+            api_key_labels=_labelled_keys(env.get("HANDOFF_API_KEYS")),
+            config_promotion=_bool(env.get("CONFIG_PROMOTION"), False),
             webhook_url=env.get("HANDOFF_WEBHOOK_URL") or None,
             webhook_secret=env.get("HANDOFF_WEBHOOK_SECRET", ""),
             sip_domain=env.get("SIP_DOMAIN") or None,
@@ -103,6 +127,13 @@ class Config:
             ) or (5, 30, 120, 600, 1800),
             log_format="json" if (env.get("LOG_FORMAT") or "").strip().lower() == "json" else "text",
         )
+
+    def key_label(self, key: str) -> str | None:
+        """The label of an accepted API key (None if it is not one)."""
+        for label, known in self.api_key_labels or _labelled_keys(",".join(self.api_keys)):
+            if hmac.compare_digest(known.encode(), key.encode()):
+                return label
+        return None
 
     def with_overrides(self, **overrides) -> "Config":
         return replace(self, **overrides)

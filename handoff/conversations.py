@@ -41,7 +41,7 @@ class Conversations:
     def create(self, *, channel: str = "webchat", shared_id: str | None = None,
                state: dict | None = None, from_: str | None = None, to: str | None = None,
                conversation_id: str | None = None, leg: str | None = None,
-               extra: dict | None = None) -> tuple[dict, bool]:
+               extra: dict | None = None, env: str | None = None) -> tuple[dict, bool]:
         """(conversation, created); an existing id is returned as it is, not overwritten.
         `extra`: further top-level fields (a PolyAI widget's `integration_attributes`…)."""
         doc = {
@@ -59,6 +59,8 @@ class Conversations:
             doc.setdefault(name, value)
         if leg:
             doc["_leg"] = leg  # which TwiML the caller's leg accepts, for later handoffs
+        if env == "sandbox":
+            doc["_env"] = env  # a test number: this call runs on the sandbox draft throughout
         existing = self.store.create_conversation(doc)
         return (doc, True) if existing is None else (existing, False)
 

@@ -1,16 +1,18 @@
 """Managing destinations: the rules of `/v1/destinations` and `/v1/integration` (docs/api.md)."""
 from __future__ import annotations
 
+import base64
+import bisect
+import json
 import re
 import unicodedata
 from typing import Any
 
-from . import hours, sip
+from . import hours, sip, versions
 from .errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
 from .models import Destination, utcnow, warning
 from .services import Services
 from .snapshot import Configuration
-from .store import Conflict as StoreConflict
 
 DEFAULT_INTEGRATION = {
     "provider": "twilio",
@@ -209,23 +211,52 @@ def _uri_param(route: str, name: str) -> str | None:
 
 
 class Destinations:
-    def __init__(self, services: Services):
+    """Destination management. Every write runs inside `versions.change`: atomic over
+    what it read (a concurrent write makes it re-read and re-check) and recorded as a
+    version naming `who` made it."""
+
+    def __init__(self, services: Services, who: str = "api"):
         self.services = services
+        self.who = who
 
     @property
     def store(self):
         return self.services.store
 
     def configuration(self) -> Configuration:
-        return self.services.configuration()
+        """What the API and the page edit: the sandbox draft (live too unless CONFIG_PROMOTION)."""
+        return self.services.configuration("sandbox")
 
-    def present(self, destination: Destination, configuration: Configuration) -> dict:
-        return present(destination, configuration, self.services.clock(),
+    def present(self, destination: Destination, configuration: Configuration,
+                tests: dict | None = None) -> dict:
+        body = present(destination, configuration, self.services.clock(),
                        self.services.config.default_caller_id)
+        if tests is None:
+            tests = self.services.config_store.tests()
+        body["last_test"] = tests.get(destination.id)
+        return body
 
     def list(self) -> list[dict]:
         configuration = self.configuration()
-        return [self.present(d, configuration) for d in configuration.destinations]
+        tests = self.services.config_store.tests()
+        return [self.present(d, configuration, tests) for d in configuration.destinations]
+
+    def page(self, limit: int, cursor: str | None, env: str = "sandbox") -> tuple[list[dict], str | None]:
+        """Up to `limit` destinations after `cursor` (oldest first), and the next cursor."""
+        configuration = self.services.configuration(env)
+        ordered = configuration.destinations
+        start = 0
+        if cursor:
+            position = decode_cursor(cursor)
+            start = bisect.bisect_right([(d.created_at, d.id) for d in ordered], position)
+        chosen = ordered[start:start + limit]
+        tests = self.services.config_store.tests()
+        more = start + limit < len(ordered)
+        return ([self.present(d, configuration, tests) for d in chosen],
+                encode_cursor(chosen[-1]) if more and chosen else None)
+
+    def names(self, env: str = "sandbox") -> dict[str, str]:
+        return {d.id: d.name for d in self.services.configuration(env).destinations}
 
     def _get(self, configuration: Configuration, destination_id: str) -> Destination:
         destination = configuration.by_id().get(destination_id)
@@ -239,72 +270,107 @@ class Destinations:
 
     def _free_id(self, configuration: Configuration, name: str) -> str:
         base = slugify(name)
-        taken = set(configuration.by_id())
+        taken = configuration.by_id()
         candidate, n = base, 2
         while candidate in taken:
             candidate, n = f"{base}-{n}", n + 1
         return candidate
 
-    def _save(self, destination: Destination, *, previous_name: str | None = None,
-              new: bool = False) -> None:
-        try:
-            self.store.save_destination(destination, previous_name=previous_name,
-                                        make_default_if_none=new, expect_new=new)
-        except StoreConflict as exc:
-            if str(exc) == "name":
-                raise Conflict(f"a destination named {destination.name!r} already exists",
-                               {"name": ["already used by another destination"]}) from None
-            raise Conflict(f"destination id {destination.id!r} was just taken; retry") from None
-
-    def create(self, fields: dict[str, Any]) -> dict:
-        configuration = self.configuration()
-        destination = Destination(id=self._free_id(configuration, fields["name"]), **fields)
-        _check(destination, configuration, self.services.config.sip_domain, set(fields))
-        if configuration.find(destination.name) is not None:
+    @staticmethod
+    def _name_free(configuration: Configuration, destination: Destination) -> None:
+        holder = configuration.find_name(destination.name)
+        if holder is not None and holder.id != destination.id:
             raise Conflict(f"a destination named {destination.name!r} already exists",
                            {"name": ["already used by another destination"]})
-        self._save(destination, new=True)
+
+    def _change(self, mutate) -> Destination | None:
+        return versions.change(self.services, self.who, lambda snapshot, entities: mutate(
+            self.services.parsed("sandbox", snapshot), entities))
+
+    def _done(self, destination: Destination) -> dict:
+        """The destination as written, against the configuration now (a concurrent
+        delete may already have removed it: the write still happened, so no 404)."""
         return self.present(destination, self.configuration())
 
+    def create(self, fields: dict[str, Any]) -> dict:
+        def mutate(configuration: Configuration, entities: dict) -> Destination:
+            destination = Destination(id=self._free_id(configuration, fields["name"]), **fields)
+            _check(destination, configuration, self.services.config.sip_domain, set(fields))
+            self._name_free(configuration, destination)
+            entities[f"d:{destination.id}"] = destination.to_dict()
+            if not entities.get("default"):
+                entities["default"] = destination.id  # the first one becomes the default
+            return destination
+
+        return self._done(self._change(mutate))
+
     def update(self, destination_id: str, fields: dict[str, Any]) -> dict:
-        configuration = self.configuration()
-        current = self._get(configuration, destination_id)
-        updated = Destination.from_dict({**current.to_dict(), **fields, "updated_at": utcnow()})
-        _check(updated, configuration, self.services.config.sip_domain, set(fields))
-        self._save(updated, previous_name=current.name)
-        return self.present(updated, self.configuration())
+        def mutate(configuration: Configuration, entities: dict) -> Destination:
+            current = self._get(configuration, destination_id)
+            updated = Destination.from_dict({**current.to_dict(), **fields, "updated_at": utcnow()})
+            _check(updated, configuration, self.services.config.sip_domain, set(fields))
+            self._name_free(configuration, updated)
+            entities[f"d:{destination_id}"] = updated.to_dict()
+            return updated
+
+        return self._done(self._change(mutate))
 
     def duplicate(self, destination_id: str) -> dict:
-        configuration = self.configuration()
-        source = self._get(configuration, destination_id)
-        names = {d.name.casefold() for d in configuration.destinations}
-        name, n = f"{source.name} (copy)", 2
-        while name.casefold() in names:
-            name, n = f"{source.name} (copy {n})", n + 1
-        now = utcnow()
-        copy = Destination.from_dict({**source.to_dict(), "name": name, "created_at": now,
-                                      "updated_at": now, "id": self._free_id(configuration, name)})
-        self._save(copy)  # a copy is never made the default
-        return self.present(copy, self.configuration())
+        def mutate(configuration: Configuration, entities: dict) -> Destination:
+            source = self._get(configuration, destination_id)
+            name, n = f"{source.name} (copy)", 2
+            while configuration.find_name(name) is not None:
+                name, n = f"{source.name} (copy {n})", n + 1
+            now = utcnow()
+            copy = Destination.from_dict({**source.to_dict(), "name": name, "created_at": now,
+                                          "updated_at": now, "id": self._free_id(configuration, name)})
+            entities[f"d:{copy.id}"] = copy.to_dict()  # a copy is never made the default
+            return copy
+
+        return self._done(self._change(mutate))
 
     def set_default(self, destination_id: str) -> dict:
-        self._get(self.configuration(), destination_id)
-        self.store.set_default_destination(destination_id)
-        configuration = self.configuration()
-        return self.present(self._get(configuration, destination_id), configuration)
+        def mutate(configuration: Configuration, entities: dict) -> Destination:
+            destination = self._get(configuration, destination_id)
+            entities["default"] = destination_id
+            return destination
+
+        return self._done(self._change(mutate))
 
     def delete(self, destination_id: str, confirm: str | None) -> None:
-        destination = self._get(self.configuration(), destination_id)
-        if confirm != destination.name:
-            raise ConfirmationRequired(
-                f"to delete this destination, pass ?confirm= with its exact name ({destination.name!r})"
-            )
-        self.store.delete_destination(destination)
-        self.configuration()  # refresh the outage snapshot now, not at the next read
+        def mutate(configuration: Configuration, entities: dict) -> None:
+            destination = self._get(configuration, destination_id)
+            if confirm != destination.name:
+                raise ConfirmationRequired(
+                    f"to delete this destination, pass ?confirm= with its exact name ({destination.name!r})"
+                )
+            entities.pop(f"d:{destination_id}", None)
+            if entities.get("default") == destination_id:
+                entities.pop("default")
+
+        self._change(mutate)
 
     def get_integration(self) -> dict:
         return integration_of(self.configuration())
 
     def put_integration(self, integration: dict) -> dict:
-        self.store.save_integration({**DEFAULT_INTEGRATION, **integration})
+        def mutate(_configuration: Configuration, entities: dict) -> None:
+            entities["integration"] = {**DEFAULT_INTEGRATION, **integration}
+
+        self._change(mutate)
         return integration_of(self.configuration())
+
+
+def encode_cursor(destination: Destination) -> str:
+    text = json.dumps([destination.created_at, destination.id])
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(position, list) and len(position) == 2 and all(isinstance(p, str) for p in position):
+            return position[0], position[1]
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise ValidationFailed.field("cursor", "not a cursor this listing issued")

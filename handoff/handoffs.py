@@ -72,6 +72,20 @@ class AttemptResult:
     sip_code: int | None = None
 
 
+# Sample caller and called addresses of a preview, per caller leg.
+PREVIEW_ADDRESSES = {
+    "sip": ("sip:+14155550100@sbc.example.com", "sip:+14155550199@example.sip.twilio.com"),
+    "pstn": ("+14155550100", "+14155550199"),
+    "client": ("client:preview", "+14155550199"),
+}
+
+
+def env_of(conversation: dict | None) -> str:
+    """Which routing configuration a conversation runs on: `sandbox` for a call that came
+    in on /voice/call?env=sandbox (and everything that call leads to), else `live`."""
+    return "sandbox" if (conversation or {}).get("_env") == "sandbox" else "live"
+
+
 def new_handoff_id() -> str:
     return "HO" + uuid.uuid4().hex
 
@@ -201,15 +215,38 @@ class Handoffs:
     def start_voice(self, conversation: dict, request: HandoffRequest, *, call_sid: str,
                     base_url: str, leg: str | None = None) -> tuple[Handoff, VoiceResponse]:
         """A handoff on a live call whose webhook is waiting for TwiML now."""
-        configuration = self.services.configuration()
+        configuration = self.services.configuration(env_of(conversation))
+        handoff, twiml = self.plan_voice(configuration, conversation, request, call_sid=call_sid,
+                                         base_url=base_url, leg=leg)
+        self._persist_new(handoff)
+        return handoff, twiml
+
+    def plan_voice(self, configuration: Configuration, conversation: dict, request: HandoffRequest, *,
+                   call_sid: str, base_url: str, leg: str | None) -> tuple[Handoff, VoiceResponse]:
+        """The handoff and TwiML a voice handoff answers, nothing stored: shared by real
+        handoffs and previews, so a preview is exactly what a call would get."""
         handoff = self._new(conversation, request, channel="voice", call_sid=call_sid,
                             base_url=base_url, leg=leg)
         destination = self._resolve(handoff, configuration, request.destination)
         if destination is None and not configuration.destinations:
             handoff.add_warning("no_destinations", "no destination is configured")
         twiml = self.planner(configuration).attempt(handoff, destination, self.context(conversation))
-        self._persist_new(handoff)
         return handoff, twiml
+
+    def preview(self, destination_id: str, leg: str, request: HandoffRequest, *, state: dict,
+                caller: str | None, called: str | None, base_url: str) -> tuple[Handoff, VoiceResponse]:
+        """What a handoff to this destination (in the sandbox draft) would answer on a
+        call from `leg`, with sample state; nothing is created."""
+        configuration = self.services.configuration("sandbox")
+        if configuration.by_id().get(destination_id) is None:
+            raise NotFound(f"no destination with id {destination_id!r}")
+        sample_from, sample_to = PREVIEW_ADDRESSES[leg]
+        call_sid = "CA" + uuid.uuid4().hex
+        conversation = {"id": call_sid, "from": caller or sample_from, "to": called or sample_to,
+                        "state": state, "shared_id": None}
+        request.destination = destination_id
+        return self.plan_voice(configuration, conversation, request, call_sid=call_sid,
+                               base_url=base_url, leg=leg)
 
     def start_offline(self, configuration: Configuration, request: HandoffRequest, *,
                       call: dict, base_url: str) -> VoiceResponse:
@@ -235,7 +272,7 @@ class Handoffs:
         if conversation is None:
             raise NotFound(f"no conversation with id {conversation_id!r}")
         self.check_route(request)
-        configuration = self.services.configuration()
+        configuration = self.services.configuration(env_of(conversation))
         channel = conversation.get("channel") or "voice"
         live_call = channel == "voice" and not conversation.get("ended_at")
         if request.destination and configuration.find(request.destination) is None and not configuration.default:
@@ -350,7 +387,7 @@ class Handoffs:
         if handoff is None:
             raise NotFound(handoff_id)
         conversation = self.store.get_conversation(handoff.conversation_id) or {"id": handoff.conversation_id}
-        return handoff, self.services.configuration(), self.context(conversation)
+        return handoff, self.services.configuration(env_of(conversation)), self.context(conversation)
 
     def attempt_finished(self, handoff_id: str, attempt: int, params: dict[str, str]) -> VoiceResponse:
         """A <Refer>/<Dial> action callback: record the outcome, continue the chain."""

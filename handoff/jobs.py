@@ -13,6 +13,7 @@ from twilio.rest import Client
 
 from . import metrics
 from .config import Config
+from .errors import ValidationFailed
 from .models import FAILED, REQUESTED
 from .services import Services
 
@@ -100,15 +101,15 @@ def twilio_client(config: Config) -> Client:
 def redirect_call(handoff_id: str) -> str:
     """Move a live call into a handoff made through the API: update the call with the
     handoff's TwiML over Twilio's REST API (calls(sid).update(twiml=...))."""
-    from .handoffs import Handoffs
+    from .handoffs import Handoffs, env_of
 
     svc = services()
     handoffs = Handoffs(svc)
     handoff = svc.store.get_handoff(handoff_id)
     if handoff is None or handoff.state != REQUESTED:
         return "nothing to do"
-    configuration = svc.configuration()
     conversation = svc.store.get_conversation(handoff.conversation_id) or {"id": handoff.conversation_id}
+    configuration = svc.configuration(env_of(conversation))
     # Plan on a copy first: the call is updated before the handoff is, so a Twilio error
     # never leaves a record claiming a transfer that did not happen.
     destination = configuration.find((handoff.destination or {}).get("id")) or configuration.default
@@ -224,3 +225,32 @@ def hang_up(call_sid: str) -> str:
         log.warning("could not hang up call %s: %s", call_sid, exc.msg)
         return "call already over"
     return "hung up"
+
+
+def place_test_call(destination_id: str, test_id: str, message: str, caller: str, status_url: str) -> str:
+    """Ring a destination's route with a short spoken message (Calls API), for its test."""
+    from twiml import voice as voice_twiml
+
+    from .test_calls import TestCalls, test_target
+
+    svc = services()
+    tests = TestCalls(svc)
+    destination = svc.configuration("sandbox").by_id().get(destination_id)
+    if destination is None:
+        tests.refused(destination_id, test_id, "the destination was deleted")
+        return "gone"
+    try:
+        _, target = test_target(destination, svc.config.sip_domain)
+        call = twilio_client(svc.config).calls.create(
+            to=target, from_=caller, twiml=str(voice_twiml.goodbye(message)),
+            status_callback=status_url, status_callback_method="POST", timeout=destination.ring_timeout)
+    except TwilioRestException as exc:
+        if exc.status >= 500 and not _is_last_try():
+            raise
+        tests.refused(destination_id, test_id, f"Twilio refused the call: {exc.msg}")
+        return "refused"
+    except ValidationFailed as exc:  # the route changed since the test was asked for
+        tests.refused(destination_id, test_id, exc.message)
+        return "refused"
+    tests.placed(destination_id, test_id, call.sid)
+    return "placed"

@@ -25,8 +25,9 @@ class Turn:
 
 
 class Router:
-    def __init__(self, services: Services):
+    def __init__(self, services: Services, env: str = "live"):
         self.services = services
+        self.env = env  # which routing configuration's topics: live, or the sandbox draft
         self.conversations = Conversations(services)
 
     def say(self, conversation_id: str, text: str) -> None:
@@ -36,7 +37,7 @@ class Router:
         heard = (text or "").strip() or (f"[pressed {digits}]" if digits else "")
         if heard:
             self.conversations.append(conversation_id, "transcript", {"role": "user", "text": heard[:10000]})
-        route = Topics(self.services).route(text, digits)
+        route = Topics(self.services, self.env).route(text, digits)
         if route is None:
             misses = self._missed(conversation_id)
             if misses < MAX_MISSES:

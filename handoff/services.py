@@ -1,7 +1,6 @@
 """The service's resources, built once per process from a `Config`."""
 from __future__ import annotations
 
-import json
 import logging
 import threading
 
@@ -9,6 +8,7 @@ import redis
 from rq import Queue
 
 from .config import Config
+from .config_store import ConfigStore
 from .hours import utc_now
 from .models import Destination
 from .redis_server import client_for, resolve_redis_url
@@ -32,7 +32,9 @@ class Services:
         self._queue: Queue | None = None
         self._blocking: redis.Redis | None = None
         self.redis_url: str | None = config.redis_url
-        self._configuration: tuple | None = None  # (what Redis returned, parsed)
+        self._config_store: ConfigStore | None = None
+        # env → (version, parsed configuration): a version never changes once written.
+        self._parsed: dict[str, tuple[int, Configuration]] = {}
         # What time it is, for opening hours; tests swap in a fixed clock.
         self.clock = utc_now
 
@@ -44,6 +46,7 @@ class Services:
             self.redis_url = url
             client = client_for(url, self.config.redis_timeout)
             self._store = Store(client, self.config.retention_seconds)
+            self._config_store = ConfigStore(client)
             # rq stores pickled job data: it needs a client that does not decode replies.
             self._queue = Queue(QUEUE_NAME, connection=redis.Redis.from_url(
                 url, socket_timeout=self.config.redis_timeout * 2,
@@ -69,22 +72,35 @@ class Services:
             self._connect()
         return self._blocking
 
-    def configuration(self) -> Configuration:
-        """The current destinations, refreshing the outage snapshot as a side effect.
+    @property
+    def config_store(self) -> ConfigStore:
+        if self._config_store is None:
+            self._connect()
+        return self._config_store
 
-        Read from Redis every time (so every process sees a change at once); parsed, and
-        the snapshot rewritten, only when what Redis returned differs from last time."""
-        raw = self.store.load_configuration_raw()
-        cached = self._configuration
-        if cached is not None and cached[0] == raw:
+    def configuration(self, env: str = "live") -> Configuration:
+        """The routing configuration callers meet (`live`), or the draft being edited
+        (`sandbox`: what a test number pointed at `/voice/call?env=sandbox` meets).
+
+        Costs one GET of a version number while nothing changed (parsed copies are kept
+        per version); a new live version also refreshes the outage snapshot."""
+        store = self.config_store
+        snapshot = store.draft() if env == "sandbox" else store.live()
+        key = "sandbox" if env == "sandbox" else "live"
+        fresh = self._parsed.get(key, (None,))[0] != snapshot.version
+        configuration = self.parsed(key, snapshot)
+        if key == "live" and fresh:
+            self.snapshot.remember(configuration)
+        return configuration
+
+    def parsed(self, key: str, snapshot) -> Configuration:
+        """`snapshot` parsed, once per version (version 0, data from before versions, is
+        parsed every time: nothing says when it changed)."""
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] == snapshot.version and snapshot.version:
             return cached[1]
-        destinations, default_id, integration = raw
-        configuration = Configuration(
-            sorted((Destination.from_dict(json.loads(v)) for v in destinations.values()),
-                   key=lambda d: (d.created_at, d.id)),
-            default_id, json.loads(integration) if integration else None)
-        self.snapshot.remember(configuration)
-        self._configuration = (raw, configuration)
+        configuration = configuration_of(snapshot.entities)
+        self._parsed[key] = (snapshot.version, configuration)
         return configuration
 
     def schedule(self, seconds: float, func, *args, **kwargs):
@@ -104,3 +120,11 @@ class Services:
         except REDIS_ERRORS:
             log.exception("could not enqueue %s", getattr(func, "__name__", func))
             return None
+
+
+def configuration_of(entities: dict) -> Configuration:
+    """Destinations (oldest first), default and integration from configuration entities."""
+    destinations = sorted((Destination.from_dict(v) for k, v in entities.items() if k.startswith("d:")),
+                          key=lambda d: (d.created_at, d.id))
+    return Configuration(destinations, entities.get("default"), entities.get("integration"),
+                         topics=[v for k, v in entities.items() if k.startswith("t:")])

@@ -28,9 +28,16 @@ class Configuration:
     destinations: list[Destination] = field(default_factory=list)
     default_id: str | None = None
     integration: dict | None = None
+    topics: list[dict] = field(default_factory=list)
+    # Indexes built on first use: a configuration is shared, read-only, by every request
+    # until the next version, so a lookup must not cost a pass over 2,000 destinations.
+    _ids: dict[str, Destination] | None = field(default=None, init=False, repr=False, compare=False)
+    _names: dict[str, Destination] | None = field(default=None, init=False, repr=False, compare=False)
 
     def by_id(self) -> dict[str, Destination]:
-        return {d.id: d for d in self.destinations}
+        if self._ids is None:
+            self._ids = {d.id: d for d in self.destinations}
+        return self._ids
 
     @property
     def default(self) -> Destination | None:
@@ -44,8 +51,13 @@ class Configuration:
         by_id = self.by_id()
         if ref in by_id:
             return by_id[ref]
-        folded = ref.casefold()
-        return next((d for d in self.destinations if d.name.casefold() == folded), None)
+        return self.find_name(ref)
+
+    def find_name(self, name: str) -> Destination | None:
+        """The destination with this name (case-insensitive), or None."""
+        if self._names is None:
+            self._names = {d.name.casefold(): d for d in self.destinations}
+        return self._names.get(name.strip().casefold())
 
     def to_json(self) -> str:
         return json.dumps(
@@ -53,6 +65,7 @@ class Configuration:
                 "destinations": [d.to_dict() for d in self.destinations],
                 "default_id": self.default_id,
                 "integration": self.integration,
+                "topics": self.topics,
             },
             sort_keys=True,
         )
@@ -64,6 +77,7 @@ class Configuration:
             destinations=[Destination.from_dict(d) for d in doc.get("destinations", [])],
             default_id=doc.get("default_id"),
             integration=doc.get("integration"),
+            topics=doc.get("topics") or [],
         )
 
 

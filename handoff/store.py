@@ -20,7 +20,6 @@ PREFIX = "handoff:"
 
 class Keys:
     destinations = PREFIX + "destinations"
-    destination_names = PREFIX + "destinations:names"
     default_destination = PREFIX + "destinations:default"
     integration = PREFIX + "integration"
     topics = PREFIX + "topics"
@@ -160,69 +159,8 @@ class Store:
                 return compute()
             time.sleep(0.05)
 
-    # -- configuration: destinations, integration --------------------------------------
-    def load_configuration_raw(self) -> tuple[dict[str, str], str | None, str | None]:
-        """Destinations (id → JSON), default id and integration JSON, in one round trip."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(Keys.destinations)
-            pipe.get(Keys.default_destination)
-            pipe.get(Keys.integration)
-            raw, default_id, integration = pipe.execute()
-        return raw, default_id, integration
-
-    def save_destination(self, destination: Destination, *, previous_name: str | None = None,
-                         make_default_if_none: bool = False, expect_new: bool = False) -> bool:
-        """Write a destination and its name index atomically.
-
-        Raises Conflict if the name (case-insensitive) belongs to another destination, or
-        the id exists when `expect_new`. Returns whether it became the default."""
-        name_key = destination.name.casefold()
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(Keys.destination_names, Keys.destinations, Keys.default_destination)
-                    owner = pipe.hget(Keys.destination_names, name_key)
-                    if owner and owner != destination.id:
-                        raise Conflict("name")
-                    if expect_new and pipe.hexists(Keys.destinations, destination.id):
-                        raise Conflict("id")
-                    becomes_default = make_default_if_none and not pipe.get(Keys.default_destination)
-                    pipe.multi()
-                    if previous_name and previous_name.casefold() != name_key:
-                        pipe.hdel(Keys.destination_names, previous_name.casefold())
-                    pipe.hset(Keys.destination_names, name_key, destination.id)
-                    pipe.hset(Keys.destinations, destination.id, json.dumps(destination.to_dict()))
-                    if becomes_default:
-                        pipe.set(Keys.default_destination, destination.id)
-                    pipe.execute()
-                    return bool(becomes_default)
-                except redis.WatchError:
-                    continue
-
-    def set_default_destination(self, destination_id: str) -> None:
-        self.redis.set(Keys.default_destination, destination_id)
-
-    def delete_destination(self, destination: Destination) -> None:
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(Keys.default_destination)
-                    is_default = pipe.get(Keys.default_destination) == destination.id
-                    pipe.multi()
-                    pipe.hdel(Keys.destinations, destination.id)
-                    pipe.hdel(Keys.destination_names, destination.name.casefold())
-                    if is_default:
-                        pipe.delete(Keys.default_destination)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
-
-    def get_integration(self) -> dict | None:
-        return self._get_json(Keys.integration)
-
-    def save_integration(self, integration: dict) -> None:
-        self.redis.set(Keys.integration, json.dumps(integration))
+    # Configuration (destinations, topics, integration) is written only through
+    # `config_store.ConfigStore`, which versions every change.
 
     # -- conversations -----------------------------------------------------------------
     def _create_item(self, index: str, key: str, member: str, doc: dict, extra_indexes=(),

@@ -6,7 +6,6 @@ billing" reaches billing; the longest matching phrase wins between topics.
 """
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -14,9 +13,9 @@ from typing import Any
 
 from .errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
 from .models import utcnow, warning
+from . import versions
 from .services import Services
 from .snapshot import Configuration
-from .store import Keys
 
 HUMAN_PHRASES = ("agent", "human", "operator", "representative", "speak to someone",
                  "talk to someone", "real person", "a person")
@@ -78,19 +77,23 @@ def route_text(text: str | None, digits: str | None, topics: list[Topic]) -> Rou
 
 
 class Topics:
-    def __init__(self, services: Services):
+    """The router's topics: part of the routing configuration, so versioned like
+    destinations; calls read the live ones (`env="sandbox"`: the draft)."""
+
+    def __init__(self, services: Services, env: str = "live", who: str = "api"):
         self.services = services
+        self.env = env
+        self.who = who
 
-    @property
-    def redis(self):
-        return self.services.store.redis
+    def _configuration(self, env: str | None = None) -> Configuration:
+        return self.services.configuration(env or self.env)
 
-    def all(self) -> list[Topic]:
-        raw = self.redis.hgetall(Keys.topics)
-        return sorted((Topic(**json.loads(v)) for v in raw.values()), key=lambda t: (t.created_at, t.id))
+    def all(self, configuration: Configuration | None = None) -> list[Topic]:
+        configuration = configuration or self._configuration()
+        return sorted((Topic(**doc) for doc in configuration.topics), key=lambda t: (t.created_at, t.id))
 
     def present(self, topic: Topic, configuration: Configuration | None = None) -> dict:
-        configuration = configuration or self.services.configuration()
+        configuration = configuration or self._configuration("sandbox")
         body = topic.to_dict()
         found = []
         wanted = topic.action.get("destination")
@@ -101,49 +104,63 @@ class Topics:
         return body
 
     def list(self) -> list[dict]:
-        configuration = self.services.configuration()
-        return [self.present(t, configuration) for t in self.all()]
+        configuration = self._configuration("sandbox")
+        return [self.present(t, configuration) for t in self.all(configuration)]
 
-    def _get(self, topic_id: str) -> Topic:
-        raw = self.redis.hget(Keys.topics, topic_id)
-        if raw is None:
-            raise NotFound(f"no topic with id {topic_id!r}")
-        return Topic(**json.loads(raw))
+    @staticmethod
+    def _find(configuration: Configuration, topic_id: str) -> Topic:
+        for doc in configuration.topics:
+            if doc["id"] == topic_id:
+                return Topic(**doc)
+        raise NotFound(f"no topic with id {topic_id!r}")
 
     def get(self, topic_id: str) -> dict:
-        return self.present(self._get(topic_id))
+        return self.present(self._find(self._configuration("sandbox"), topic_id))
 
-    def _check(self, topic: Topic) -> None:
-        for other in self.all():
+    def _check(self, topic: Topic, configuration: Configuration) -> None:
+        for other in self.all(configuration):
             if other.id != topic.id and other.name.casefold() == topic.name.casefold():
                 raise Conflict(f"a topic named {topic.name!r} already exists", {"name": ["already used"]})
         if not any(normalize(p) for p in topic.phrases):
             raise ValidationFailed.field("phrases", "at least one phrase with a word in it")
 
+    def _change(self, mutate) -> Topic | None:
+        return versions.change(self.services, self.who, lambda snapshot, entities: mutate(
+            self.services.parsed("sandbox", snapshot), entities))
+
     def create(self, fields: dict) -> dict:
         from .destinations import slugify
 
-        base = slugify(fields["name"])
-        topic_id, n = base, 2
-        while self.redis.hexists(Keys.topics, topic_id):
-            topic_id, n = f"{base}-{n}", n + 1
-        topic = Topic(id=topic_id, **fields)
-        self._check(topic)
-        self.redis.hset(Keys.topics, topic.id, json.dumps(topic.to_dict()))
-        return self.present(topic)
+        def mutate(configuration: Configuration, entities: dict) -> Topic:
+            base = slugify(fields["name"])
+            topic_id, n = base, 2
+            while f"t:{topic_id}" in entities:
+                topic_id, n = f"{base}-{n}", n + 1
+            topic = Topic(id=topic_id, **fields)
+            self._check(topic, configuration)
+            entities[f"t:{topic.id}"] = topic.to_dict()
+            return topic
+
+        return self.present(self._change(mutate), self._configuration("sandbox"))
 
     def update(self, topic_id: str, fields: dict) -> dict:
-        current = self._get(topic_id)
-        topic = Topic(**{**current.to_dict(), **fields, "updated_at": utcnow()})
-        self._check(topic)
-        self.redis.hset(Keys.topics, topic.id, json.dumps(topic.to_dict()))
-        return self.present(topic)
+        def mutate(configuration: Configuration, entities: dict) -> Topic:
+            current = self._find(configuration, topic_id)
+            topic = Topic(**{**current.to_dict(), **fields, "updated_at": utcnow()})
+            self._check(topic, configuration)
+            entities[f"t:{topic.id}"] = topic.to_dict()
+            return topic
+
+        return self.present(self._change(mutate), self._configuration("sandbox"))
 
     def delete(self, topic_id: str, confirm: str | None) -> None:
-        topic = self._get(topic_id)
-        if confirm != topic.name:
-            raise ConfirmationRequired(f"pass ?confirm= with the topic's exact name ({topic.name!r})")
-        self.redis.hdel(Keys.topics, topic_id)
+        def mutate(configuration: Configuration, entities: dict) -> None:
+            topic = self._find(configuration, topic_id)
+            if confirm != topic.name:
+                raise ConfirmationRequired(f"pass ?confirm= with the topic's exact name ({topic.name!r})")
+            entities.pop(f"t:{topic_id}", None)
+
+        self._change(mutate)
 
     def route(self, text: str | None, digits: str | None = None) -> Route | None:
         return route_text(text, digits, self.all())

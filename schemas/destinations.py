@@ -61,6 +61,8 @@ class DestinationSchema(DestinationInput):
     id = fields.String()
     is_default = fields.Boolean()
     warnings = fields.List(fields.Nested(WarningSchema))
+    last_test = fields.Dict(allow_none=True, metadata={
+        "description": "the last test call: {id, status, sip_code, requested_at, finished_at}"})
     created_at = fields.String()
     updated_at = fields.String()
 

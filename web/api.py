@@ -20,14 +20,16 @@ from schemas.conversations import (AnnotationEntry, ConversationCreate, Conversa
 from schemas.destinations import DestinationInput, IntegrationSchema
 from schemas.handoffs import (ClaimSchema, EventsQuery, HandoffListQuery, HandoffPatchSchema,
                               HandoffRequestSchema, HandoffStateQuery, OutcomeSchema)
+from schemas.routing import DestinationListQuery
 
-from .context import public_base_url, services
+from .context import api_actor, public_base_url, services
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
 EVENT_ID = re.compile(r"^\d+-\d+$")
 EVENT_LINGER = 0.1  # seconds
 EVENTS_QUERY = EventsQuery()  # built once: the feed is polled constantly
+DESTINATION_PAGE = 100  # destinations per page when a cursor comes without a limit
 
 
 # -- parsing --------------------------------------------------------------------------
@@ -79,12 +81,16 @@ def require_api_key():
 # -- destinations ---------------------------------------------------------------------
 @bp.get("/destinations")
 def list_destinations():
-    return jsonify(items=Destinations(services()).list())
+    q = query(DestinationListQuery())
+    if "limit" not in q and "cursor" not in q:
+        return jsonify(items=Destinations(services()).list())
+    items, next_cursor = Destinations(services()).page(q.get("limit", DESTINATION_PAGE), q.get("cursor"))
+    return jsonify(items=items, next_cursor=next_cursor)
 
 
 @bp.post("/destinations")
 def create_destination():
-    return jsonify(Destinations(services()).create(body(DestinationInput()))), 201
+    return jsonify(Destinations(services(), api_actor()).create(body(DestinationInput()))), 201
 
 
 @bp.get("/destinations/<destination_id>")
@@ -97,22 +103,22 @@ def update_destination(destination_id):
     fields = body(DestinationInput(partial=True))
     provided = set((request.get_json(silent=True) or {}).keys())
     fields = {k: v for k, v in fields.items() if k in provided}
-    return jsonify(Destinations(services()).update(destination_id, fields))
+    return jsonify(Destinations(services(), api_actor()).update(destination_id, fields))
 
 
 @bp.post("/destinations/<destination_id>/duplicate")
 def duplicate_destination(destination_id):
-    return jsonify(Destinations(services()).duplicate(destination_id)), 201
+    return jsonify(Destinations(services(), api_actor()).duplicate(destination_id)), 201
 
 
 @bp.post("/destinations/<destination_id>/default")
 def make_default(destination_id):
-    return jsonify(Destinations(services()).set_default(destination_id))
+    return jsonify(Destinations(services(), api_actor()).set_default(destination_id))
 
 
 @bp.delete("/destinations/<destination_id>")
 def delete_destination(destination_id):
-    Destinations(services()).delete(destination_id, request.args.get("confirm"))
+    Destinations(services(), api_actor()).delete(destination_id, request.args.get("confirm"))
     return Response(status=204)
 
 
@@ -123,7 +129,7 @@ def get_integration():
 
 @bp.put("/integration")
 def put_integration():
-    return jsonify(Destinations(services()).put_integration(body(IntegrationSchema())))
+    return jsonify(Destinations(services(), api_actor()).put_integration(body(IntegrationSchema())))
 
 
 # -- conversations --------------------------------------------------------------------

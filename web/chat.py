@@ -8,7 +8,7 @@ from handoff.topics import Topics
 from schemas.chat import ChatClose, ChatCreate, ChatRespond, TopicInput
 
 from .api import body, require_api_key
-from .context import services
+from .context import api_actor, services
 
 bp = Blueprint("chat", __name__, url_prefix="/v1")
 bp.before_request(require_api_key)
@@ -40,7 +40,7 @@ def list_topics():
 
 @bp.post("/topics")
 def create_topic():
-    return jsonify(Topics(services()).create(body(TopicInput()))), 201
+    return jsonify(Topics(services(), who=api_actor()).create(body(TopicInput()))), 201
 
 
 @bp.get("/topics/<topic_id>")
@@ -52,10 +52,10 @@ def get_topic(topic_id):
 def update_topic(topic_id):
     fields = body(TopicInput(partial=True))
     provided = set((request.get_json(silent=True) or {}).keys())
-    return jsonify(Topics(services()).update(topic_id, {k: v for k, v in fields.items() if k in provided}))
+    return jsonify(Topics(services(), who=api_actor()).update(topic_id, {k: v for k, v in fields.items() if k in provided}))
 
 
 @bp.delete("/topics/<topic_id>")
 def delete_topic(topic_id):
-    Topics(services()).delete(topic_id, request.args.get("confirm"))
+    Topics(services(), who=api_actor()).delete(topic_id, request.args.get("confirm"))
     return Response(status=204)

@@ -18,6 +18,15 @@ def public_base_url() -> str:
     return request.host_url.rstrip("/") + request.script_root
 
 
+def api_actor() -> str:
+    """Who a /v1 request is, for the versions it records: its API key's label."""
+    given = request.headers.get("X-API-Key", "")
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        given = auth[7:].strip()
+    return services().config.key_label(given) or "api"
+
+
 def requested_url() -> str:
     """The exact URL Twilio requested (and signed): scheme, host, path and raw query."""
     raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")

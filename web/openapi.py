@@ -31,7 +31,10 @@ from schemas.common import ConfirmQuery, ErrorSchema
 from schemas.conversations import (AnnotationEntry, ConversationCreate, ConversationListQuery,
                                    ConversationPage, ConversationPatch, ConversationSchema, LogEntry,
                                    MetricEntry, TranscriptEntry)
-from schemas.destinations import DestinationInput, DestinationList, DestinationSchema, IntegrationSchema
+from schemas.destinations import DestinationInput, DestinationSchema, IntegrationSchema
+from schemas.routing import (DestinationListQuery, DestinationPage, DiffQuery, DiffSchema, LastTestSchema,
+                             PreviewInput, PreviewSchema, RollbackInput, TestCallInput, VersionItem,
+                             VersionList)
 from schemas.handoffs import (ClaimSchema, EventPage, EventsQuery, HandoffListQuery, HandoffPage,
                               HandoffPatchSchema, HandoffRequestSchema, HandoffSchema,
                               HandoffStateQuery, HandoffStateSchema, OutcomeSchema)
@@ -70,7 +73,10 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     # destinations
     "api.list_destinations": {
         "summary": "List destinations",
-        "responses": {200: DestinationList},
+        "description": "Without `limit` and `cursor`: every destination, `{\"items\"}`. With "
+                       "either: one page, oldest first, and `next_cursor` (null on the last page).",
+        "query": DestinationListQuery,
+        "responses": {200: DestinationPage},
     },
     "api.create_destination": {
         "summary": "Create a destination",
@@ -110,6 +116,47 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "query": ConfirmQuery,
         "responses": {204: None},
         "errors": {409: "`confirmation_required`: `confirm` is missing or not the exact name"},
+    },
+    "routing.preview": {
+        "summary": "Preview a handoff to a destination",
+        "description": "Exactly what a handoff to this destination (in the sandbox draft) would "
+                       "answer on a call from the given caller leg, with sample state: the same "
+                       "code path as a real handoff. Nothing is created.",
+        "body": PreviewInput,
+        "responses": {200: PreviewSchema},
+    },
+    "routing.test_call": {
+        "summary": "Place a test call to a destination",
+        "description": "The worker calls the destination's first route through Twilio with a short "
+                       "spoken message; the result (answered, busy, no-answer, failed + SIP code) "
+                       "shows on the destination as `last_test`.",
+        "body": TestCallInput,
+        "responses": {202: LastTestSchema},
+        "errors": {409: "`conflict`: Twilio credentials are not configured"},
+    },
+    "routing.list_versions": {
+        "summary": "List versions of the routing configuration",
+        "description": "Every change to destinations, topics or the integration, newest first; "
+                       "`live` marks the version callers meet.",
+        "responses": {200: VersionList},
+    },
+    "routing.config_diff": {
+        "summary": "Compare two versions",
+        "description": "Default: live → sandbox (what promoting would change).",
+        "query": DiffQuery,
+        "responses": {200: DiffSchema},
+    },
+    "routing.promote": {
+        "summary": "Promote the sandbox draft to live",
+        "responses": {200: VersionItem},
+        "errors": {409: "`conflict`: nothing to promote"},
+    },
+    "routing.rollback": {
+        "summary": "Roll back to a version",
+        "description": "That version's content becomes live and the draft, recorded as a new version.",
+        "body": RollbackInput,
+        "responses": {200: VersionItem},
+        "errors": {409: "`conflict`: that content is already live"},
     },
     "api.get_integration": {
         "summary": "Get the integration constraints",

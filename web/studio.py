@@ -45,6 +45,8 @@ WARNING_LABELS = {"method_mismatch": "Method mismatch", "no_default": "No defaul
                   "route_not_editable": "Route not editable",
                   "sip_headers_unsupported": "SIP headers unsupported", "closed": "Closed now",
                   "caller_id_missing": "No caller ID"}
+# Cards on one page: at thousands of destinations the page stays quick ("More destinations").
+CARDS_PER_PAGE = 100
 # Rows a browser without JavaScript gets to type new headers into.
 BLANK_HEADER_ROWS = 3
 # Spare "Route 2", "Route 3"… rows (simultaneous ring) offered without JavaScript.
@@ -317,7 +319,7 @@ def card_url(destination_id: str) -> str:
 
 
 def destinations() -> Destinations:
-    return Destinations(services())
+    return Destinations(services(), "page")
 
 
 # -- pages ----------------------------------------------------------------------------
@@ -351,10 +353,13 @@ def sign_out():
 @bp.get("/handoffs")
 def handoffs():
     service = destinations()
-    items = service.list()
-    return render_template("studio/handoffs.html", destinations=items,
-                           names={d["id"]: d["name"] for d in items},
-                           integration=service.get_integration())
+    env = "live" if request.args.get("env") == "live" else "sandbox"
+    try:
+        items, next_cursor = service.page(CARDS_PER_PAGE, request.args.get("cursor") or None, env)
+    except ValidationFailed:  # a stale or mangled link: start from the first card
+        items, next_cursor = service.page(CARDS_PER_PAGE, None, env)
+    return render_template("studio/handoffs.html", destinations=items, names=service.names(env),
+                           integration=service.get_integration(), env=env, next_cursor=next_cursor)
 
 
 @bp.route("/handoffs/new", methods=["GET", "POST"])

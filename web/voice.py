@@ -18,7 +18,7 @@ from handoff import jobs
 from handoff.calls import Calls, classify
 from handoff.conversations import Conversations, sip_header_state
 from handoff.errors import NotFound
-from handoff.handoffs import HandoffRequest, Handoffs
+from handoff.handoffs import HandoffRequest, Handoffs, env_of
 from handoff.models import warning
 from handoff.router import GREETING, Router
 from handoff.services import REDIS_ERRORS
@@ -152,7 +152,7 @@ def call_conversation(values: dict[str, str], **extra) -> dict:
     """The conversation of this call (id = CallSid), recorded on first sight."""
     conversation, _ = Conversations(services()).create(
         channel="voice", conversation_id=values["CallSid"], from_=values.get("From"),
-        to=values.get("To"), leg=call_leg(values), **extra)
+        to=values.get("To"), leg=call_leg(values), env=request.args.get("env"), **extra)
     return conversation
 
 
@@ -210,7 +210,7 @@ def router_turn(values):
 
     def answer() -> str:
         conversation = call_conversation(values)
-        turn = Router(svc).turn(call_sid, values.get("SpeechResult"), values.get("Digits"))
+        turn = Router(svc, env_of(conversation)).turn(call_sid, values.get("SpeechResult"), values.get("Digits"))
         if turn.handoff is None:
             next_turn = int(turn_number) + 1 if turn_number.isdigit() else 2
             return str(voice_twiml.ask(turn.response, f"{public_base_url()}/voice/router?turn={next_turn}"))

@@ -1,0 +1,80 @@
+"""/v1 routes of versioned routing configuration: versions, diff, promote, rollback, and
+a destination's preview and test call; plus the test call's Twilio status callback."""
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from flask import Blueprint, Response, jsonify, request
+from twilio.twiml.voice_response import VoiceResponse
+
+from handoff.services import REDIS_ERRORS
+from handoff.handoffs import HandoffRequest, Handoffs
+from handoff.test_calls import TestCalls
+from handoff.versions import Versions
+from schemas.routing import DiffQuery, PreviewInput, RollbackInput, TestCallInput
+
+from .api import body, query, require_api_key
+from .context import api_actor, public_base_url, services
+from .twilio_auth import twilio_signed
+
+log = logging.getLogger(__name__)
+bp = Blueprint("routing", __name__, url_prefix="/v1")
+bp.before_request(require_api_key)
+voice_bp = Blueprint("routing_voice", __name__, url_prefix="/voice")
+
+
+def test_status_url(destination_id: str, test_id: str) -> str:
+    """Where Twilio reports the end of a destination's test call."""
+    return f"{public_base_url()}/voice/test_call/{quote(destination_id, safe='')}/{test_id}/status"
+
+
+@bp.get("/config/versions")
+def list_versions():
+    return jsonify(items=Versions(services()).list())
+
+
+@bp.get("/config/diff")
+def config_diff():
+    q = query(DiffQuery())
+    return jsonify(changes=Versions(services()).diff(q.get("from_"), q.get("to")))
+
+
+@bp.post("/config/promote")
+def promote():
+    return jsonify(Versions(services(), api_actor()).promote())
+
+
+@bp.post("/config/rollback")
+def rollback():
+    fields = body(RollbackInput())
+    return jsonify(Versions(services(), api_actor()).rollback(fields["version"]))
+
+
+@bp.post("/destinations/<destination_id>/preview")
+def preview(destination_id):
+    fields = body(PreviewInput())
+    handoff, twiml = Handoffs(services()).preview(
+        destination_id, fields["leg"],
+        HandoffRequest(reason=fields["reason"], utterance=fields["utterance"], sip_headers=fields["sip_headers"]),
+        state=fields["state"], caller=fields["from_"], called=fields["to"], base_url=public_base_url())
+    return jsonify(twiml=str(twiml), sip_headers=handoff.sip_headers, warnings=handoff.warnings)
+
+
+@bp.post("/destinations/<destination_id>/test_call")
+def test_call(destination_id):
+    fields = body(TestCallInput())
+    test = TestCalls(services()).request(destination_id, fields["message"], fields["from_"],
+                                         lambda test_id: test_status_url(destination_id, test_id))
+    return jsonify(test), 202
+
+
+@voice_bp.route("/test_call/<destination_id>/<test_id>/status", methods=["POST"])
+@twilio_signed
+def test_call_status(destination_id, test_id):
+    """Twilio's status callback of a test call: its result becomes `last_test`."""
+    try:
+        TestCalls(services()).finished(destination_id, test_id, request.form.to_dict(flat=True))
+    except REDIS_ERRORS:
+        log.error("Redis unreachable: result of test call %s not recorded", test_id)
+    return Response(str(VoiceResponse()), status=200, mimetype="text/xml")
