@@ -12,7 +12,7 @@ import logging
 from twilio.base.exceptions import TwilioRestException
 
 from .consult import CONSULTING, WAITING, Consults, consult_caller_id, consult_url, human_route, human_target
-from .jobs import TWIML_LIMIT, _is_last_try, services, twilio_client
+from .jobs import TWIML_LIMIT, _is_last_try, end_call_leg, services, twilio_client
 from .models import TRANSFERRING, Handoff
 from .sip import RouteError, sip_uri_with_headers
 
@@ -108,12 +108,7 @@ def end_human_leg(handoff_id: str, attempt: int) -> str:
     call_sid = handoff and handoff.attempt_marks.get(f"{attempt}.call")
     if not call_sid:
         return "nothing to do"  # not placed yet: `call_human` will see the attempt is over
-    try:
-        twilio_client(svc.config).calls(call_sid).update(status="completed")
-    except TwilioRestException as exc:
-        _retry_or_give_up(exc)
-        return "already over"
-    return "ended"
+    return end_call_leg(call_sid)
 
 
 def announce(handoff_id: str, attempt: int) -> str:

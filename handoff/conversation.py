@@ -235,4 +235,4 @@ class Conversation:
         live_call = (doc.get("channel") or "voice") == "voice" and not doc.get("ended_at")
         self._conversations.end(self.id)
         if live_call:
-            self._services.enqueue(jobs.hang_up, self.id, job_id=f"hangup-{self.id}", retry=jobs.job_retry())
+            self._services.enqueue(jobs.end_call_leg, self.id, job_id=f"hangup-{self.id}", retry=jobs.job_retry())

@@ -154,8 +154,9 @@ def redirect_call(handoff_id: str) -> str:
 
 
 def end_call_leg(call_sid: str) -> str:
-    """End one call leg over REST (a voicemail that answered the human's leg): the
-    caller's <Dial> then returns and its action moves them on."""
+    """End a call or one leg of it over REST (`completed` ends it ringing or answered):
+    a voicemail that answered the human's leg, whose caller's <Dial> then returns and its
+    action moves them on; a consult's human; a call an agent function hung up."""
     svc = services()
     try:
         twilio_client(svc.config).calls(call_sid).update(status="completed")
@@ -212,19 +213,6 @@ def act_on_classification(call_sid: str) -> str:
         log.warning("could not act on %s for call %s: %s", classification, call_sid, exc.msg)
         return "call already over"
     return "nothing to do"
-
-
-def hang_up(call_sid: str) -> str:
-    """End a live call (an agent function returned PolyAI's `{"hangup": true}`)."""
-    svc = services()
-    try:
-        twilio_client(svc.config).calls(call_sid).update(status="completed")
-    except TwilioRestException as exc:
-        if exc.status >= 500 and not _is_last_try():
-            raise
-        log.warning("could not hang up call %s: %s", call_sid, exc.msg)
-        return "call already over"
-    return "hung up"
 
 
 def place_test_call(destination_id: str, test_id: str, message: str, caller: str, status_url: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 import redis
 
-from .models import Destination, Handoff
+from .models import Handoff
 
 PREFIX = "handoff:"
 
