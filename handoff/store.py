@@ -13,9 +13,12 @@ from typing import Any, Callable, Iterable
 
 import redis
 
+from . import stats
 from .models import Destination, Handoff
 
 PREFIX = "handoff:"
+# Handoff counters outlive the handoffs they count (a year of figures costs a few KiB a day).
+STATS_TTL = 400 * 86400
 
 
 class Keys:
@@ -51,6 +54,17 @@ class Keys:
         return f"{PREFIX}conversation:{conversation_id}:handoffs"
 
     @staticmethod
+    def handoffs_with_reason(reason: str) -> str:
+        """Handoff ids with this reason, scored like the main index: the review page filters by
+        reason without scanning every handoff."""
+        return f"{PREFIX}handoffs:reason:{reason}"
+
+    @staticmethod
+    def stats(day: str, dimension: str) -> str:
+        """One day's counters along one dimension (handoff/stats.py)."""
+        return f"{PREFIX}stats:{day}:{dimension}"
+
+    @staticmethod
     def once(scope: str, key: str) -> str:
         return f"{PREFIX}once:{scope}:{key}"
 
@@ -64,9 +78,11 @@ CONVERSATION_PARTS = ("transcript", "log", "metrics", "annotations")
 # Create an item once, in one round trip: take the next sequence number and index the item
 # under it atomically (a reader paging by sequence can never pass a number whose item is
 # not indexed yet), append its first events, and record transfer deadlines.
-# KEYS: sequence, main index, item, event stream, deadlines, then extra indexes.
+# KEYS: sequence, main index, item, event stream, deadlines, then extra indexes, then
+#       counter hashes.
 # ARGV: member, json, ttl, event minid, n events, n deadlines, events (state, at) x n,
-#       deadlines (member, score) x n.
+#       deadlines (member, score) x n, n counters, counters ttl, (field, increment) x n
+#       (one per counter hash, in the order of KEYS).
 # Returns 1 when created, or the stored JSON when the item already existed (a retried
 # webhook), writing nothing.
 _CREATE = """
@@ -77,11 +93,13 @@ end
 redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
 local seq = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
-for i = 6, #KEYS do
+local events, deadlines = tonumber(ARGV[5]), tonumber(ARGV[6])
+local counters_at = 7 + 2 * (events + deadlines)
+local counters = tonumber(ARGV[counters_at] or '0')
+for i = 6, #KEYS - counters do
   redis.call('ZADD', KEYS[i], seq, ARGV[1])
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
-local events, deadlines = tonumber(ARGV[5]), tonumber(ARGV[6])
 local at = 7
 for _ = 1, events do
   redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[4], '*',
@@ -90,6 +108,12 @@ for _ = 1, events do
 end
 for _ = 1, deadlines do
   redis.call('ZADD', KEYS[5], ARGV[at + 1], ARGV[at])
+  at = at + 2
+end
+at = counters_at + 2
+for i = #KEYS - counters + 1, #KEYS do
+  redis.call('HINCRBY', KEYS[i], ARGV[at], ARGV[at + 1])
+  redis.call('EXPIRE', KEYS[i], ARGV[counters_at + 1])
   at = at + 2
 end
 return 1
@@ -226,21 +250,33 @@ class Store:
 
     # -- conversations -----------------------------------------------------------------
     def _create_item(self, index: str, key: str, member: str, doc: dict, extra_indexes=(),
-                     events=(), deadlines=()) -> dict | None:
-        """None when created; the existing document when `key` already existed."""
+                     events=(), deadlines=(), counters: dict | None = None, pipe=None) -> dict | None:
+        """None when created; the existing document when `key` already existed.
+        With `pipe`, the write is only queued there (bulk loading) and None is returned."""
         args = [member, json.dumps(doc), self.retention, self._event_minid(), len(events), len(deadlines)]
         for entry in events:
             args += [entry["state"], entry["at"]]
         for deadline_member, score in deadlines:
             args += [deadline_member, score]
-        result = self._create(keys=[Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines,
-                                    *extra_indexes], args=args)
+        counter_keys = []
+        if counters:
+            increments = [(hash_key, name, delta) for hash_key, fields in counters.items()
+                          for name, delta in fields.items()]
+            args += [len(increments), STATS_TTL]
+            for hash_key, name, delta in increments:
+                counter_keys.append(hash_key)
+                args += [name, delta]
+        keys = [Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines, *extra_indexes, *counter_keys]
+        if pipe is not None:
+            self._create(keys=keys, args=args, client=pipe)
+            return None
+        result = self._create(keys=keys, args=args)
         return None if result == 1 else json.loads(result)
 
-    def create_conversation(self, doc: dict) -> dict | None:
+    def create_conversation(self, doc: dict, pipe=None) -> dict | None:
         """Create once. Returns None when created, else the conversation already stored
         (nothing is overwritten: a retried webhook finds the first one)."""
-        return self._create_item(Keys.conversations, Keys.conversation(doc["id"]), doc["id"], doc)
+        return self._create_item(Keys.conversations, Keys.conversation(doc["id"]), doc["id"], doc, pipe=pipe)
 
     def get_conversation(self, conversation_id: str) -> dict | None:
         return self._get_json(Keys.conversation(conversation_id))
@@ -269,13 +305,17 @@ class Store:
         return [json.loads(x) for x in self.redis.lrange(Keys.conversation_part(conversation_id, part), start, -1)]
 
     # -- handoffs ----------------------------------------------------------------------
-    def create_handoff(self, handoff: Handoff, deadlines: list[tuple[str, float]] = ()) -> None:
-        """Store a new handoff with its first events (and transfer deadlines) atomically."""
+    def create_handoff(self, handoff: Handoff, deadlines: list[tuple[str, float]] = (), pipe=None) -> None:
+        """Store a new handoff with its first events (and transfer deadlines), its indexes
+        and its counters atomically."""
         extra = [Keys.conversation_handoffs(handoff.conversation_id)]
         if handoff.shared_id:
             extra.append(Keys.shared(handoff.shared_id))
-        self._create_item(Keys.handoffs, Keys.handoff(handoff.id), handoff.id, handoff.to_dict(),
-                          extra, handoff.history, deadlines)
+        if handoff.reason:
+            extra.append(Keys.handoffs_with_reason(handoff.reason))
+        doc = handoff.to_dict()
+        self._create_item(Keys.handoffs, Keys.handoff(handoff.id), handoff.id, doc,
+                          extra, handoff.history, deadlines, self._stat_writes(None, doc), pipe)
 
     def get_handoff(self, handoff_id: str) -> Handoff | None:
         doc = self._get_json(Keys.handoff(handoff_id))
@@ -304,6 +344,8 @@ class Store:
         box: dict[str, Any] = {}
 
         def apply(doc: dict) -> Any:
+            # Facts first: the handoff shares the document's lists, so mutate changes them too.
+            box["facts_before"] = stats.handoff_facts(doc)
             handoff = Handoff.from_dict(doc)
             before = len(handoff.history)
             result = mutate(handoff)
@@ -311,11 +353,16 @@ class Store:
             doc.update(handoff.to_dict())
             box["handoff"] = handoff
             box["new"] = handoff.history[before:]
+            box["doc"] = doc
             return result
 
         def queue_events(pipe, _result) -> None:
             for entry in box["new"]:
                 self._queue_event(pipe, handoff_id, entry)
+            for key, fields in self._stat_writes(box["facts_before"], box["doc"]).items():
+                for name, delta in fields.items():
+                    pipe.hincrby(key, name, delta)
+                pipe.expire(key, STATS_TTL)
             for member, score in (deadlines(box["handoff"], box["new"]) if deadlines else []):
                 pipe.zadd(Keys.transfer_deadlines, {member: score})
 
@@ -323,6 +370,45 @@ class Store:
         if doc is None:
             return None, None, []
         return box["handoff"], result, [entry["state"] for entry in box["new"]]
+
+    @staticmethod
+    def _stat_writes(before, after: dict) -> dict[str, dict[str, int]]:
+        """Counter increments (hash key → field → delta) for a handoff going from `before`
+        (a document, its facts, or None when new) to `after`."""
+        return {Keys.stats(day, dimension): fields
+                for (day, dimension), fields in stats.fact_changes(before, after).items()}
+
+    def read_stats(self, days: list[str], dimensions: Iterable[str]) -> dict[str, list[dict[str, str]]]:
+        """Each dimension's counter hashes for these days, in one round trip."""
+        dimensions = list(dimensions)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for dimension in dimensions:
+                for day in days:
+                    pipe.hgetall(Keys.stats(day, dimension))
+            found = pipe.execute()
+        return {dimension: found[i * len(days):(i + 1) * len(days)] for i, dimension in enumerate(dimensions)}
+
+    def scan_index_newest(self, index: str, before_seq: int, batch: int) -> list[tuple[str, int]]:
+        """Newest first: entries scored below `before_seq` (0: from the newest)."""
+        top = f"({before_seq}" if before_seq else "+inf"
+        rows = self.redis.zrevrangebyscore(index, top, "-inf", start=0, num=batch, withscores=True)
+        return [(member, int(score)) for member, score in rows]
+
+    def index_entry_at(self, index: str, rank: int) -> tuple[str, int] | None:
+        """The entry at a rank (0 = oldest), for binary searches over an index."""
+        rows = self.redis.zrange(index, rank, rank, withscores=True)
+        return (rows[0][0], int(rows[0][1])) if rows else None
+
+    def index_size(self, index: str) -> int:
+        return self.redis.zcard(index)
+
+    def newest_handoff_ids(self, conversation_ids: list[str]) -> list[str | None]:
+        """Each conversation's newest handoff id (None without one), in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for conversation_id in conversation_ids:
+                pipe.zrevrange(Keys.conversation_handoffs(conversation_id), 0, 0)
+            found = pipe.execute()
+        return [ids[0] if ids else None for ids in found]
 
     def _event_minid(self) -> str:
         """Events older than the retention window are trimmed as new ones arrive."""

@@ -14,12 +14,14 @@ from handoff.destinations import Destinations
 from handoff.errors import NotFound, Unauthorized, UnsupportedMediaType, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
 from handoff.models import COMPLETED, CONNECTED, FAILED, ABANDONED
+from handoff.review import Review
 from schemas.calls import CallCreate
 from schemas.conversations import (AnnotationEntry, ConversationCreate, ConversationListQuery,
                                    ConversationPatch, LogEntry, MetricEntry, TranscriptEntry)
 from schemas.destinations import DestinationInput, IntegrationSchema
 from schemas.handoffs import (ClaimSchema, EventsQuery, HandoffListQuery, HandoffPatchSchema,
                               HandoffRequestSchema, HandoffStateQuery, OutcomeSchema)
+from schemas.stats import StatsQuery
 
 from .context import public_base_url, services
 
@@ -263,3 +265,10 @@ def handoff_state():
         "handoff_state": POLY_STATES.get(handoff.state, "handoff_initiated"),
     })
     return jsonify(id=handoff.conversation_id, shared_id=handoff.shared_id, data=data)
+
+
+# -- figures --------------------------------------------------------------------------
+@bp.get("/stats/handoffs")
+def handoff_stats():
+    q = query(StatsQuery())
+    return jsonify(Review(services()).stats(q.get("from_"), q.get("to"), q["group_by"]))
