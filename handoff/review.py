@@ -83,8 +83,11 @@ class Filters:
         if self.search:
             wanted = self.search.strip()
             caller = number_of(conversation.get("from")) or ""
+            # A number typed any way (+1 415-555-0100, (415) 555…) matches the caller's digits.
+            looks_like_number = wanted and all(c.isdigit() or c in "+-() ." for c in wanted)
             digits = "".join(c for c in wanted if c.isdigit())
-            if conversation.get("shared_id") != wanted and not (digits and digits in caller):
+            by_number = looks_like_number and len(digits) >= 3 and digits in caller
+            if conversation.get("shared_id") != wanted and not by_number:
                 return False
         return True
 
