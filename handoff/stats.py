@@ -37,14 +37,14 @@ def day_of(handoff: dict) -> str:
 
 
 def ttc_bucket(seconds: float) -> int:
-    """Seconds to connect, rounded down to a bucket: exact to a minute, then coarser, so a
-    day's histogram stays a few dozen fields and its median stays meaningful."""
+    """Seconds to connect, rounded down to a bucket (exact to 10 s, then 5 s, 30 s and
+    5 min steps, 1 hour and over in one) so that a day's histogram stays a few dozen fields
+    per group; a median read from it is the bucket's lower bound."""
     seconds = max(0, int(seconds))
-    if seconds <= 60:
-        return seconds
-    if seconds <= 300:
-        return seconds - seconds % 5
-    return min(3600, seconds - seconds % 60)
+    for limit, step in ((10, 1), (60, 5), (300, 30), (3600, 300)):
+        if seconds < limit:
+            return seconds - seconds % step
+    return 3600
 
 
 def failure_label(detail: dict) -> str:

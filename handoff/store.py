@@ -81,8 +81,8 @@ CONVERSATION_PARTS = ("transcript", "log", "metrics", "annotations")
 # KEYS: sequence, main index, item, event stream, deadlines, then extra indexes, then
 #       counter hashes.
 # ARGV: member, json, ttl, event minid, n events, n deadlines, events (state, at) x n,
-#       deadlines (member, score) x n, n counters, counters ttl, (field, increment) x n
-#       (one per counter hash, in the order of KEYS).
+#       deadlines (member, score) x n, n counter hashes, counters ttl, then per counter
+#       hash (in the order of KEYS): n fields, (field, increment) x n.
 # Returns 1 when created, or the stored JSON when the item already existed (a retried
 # webhook), writing nothing.
 _CREATE = """
@@ -112,11 +112,38 @@ for _ = 1, deadlines do
 end
 at = counters_at + 2
 for i = #KEYS - counters + 1, #KEYS do
-  redis.call('HINCRBY', KEYS[i], ARGV[at], ARGV[at + 1])
+  for _ = 1, tonumber(ARGV[at]) do
+    redis.call('HINCRBY', KEYS[i], ARGV[at + 1], ARGV[at + 2])
+    at = at + 2
+  end
+  at = at + 1
   redis.call('EXPIRE', KEYS[i], ARGV[counters_at + 1])
-  at = at + 2
 end
 return 1
+"""
+
+# The counters of several days summed into one reply (fields `<group>|<counter>`), so a
+# period's figures cross the network once instead of once per day.
+# KEYS: the day hashes. Returns field, total, field, total…
+_SUM_HASHES = """
+local totals, order = {}, {}
+for i = 1, #KEYS do
+  local fields = redis.call('HGETALL', KEYS[i])
+  for j = 1, #fields, 2 do
+    local name = fields[j]
+    if totals[name] == nil then
+      totals[name] = 0
+      order[#order + 1] = name
+    end
+    totals[name] = totals[name] + tonumber(fields[j + 1])
+  end
+end
+local out = {}
+for _, name in ipairs(order) do
+  out[#out + 1] = name
+  out[#out + 1] = totals[name]
+end
+return out
 """
 
 
@@ -129,6 +156,7 @@ class Store:
         self.redis = client
         self.retention = retention_seconds
         self._create = client.register_script(_CREATE)
+        self._sum_hashes = client.register_script(_SUM_HASHES)
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
@@ -258,14 +286,13 @@ class Store:
             args += [entry["state"], entry["at"]]
         for deadline_member, score in deadlines:
             args += [deadline_member, score]
-        counter_keys = []
+        counter_keys = list(counters or ())
         if counters:
-            increments = [(hash_key, name, delta) for hash_key, fields in counters.items()
-                          for name, delta in fields.items()]
-            args += [len(increments), STATS_TTL]
-            for hash_key, name, delta in increments:
-                counter_keys.append(hash_key)
-                args += [name, delta]
+            args += [len(counter_keys), STATS_TTL]
+            for fields in counters.values():
+                args.append(len(fields))
+                for name, delta in fields.items():
+                    args += [name, delta]
         keys = [Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines, *extra_indexes, *counter_keys]
         if pipe is not None:
             self._create(keys=keys, args=args, client=pipe)
@@ -378,15 +405,27 @@ class Store:
         return {Keys.stats(day, dimension): fields
                 for (day, dimension), fields in stats.fact_changes(before, after).items()}
 
-    def read_stats(self, days: list[str], dimensions: Iterable[str]) -> dict[str, list[dict[str, str]]]:
-        """Each dimension's counter hashes for these days, in one round trip."""
-        dimensions = list(dimensions)
+    def read_stats(self, days: list[str], dimensions: Iterable[str],
+                   per_day: Iterable[str] = ("day",)) -> dict[str, list[dict[str, str]]]:
+        """Each dimension's counters for these days, in one round trip: a list with one hash
+        per day for the `per_day` dimensions, else one hash summed over the days."""
+        dimensions, per_day = list(dimensions), set(per_day)
         with self.redis.pipeline(transaction=False) as pipe:
             for dimension in dimensions:
-                for day in days:
-                    pipe.hgetall(Keys.stats(day, dimension))
-            found = pipe.execute()
-        return {dimension: found[i * len(days):(i + 1) * len(days)] for i, dimension in enumerate(dimensions)}
+                if dimension in per_day:
+                    for day in days:
+                        pipe.hgetall(Keys.stats(day, dimension))
+                else:
+                    self._sum_hashes(keys=[Keys.stats(day, dimension) for day in days], client=pipe)
+            found = iter(pipe.execute())
+        out = {}
+        for dimension in dimensions:
+            if dimension in per_day:
+                out[dimension] = [next(found) for _ in days]
+            else:
+                flat = next(found)
+                out[dimension] = [dict(zip(flat[0::2], flat[1::2]))]
+        return out
 
     def scan_index_newest(self, index: str, before_seq: int, batch: int) -> list[tuple[str, int]]:
         """Newest first: entries scored below `before_seq` (0: from the newest)."""

@@ -122,4 +122,5 @@ def test_the_median_reads_the_histogram():
     assert stats.median_seconds(Counter({"ttc:3": 1, "ttc:10": 1, "ttc:40": 1})) == 10
     assert stats.median_seconds(Counter({"ttc:4": 2, "ttc:8": 2})) == 6
     assert stats.median_seconds(Counter({"handoffs": 3})) is None
-    assert [stats.ttc_bucket(s) for s in (0.4, 59, 61, 299, 301, 99999)] == [0, 59, 60, 295, 300, 3600]
+    assert [stats.ttc_bucket(s) for s in (0.4, 9, 14, 59, 61, 299, 301, 3599, 99999)] == \
+        [0, 9, 10, 55, 60, 270, 300, 3300, 3600]
