@@ -40,7 +40,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # also importable from the tests (screenshots)
 
 from run import API_KEY, HOST, Deployment  # noqa: E402  (bench/run.py)
 

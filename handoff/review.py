@@ -123,21 +123,25 @@ class Review:
         first, last = period(from_text, to_text, self.today())
         days = stats.days_between(first, last)
         read = self.store.read_stats(days, {group_by, "day"})
-        return {"from": first.isoformat(), "to": last.isoformat(), "group_by": group_by,
-                "items": stats.rows(group_by, days, read[group_by]),
-                "warnings": stats.warnings_seen(read["day"])}
+        per_day = stats.daily(read["day"])
+        items = ([stats.item(day, counts) for day, counts in zip(days, per_day)] if group_by == "day"
+                 else stats.rows(group_by, days, read[group_by]))
+        return {"from": first.isoformat(), "to": last.isoformat(), "group_by": group_by, "items": items,
+                "warnings": stats.warnings_seen(sum(per_day, stats.Counter()))}
 
     def insights(self, days_back: int) -> dict[str, Any]:
         """Everything the insights page shows, from one read of the counters."""
         last = self.today()
         days = stats.days_between(last - timedelta(days=days_back - 1), last)
         read = self.store.read_stats(days, stats.DIMENSIONS)
-        by_day = stats.rows("day", days, read["day"])
-        totals = stats.item("total", stats.merge(read["day"]).get("", stats.Counter()))
-        return {"from": days[0], "to": days[-1], "days": by_day, "totals": totals,
+        per_day = stats.daily(read["day"])
+        totals = sum(per_day, stats.Counter())
+        return {"from": days[0], "to": days[-1],
+                "days": [stats.item(day, counts) for day, counts in zip(days, per_day)],
+                "totals": stats.item("total", totals),
                 "reasons": stats.rows("reason", days, read["reason"]),
                 "destinations": stats.rows("destination", days, read["destination"]),
-                "warnings": stats.warnings_seen(read["day"])}
+                "warnings": stats.warnings_seen(totals)}
 
     # -- the list -----------------------------------------------------------------------
     def conversations(self, filters: Filters, cursor: str | None, limit: int = 25) -> Listing:

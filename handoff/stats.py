@@ -185,7 +185,10 @@ def merge(hashes: Iterable[dict[str, str]]) -> dict[str, Counter]:
     for fields in hashes:
         for name, value in (fields or {}).items():
             group, _, counter = name.rpartition("|")
-            groups.setdefault(group, Counter())[counter] += int(value)
+            counts = groups.get(group)
+            if counts is None:
+                counts = groups[group] = Counter()
+            counts[counter] += int(value)
     return groups
 
 
@@ -233,17 +236,22 @@ def days_between(first: date, last: date) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
+def daily(day_hashes: list[dict[str, str]]) -> list[Counter]:
+    """The `day` dimension's hashes → one Counter per day."""
+    return [merge([fields]).get("", Counter()) for fields in day_hashes]
+
+
 def rows(group_by: str, days: list[str], hashes: list[dict[str, str]]) -> list[dict[str, Any]]:
     """The items for a period: one per day (every day, oldest first), or one per reason or
     destination (most handoffs first)."""
     if group_by == "day":
-        return [item(day, merge([fields]).get("", Counter())) for day, fields in zip(days, hashes)]
+        return [item(day, counts) for day, counts in zip(days, daily(hashes))]
     groups = merge(hashes)
     out = [item(group if group != NO_REASON else None, counts) for group, counts in groups.items()]
     return sorted(out, key=lambda row: (-row["handoffs"], str(row["key"])))
 
 
-def warnings_seen(day_hashes: list[dict[str, str]]) -> list[dict[str, Any]]:
-    totals = merge(day_hashes).get("", Counter())
+def warnings_seen(totals: Counter) -> list[dict[str, Any]]:
+    """Warnings from a period's totals (the `day` dimension summed), most seen first."""
     seen = [{"code": name[8:], "count": n} for name, n in totals.items() if name.startswith("warning:") and n]
     return sorted(seen, key=lambda w: (-w["count"], w["code"]))

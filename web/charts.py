@@ -86,7 +86,8 @@ class Meter:
     share: float  # 0..1 of the plot width
 
 
-def meters(rows: Sequence[tuple[str, float, str]]) -> list[Meter]:
-    """(label, value, how the value reads) → bars scaled to the largest value."""
-    largest = max((value for _, value, _ in rows), default=0) or 1
+def meters(rows: Sequence[tuple[str, float, str]], full: float | None = None) -> list[Meter]:
+    """(label, value, how the value reads) → bars scaled to `full` (a rate's 1.0), or to
+    the largest value."""
+    largest = full or max((value for _, value, _ in rows), default=0) or 1
     return [Meter(label, value, text, value / largest) for label, value, text in rows]

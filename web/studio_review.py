@@ -160,7 +160,7 @@ def insights():
         columns=charts.stacked_columns(figures["days"], series), colours=charts.STATE_COLOURS,
         failure_headings=[heading for _, heading in FAILURE_COLUMNS],
         destination_bars=charts.meters([(r["name"], r["connected_rate"] or 0, percent(r["connected_rate"]))
-                                        for r in figures["destinations"]]),
+                                        for r in figures["destinations"]], full=1),
         reason_bars=charts.meters([(r["key"] or "(no reason)", r["handoffs"], str(r["handoffs"]))
                                    for r in figures["reasons"]]),
         warning_bars=charts.meters([(w["code"], w["count"], str(w["count"])) for w in figures["warnings"]]),
