@@ -44,7 +44,10 @@ def parse_day(text: str | None, name: str) -> date | None:
 def period(from_text: str | None, to_text: str | None, today: date) -> tuple[date, date]:
     """The days asked for; the last 7 days (today included) by default."""
     last = parse_day(to_text, "to") or today
-    first = parse_day(from_text, "from") or last - timedelta(days=6)
+    try:
+        first = parse_day(from_text, "from") or last - timedelta(days=6)
+    except OverflowError:
+        raise ValidationFailed.field("to", "too early a date") from None
     if first > last:
         raise ValidationFailed.field("from", "must not be after `to`")
     if (last - first).days >= MAX_DAYS:

@@ -87,6 +87,7 @@ def test_the_list_pages_with_cursors(studio, api, monkeypatch):
         found = re.search(r'href="([^"]+)" rel="next">Older', page.get_data(as_text=True))
         path = unescape(found.group(1)) if found else None
     assert seen == ids[::-1]
+    assert listed(studio.get("/studio/conversations?cursor=not-ours")) == ids[::-1][:2]
 
 
 def test_a_conversation_shows_its_handoff_and_escapes_what_people_wrote(studio, api, twilio):

@@ -77,7 +77,10 @@ def when(text: str | None) -> str:
 @bp.get("/conversations")
 def conversations():
     filters, typed = read_filters(request.args)
-    listing = review().conversations(filters, request.args.get("cursor") or None, PAGE_SIZE)
+    try:
+        listing = review().conversations(filters, request.args.get("cursor") or None, PAGE_SIZE)
+    except ValidationFailed:  # a cursor this service did not issue: start from the newest
+        listing = review().conversations(filters, None, PAGE_SIZE)
     query = {k: v for k, v in typed.items() if v and k != "errors"}
     older = url_for("studio.conversations", **query, cursor=listing.older) if listing.older else None
     return render_template("studio/conversations.html", listing=listing, typed=typed, older=older,
