@@ -8,6 +8,7 @@ stream in the same transaction as the change, so the event feed sees each exactl
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any, Callable, Iterable
 
@@ -15,6 +16,8 @@ import redis
 
 from . import stats
 from .models import Destination, Handoff
+
+log = logging.getLogger(__name__)
 
 PREFIX = "handoff:"
 # Handoff counters outlive the handoffs they count (a year of figures costs a few KiB a day).
@@ -372,7 +375,7 @@ class Store:
 
         def apply(doc: dict) -> Any:
             # Facts first: the handoff shares the document's lists, so mutate changes them too.
-            box["facts_before"] = stats.handoff_facts(doc)
+            box["facts_before"] = self._facts(doc)
             handoff = Handoff.from_dict(doc)
             before = len(handoff.history)
             result = mutate(handoff)
@@ -386,7 +389,8 @@ class Store:
         def queue_events(pipe, _result) -> None:
             for entry in box["new"]:
                 self._queue_event(pipe, handoff_id, entry)
-            for key, fields in self._stat_writes(box["facts_before"], box["doc"]).items():
+            changes = {} if box["facts_before"] is None else self._stat_writes(box["facts_before"], box["doc"])
+            for key, fields in changes.items():
                 for name, delta in fields.items():
                     pipe.hincrby(key, name, delta)
                 pipe.expire(key, STATS_TTL)
@@ -401,9 +405,24 @@ class Store:
     @staticmethod
     def _stat_writes(before, after: dict) -> dict[str, dict[str, int]]:
         """Counter increments (hash key → field → delta) for a handoff going from `before`
-        (a document, its facts, or None when new) to `after`."""
-        return {Keys.stats(day, dimension): fields
-                for (day, dimension), fields in stats.fact_changes(before, after).items()}
+        (a document, its facts, or None when new) to `after`.
+
+        Figures must never stand in the way of a caller: a handoff whose counters cannot be
+        worked out is still stored (and logged), uncounted."""
+        try:
+            return {Keys.stats(day, dimension): fields
+                    for (day, dimension), fields in stats.fact_changes(before, after).items()}
+        except Exception:  # noqa: BLE001
+            log.exception("handoff %s: counters not updated", after.get("id"))
+            return {}
+
+    @staticmethod
+    def _facts(doc: dict):
+        try:
+            return stats.handoff_facts(doc)
+        except Exception:  # noqa: BLE001
+            log.exception("handoff %s: counters not updated", doc.get("id"))
+            return None
 
     def read_stats(self, days: list[str], dimensions: Iterable[str],
                    per_day: Iterable[str] = ("day",)) -> dict[str, list[dict[str, str]]]:

@@ -124,3 +124,19 @@ def test_the_median_reads_the_histogram():
     assert stats.median_seconds(Counter({"handoffs": 3})) is None
     assert [stats.ttc_bucket(s) for s in (0.4, 9, 14, 59, 61, 299, 301, 3599, 99999)] == \
         [0, 9, 10, 55, 60, 270, 300, 3300, 3600]
+
+
+def test_a_counting_failure_never_stops_a_handoff(api, twilio, monkeypatch):
+    make(api, "Billing")
+
+    def broken(_handoff):
+        raise ValueError("a bug in the figures")
+
+    monkeypatch.setattr(stats, "handoff_facts", broken)
+    sid = "CA" + "6" * 32
+    root = call(twilio, sid, reason="complaint")
+    assert root.find("Refer/Sip").text.startswith("sip:billing@pbx.example.com")
+    status(twilio, sid, root, ReferCallStatus="in-progress", ReferSipResponseCode="202")
+    assert api.get(f"/v1/conversations/{sid}").get_json()["handoff"]["state"] == "connected"
+    monkeypatch.undo()
+    assert by_key(api, "reason")[0] == {}  # uncounted, but handed off
