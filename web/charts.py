@@ -51,15 +51,15 @@ def nice_top(value: int) -> int:
     return value
 
 
-def stacked_columns(days: Sequence[dict], series: Sequence[str], width: int = 640, height: int = 180) -> Columns:
+def stacked_columns(days: Sequence[dict], series: Sequence[str], width: int = 420, height: int = 160) -> Columns:
     """`days`: rows with "key" (YYYY-MM-DD) and a count per name in `series`."""
-    plot_top, plot_bottom, left = 8, height - 22, 34
+    plot_top, plot_bottom, left = 8, height - 20, 30
     top = nice_top(max((sum(day[name] for name in series) for day in days), default=0))
     slot = (width - left - 4) / max(1, len(days))
     bar_width = max(2.0, slot * 0.7)
     scale = (plot_bottom - plot_top) / top
     bars, ticks = [], []
-    label_every = max(1, len(days) // 6)
+    label_every = max(1, -(-len(days) // 7))  # at most 7 or 8 labels: they must not overlap
     for i, day in enumerate(days):
         x = left + i * slot + (slot - bar_width) / 2
         y = plot_bottom
