@@ -24,7 +24,7 @@ GROUPS = ("reason", "destination", "day")
 MAX_DAYS = 366
 # Index entries one page may read before it stops and offers "Older".
 SCAN_BUDGET = 5000
-BATCH = 200
+BATCH = 500
 
 
 def parse_day(text: str | None, name: str) -> date | None:
@@ -148,21 +148,22 @@ class Review:
 
     # -- the list -----------------------------------------------------------------------
     def conversations(self, filters: Filters, cursor: str | None, limit: int = 25) -> Listing:
-        """Newest first. With a reason, the reason's own index is read (handoff ids);
-        otherwise all conversations, each with its newest handoff."""
+        """Newest first. With a reason (or a shared id that has handoffs), that index is read
+        (handoff ids); otherwise all conversations, each with its newest handoff."""
         position = decode_cursor(cursor)
-        by_reason = bool(filters.reason)
-        index = Keys.handoffs_with_reason(filters.reason) if by_reason else Keys.conversations
+        index, by_handoff = self._index_for(filters)
         if not position and filters.until:
-            position = self._start_before(index, filters.until, by_reason)
+            position = self._start_before(index, filters.until, by_handoff)
         listing, seen_ids, budget = Listing(), set(), SCAN_BUDGET
+        batch = limit + 1  # most pages are unfiltered: read what they show, then more as needed
         while budget > 0:
-            entries = self.store.scan_index_newest(index, position, min(BATCH, budget))
+            entries = self.store.scan_index_newest(index, position, min(batch, budget))
             if not entries:
                 return listing
             budget -= len(entries)
+            batch = min(BATCH, batch * 4)
             members = [member for member, _ in entries]
-            pairs = self._load_by_handoff(members) if by_reason else self._load_by_conversation(members)
+            pairs = self._load_by_handoff(members) if by_handoff else self._load_by_conversation(members)
             expired = [member for member, pair in zip(members, pairs) if pair is None]
             if expired:
                 self.store.forget_from_index(index, expired)  # retention removed them
@@ -183,6 +184,14 @@ class Review:
                     return listing
         listing.older = encode_cursor(position)
         return listing
+
+    def _index_for(self, filters: Filters) -> tuple[str, bool]:
+        """The smallest index that holds every match: (key, whether it lists handoffs)."""
+        if filters.reason:
+            return Keys.handoffs_with_reason(filters.reason), True
+        if filters.search and self.store.index_size(Keys.shared(filters.search.strip())):
+            return Keys.shared(filters.search.strip()), True  # a shared id with handoffs
+        return Keys.conversations, False
 
     def _load_by_conversation(self, conversation_ids: list[str]) -> list[tuple[dict, Handoff | None] | None]:
         conversations = self.store.get_conversations(conversation_ids)

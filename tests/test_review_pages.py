@@ -59,13 +59,14 @@ def test_the_list_is_newest_first_and_filters(studio, api):
     first = chat(api, "complaint", shared_id="S-1", caller="+14155550101")
     second = chat(api, "billing_question", caller="+14155550102", claim=True)
     third = chat(api, "complaint", caller="+14155550103", claim=True, outcome="refunded")
-    bare = api.post("/v1/conversations", json={"channel": "sms"}).get_json()["id"]
+    bare = api.post("/v1/conversations", json={"channel": "sms", "shared_id": "S-BARE"}).get_json()["id"]
     assert listed(studio.get("/studio/conversations")) == [bare, third, second, first]
     assert listed(studio.get("/studio/conversations?reason=complaint")) == [third, first]
     assert listed(studio.get("/studio/conversations?state=claimed")) == [second]
     assert listed(studio.get("/studio/conversations?channel=sms")) == [bare]
     assert listed(studio.get("/studio/conversations?destination=live-chat&state=completed")) == [third]
     assert listed(studio.get("/studio/conversations?q=S-1")) == [first]
+    assert listed(studio.get("/studio/conversations?q=S-BARE")) == [bare]  # no handoff: found by reading
     assert listed(studio.get("/studio/conversations?q=555-0102")) == [second]
     assert listed(studio.get("/studio/conversations?to=2000-01-01")) == []
     assert listed(studio.get("/studio/conversations?from=2000-01-01&reason=complaint")) == [third, first]
@@ -88,6 +89,23 @@ def test_the_list_pages_with_cursors(studio, api, monkeypatch):
         path = unescape(found.group(1)) if found else None
     assert seen == ids[::-1]
     assert listed(studio.get("/studio/conversations?cursor=not-ours")) == ids[::-1][:2]
+
+
+def test_a_rare_match_is_found_page_by_page(studio, api, monkeypatch):
+    from handoff import review
+
+    monkeypatch.setattr(review, "SCAN_BUDGET", 3)  # entries one page may read
+    made = [api.post("/v1/conversations", json={"channel": channel}).get_json()["id"]
+            for channel in ("sms", "webchat", "webchat", "webchat", "sms", "webchat", "webchat")]
+    pages, path = [], "/studio/conversations?channel=sms"
+    while path:
+        page = studio.get(path)
+        pages.append((listed(page), text_of(page)))
+        found = re.search(r'href="([^"]+)" rel="next">Older', page.get_data(as_text=True))
+        path = unescape(found.group(1)) if found else None
+    # Three entries a page, newest first: one match, none (but more to read), the last one.
+    assert [rows for rows, _ in pages] == [[made[4]], [], [made[0]]]
+    assert "None among the conversations looked at so far" in pages[1][1]
 
 
 def test_a_conversation_shows_its_handoff_and_escapes_what_people_wrote(studio, api, twilio):
