@@ -19,9 +19,6 @@ DIMENSIONS = ("day", "reason", "destination")
 FINAL = ("completed", "failed", "abandoned")
 # A human is on the line: a call bridged, or a connector claimed a chat.
 HUMAN_STATES = ("connected", "claimed")
-# Results an attempt can end with that are not failures of that attempt.
-NOT_FAILURES = {"in-progress", "completed", "answered", "bridged", "bridging-in-process",
-                "redirected-from-bridged", "canceled", "hangup", "redirected"}
 NO_REASON = ""
 
 
