@@ -34,10 +34,10 @@ def parse_day(text: str | None, name: str) -> date | None:
         if len(text) == 10:
             return date.fromisoformat(text)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo:
+            parsed = parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved across a day
         raise ValidationFailed.field(name, "an ISO 8601 date (YYYY-MM-DD) or date-time") from None
-    if parsed.tzinfo:
-        parsed = parsed.astimezone(timezone.utc)
     return parsed.date()
 
 

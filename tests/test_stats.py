@@ -111,7 +111,8 @@ def test_a_period_outside_the_handoffs_is_empty(api, twilio):
 def test_bad_queries_are_refused(api, app):
     for query, field in (({"group_by": "caller"}, "group_by"), ({"from": "2026-02-30"}, "from"),
                          ({"from": "2026-05-02", "to": "2026-05-01"}, "from"),
-                         ({"from": "2024-01-01", "to": "2026-01-01"}, "from"), ({"to": "0001-01-02"}, "to")):
+                         ({"from": "2024-01-01", "to": "2026-01-01"}, "from"), ({"to": "0001-01-02"}, "to"),
+                         ({"from": "0001-01-01T00:00:00+01:00"}, "from")):
         response = api.get("/v1/stats/handoffs", query_string=query)
         assert response.status_code == 422, query
         assert field in response.get_json()["error"]["fields"]
