@@ -8,14 +8,20 @@ stream in the same transaction as the change, so the event feed sees each exactl
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any, Callable, Iterable
 
 import redis
 
+from . import stats
 from .models import Handoff
 
+log = logging.getLogger(__name__)
+
 PREFIX = "handoff:"
+# Handoff counters outlive the handoffs they count (a year of figures costs a few KiB a day).
+STATS_TTL = 400 * 86400
 
 
 class Keys:
@@ -50,6 +56,17 @@ class Keys:
         return f"{PREFIX}conversation:{conversation_id}:handoffs"
 
     @staticmethod
+    def handoffs_with_reason(reason: str) -> str:
+        """Handoff ids with this reason, scored like the main index: the review page filters by
+        reason without scanning every handoff."""
+        return f"{PREFIX}handoffs:reason:{reason}"
+
+    @staticmethod
+    def stats(day: str, dimension: str) -> str:
+        """One day's counters along one dimension (handoff/stats.py)."""
+        return f"{PREFIX}stats:{day}:{dimension}"
+
+    @staticmethod
     def once(scope: str, key: str) -> str:
         return f"{PREFIX}once:{scope}:{key}"
 
@@ -63,9 +80,11 @@ CONVERSATION_PARTS = ("transcript", "log", "metrics", "annotations")
 # Create an item once, in one round trip: take the next sequence number and index the item
 # under it atomically (a reader paging by sequence can never pass a number whose item is
 # not indexed yet), append its first events, and record transfer deadlines.
-# KEYS: sequence, main index, item, event stream, deadlines, then extra indexes.
+# KEYS: sequence, main index, item, event stream, deadlines, then extra indexes, then
+#       counter hashes.
 # ARGV: member, json, ttl, event minid, n events, n deadlines, events (state, at) x n,
-#       deadlines (member, score) x n.
+#       deadlines (member, score) x n, n counter hashes, counters ttl, then per counter
+#       hash (in the order of KEYS): n fields, (field, increment) x n.
 # Returns 1 when created, or the stored JSON when the item already existed (a retried
 # webhook), writing nothing.
 _CREATE = """
@@ -76,11 +95,13 @@ end
 redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
 local seq = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
-for i = 6, #KEYS do
+local events, deadlines = tonumber(ARGV[5]), tonumber(ARGV[6])
+local counters_at = 7 + 2 * (events + deadlines)
+local counters = tonumber(ARGV[counters_at] or '0')
+for i = 6, #KEYS - counters do
   redis.call('ZADD', KEYS[i], seq, ARGV[1])
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
-local events, deadlines = tonumber(ARGV[5]), tonumber(ARGV[6])
 local at = 7
 for _ = 1, events do
   redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[4], '*',
@@ -91,7 +112,40 @@ for _ = 1, deadlines do
   redis.call('ZADD', KEYS[5], ARGV[at + 1], ARGV[at])
   at = at + 2
 end
+at = counters_at + 2
+for i = #KEYS - counters + 1, #KEYS do
+  for _ = 1, tonumber(ARGV[at]) do
+    redis.call('HINCRBY', KEYS[i], ARGV[at + 1], ARGV[at + 2])
+    at = at + 2
+  end
+  at = at + 1
+  redis.call('EXPIRE', KEYS[i], ARGV[counters_at + 1])
+end
 return 1
+"""
+
+# The counters of several days summed into one reply (fields `<group>|<counter>`), so a
+# period's figures cross the network once instead of once per day.
+# KEYS: the day hashes. Returns field, total, field, total…
+_SUM_HASHES = """
+local totals, order = {}, {}
+for i = 1, #KEYS do
+  local fields = redis.call('HGETALL', KEYS[i])
+  for j = 1, #fields, 2 do
+    local name = fields[j]
+    if totals[name] == nil then
+      totals[name] = 0
+      order[#order + 1] = name
+    end
+    totals[name] = totals[name] + tonumber(fields[j + 1])
+  end
+end
+local out = {}
+for _, name in ipairs(order) do
+  out[#out + 1] = name
+  out[#out + 1] = totals[name]
+end
+return out
 """
 
 
@@ -104,6 +158,7 @@ class Store:
         self.redis = client
         self.retention = retention_seconds
         self._create = client.register_script(_CREATE)
+        self._sum_hashes = client.register_script(_SUM_HASHES)
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
@@ -164,21 +219,32 @@ class Store:
 
     # -- conversations -----------------------------------------------------------------
     def _create_item(self, index: str, key: str, member: str, doc: dict, extra_indexes=(),
-                     events=(), deadlines=()) -> dict | None:
-        """None when created; the existing document when `key` already existed."""
+                     events=(), deadlines=(), counters: dict | None = None, pipe=None) -> dict | None:
+        """None when created; the existing document when `key` already existed.
+        With `pipe`, the write is only queued there (bulk loading) and None is returned."""
         args = [member, json.dumps(doc), self.retention, self._event_minid(), len(events), len(deadlines)]
         for entry in events:
             args += [entry["state"], entry["at"]]
         for deadline_member, score in deadlines:
             args += [deadline_member, score]
-        result = self._create(keys=[Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines,
-                                    *extra_indexes], args=args)
+        counter_keys = list(counters or ())
+        if counters:
+            args += [len(counter_keys), STATS_TTL]
+            for fields in counters.values():
+                args.append(len(fields))
+                for name, delta in fields.items():
+                    args += [name, delta]
+        keys = [Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines, *extra_indexes, *counter_keys]
+        if pipe is not None:
+            self._create(keys=keys, args=args, client=pipe)
+            return None
+        result = self._create(keys=keys, args=args)
         return None if result == 1 else json.loads(result)
 
-    def create_conversation(self, doc: dict) -> dict | None:
+    def create_conversation(self, doc: dict, pipe=None) -> dict | None:
         """Create once. Returns None when created, else the conversation already stored
         (nothing is overwritten: a retried webhook finds the first one)."""
-        return self._create_item(Keys.conversations, Keys.conversation(doc["id"]), doc["id"], doc)
+        return self._create_item(Keys.conversations, Keys.conversation(doc["id"]), doc["id"], doc, pipe=pipe)
 
     def get_conversation(self, conversation_id: str) -> dict | None:
         return self._get_json(Keys.conversation(conversation_id))
@@ -207,13 +273,17 @@ class Store:
         return [json.loads(x) for x in self.redis.lrange(Keys.conversation_part(conversation_id, part), start, -1)]
 
     # -- handoffs ----------------------------------------------------------------------
-    def create_handoff(self, handoff: Handoff, deadlines: list[tuple[str, float]] = ()) -> None:
-        """Store a new handoff with its first events (and transfer deadlines) atomically."""
+    def create_handoff(self, handoff: Handoff, deadlines: list[tuple[str, float]] = (), pipe=None) -> None:
+        """Store a new handoff with its first events (and transfer deadlines), its indexes
+        and its counters atomically."""
         extra = [Keys.conversation_handoffs(handoff.conversation_id)]
         if handoff.shared_id:
             extra.append(Keys.shared(handoff.shared_id))
-        self._create_item(Keys.handoffs, Keys.handoff(handoff.id), handoff.id, handoff.to_dict(),
-                          extra, handoff.history, deadlines)
+        if handoff.reason:
+            extra.append(Keys.handoffs_with_reason(handoff.reason))
+        doc = handoff.to_dict()
+        self._create_item(Keys.handoffs, Keys.handoff(handoff.id), handoff.id, doc,
+                          extra, handoff.history, deadlines, self._stat_writes(None, doc), pipe)
 
     def get_handoff(self, handoff_id: str) -> Handoff | None:
         doc = self._get_json(Keys.handoff(handoff_id))
@@ -242,6 +312,8 @@ class Store:
         box: dict[str, Any] = {}
 
         def apply(doc: dict) -> Any:
+            # Facts first: the handoff shares the document's lists, so mutate changes them too.
+            box["facts_before"] = self._facts(doc)
             handoff = Handoff.from_dict(doc)
             before = len(handoff.history)
             result = mutate(handoff)
@@ -249,11 +321,17 @@ class Store:
             doc.update(handoff.to_dict())
             box["handoff"] = handoff
             box["new"] = handoff.history[before:]
+            box["doc"] = doc
             return result
 
         def queue_events(pipe, _result) -> None:
             for entry in box["new"]:
                 self._queue_event(pipe, handoff_id, entry)
+            changes = {} if box["facts_before"] is None else self._stat_writes(box["facts_before"], box["doc"])
+            for key, fields in changes.items():
+                for name, delta in fields.items():
+                    pipe.hincrby(key, name, delta)
+                pipe.expire(key, STATS_TTL)
             for member, score in (deadlines(box["handoff"], box["new"]) if deadlines else []):
                 pipe.zadd(Keys.transfer_deadlines, {member: score})
 
@@ -261,6 +339,72 @@ class Store:
         if doc is None:
             return None, None, []
         return box["handoff"], result, [entry["state"] for entry in box["new"]]
+
+    @staticmethod
+    def _stat_writes(before, after: dict) -> dict[str, dict[str, int]]:
+        """Counter increments (hash key → field → delta) for a handoff going from `before`
+        (a document, its facts, or None when new) to `after`.
+
+        Figures must never stand in the way of a caller: a handoff whose counters cannot be
+        worked out is still stored (and logged), uncounted."""
+        try:
+            return {Keys.stats(day, dimension): fields
+                    for (day, dimension), fields in stats.fact_changes(before, after).items()}
+        except Exception:  # noqa: BLE001
+            log.exception("handoff %s: counters not updated", after.get("id"))
+            return {}
+
+    @staticmethod
+    def _facts(doc: dict):
+        try:
+            return stats.handoff_facts(doc)
+        except Exception:  # noqa: BLE001
+            log.exception("handoff %s: counters not updated", doc.get("id"))
+            return None
+
+    def read_stats(self, days: list[str], dimensions: Iterable[str],
+                   per_day: Iterable[str] = ("day",)) -> dict[str, list[dict[str, str]]]:
+        """Each dimension's counters for these days, in one round trip: a list with one hash
+        per day for the `per_day` dimensions, else one hash summed over the days."""
+        dimensions, per_day = list(dimensions), set(per_day)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for dimension in dimensions:
+                if dimension in per_day:
+                    for day in days:
+                        pipe.hgetall(Keys.stats(day, dimension))
+                else:
+                    self._sum_hashes(keys=[Keys.stats(day, dimension) for day in days], client=pipe)
+            found = iter(pipe.execute())
+        out = {}
+        for dimension in dimensions:
+            if dimension in per_day:
+                out[dimension] = [next(found) for _ in days]
+            else:
+                flat = next(found)
+                out[dimension] = [dict(zip(flat[0::2], flat[1::2]))]
+        return out
+
+    def scan_index_newest(self, index: str, before_seq: int, batch: int) -> list[tuple[str, int]]:
+        """Newest first: entries scored below `before_seq` (0: from the newest)."""
+        top = f"({before_seq}" if before_seq else "+inf"
+        rows = self.redis.zrevrangebyscore(index, top, "-inf", start=0, num=batch, withscores=True)
+        return [(member, int(score)) for member, score in rows]
+
+    def index_entry_at(self, index: str, rank: int) -> tuple[str, int] | None:
+        """The entry at a rank (0 = oldest), for binary searches over an index."""
+        rows = self.redis.zrange(index, rank, rank, withscores=True)
+        return (rows[0][0], int(rows[0][1])) if rows else None
+
+    def index_size(self, index: str) -> int:
+        return self.redis.zcard(index)
+
+    def newest_handoff_ids(self, conversation_ids: list[str]) -> list[str | None]:
+        """Each conversation's newest handoff id (None without one), in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for conversation_id in conversation_ids:
+                pipe.zrevrange(Keys.conversation_handoffs(conversation_id), 0, 0)
+            found = pipe.execute()
+        return [ids[0] if ids else None for ids in found]
 
     def _event_minid(self) -> str:
         """Events older than the retention window are trimmed as new ones arrive."""

@@ -14,6 +14,7 @@ from handoff.conversations import Conversations
 from handoff.destinations import Destinations
 from handoff.errors import Unauthorized, UnsupportedMediaType, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
+from handoff.review import Review
 from schemas.calls import CallCreate
 from schemas.conversations import (AnnotationEntry, ConversationCreate, ConversationListQuery,
                                    ConversationPatch, LogEntry, MetricEntry, TranscriptEntry)
@@ -21,6 +22,7 @@ from schemas.destinations import DestinationInput, IntegrationSchema
 from schemas.handoffs import (ClaimSchema, EventsQuery, HandoffListQuery, HandoffPatchSchema,
                               HandoffRequestSchema, HandoffStateQuery, OutcomeSchema)
 from schemas.routing import DestinationListQuery
+from schemas.stats import StatsQuery
 
 from .context import api_actor, public_base_url, services
 
@@ -258,3 +260,10 @@ def handoff_state():
     if not q.get("id") and not q.get("shared_id"):
         raise ValidationFailed("give id or shared_id", {"id": ["id or shared_id is required"]})
     return jsonify(polyai.handoff_state(services(), q.get("id"), q.get("shared_id")))
+
+
+# -- figures --------------------------------------------------------------------------
+@bp.get("/stats/handoffs")
+def handoff_stats():
+    q = query(StatsQuery())
+    return jsonify(Review(services()).stats(q.get("from_"), q.get("to"), q["group_by"]))

@@ -39,6 +39,7 @@ from schemas.handoffs import (ClaimSchema, EventPage, EventsQuery, HandoffListQu
                               HandoffPatchSchema, HandoffRequestSchema, HandoffSchema,
                               HandoffStateQuery, HandoffStateSchema, OutcomeSchema)
 from schemas.handoffs_yaml import ImportQuery, ImportResult
+from schemas.stats import StatsPage, StatsQuery
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +283,18 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "responses": {200: HandoffStateSchema},
         "errors": {404: "`not_found`: no handoff for that conversation or shared_id"},
         "tag": "handoffs",
+    },
+    # figures
+    "api.handoff_stats": {
+        "summary": "Handoff figures for a period",
+        "description": "Counts kept as handoffs change state (never a scan of conversations), "
+                       "by the day each handoff was created (UTC): one item per day, reason or "
+                       "destination. `connected` counts handoffs that reached a human at any "
+                       "attempt, `resolved` those with a pushed outcome. A period is at most "
+                       "366 days.",
+        "query": StatsQuery,
+        "responses": {200: StatsPage},
+        "tag": "stats",
     },
     # chat (PolyAI's chat API names) and the built-in router's topics
     "chat.chat_create": {

@@ -473,3 +473,7 @@ def store_unreachable(_error):
 
 for _redis_error in REDIS_ERRORS:
     bp.register_error_handler(_redis_error, store_unreachable)
+
+
+# The Conversations and Insights pages join this blueprint (same sign-in, CSRF, headers).
+from . import studio_review  # noqa: E402,F401  # noqa: F401 (registers the review pages on bp)
