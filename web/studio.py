@@ -476,4 +476,4 @@ for _redis_error in REDIS_ERRORS:
 
 
 # The Conversations and Insights pages join this blueprint (same sign-in, CSRF, headers).
-from . import studio_review  # noqa: E402,F401  # noqa: F401 (registers the review pages on bp)
+from . import studio_review  # noqa: E402,F401
