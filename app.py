@@ -16,6 +16,9 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    from web.strict_json import StrictJSONProvider
+
+    app.json = StrictJSONProvider(app)
     app.json.sort_keys = False
     # Behind a PaaS router, X-Forwarded-Proto/Host say what URL Twilio used (and signed).
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
