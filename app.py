@@ -7,6 +7,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from handoff.config import Config
+from handoff.preflight import config_warnings
 from handoff.services import Services
 
 log = logging.getLogger("handoff")
@@ -25,6 +26,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["handoff"] = Services(config)
     if not config.twilio_validate:
         log.warning("TWILIO_VALIDATE=false: Twilio signatures are NOT checked. Local development only!")
+    for problem in config_warnings(config):
+        log.warning(problem)
 
     from web import api, chat, errors, health, openapi, sms, studio, voice
 

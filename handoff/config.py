@@ -52,6 +52,10 @@ class Config:
     sweep_interval: int = 5
     # Seconds between webhook delivery retries (rq Retry); its length is the retry count.
     webhook_retry_intervals: tuple[int, ...] = (5, 30, 120, 600, 1800)
+    # Wrong API keys (on /v1 or at sign-in) one client may send per window before every
+    # attempt it makes is a 429 until the window ends; 0 turns the limit off.
+    auth_failure_limit: int = 10
+    auth_failure_window: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
@@ -77,6 +81,8 @@ class Config:
             webhook_retry_intervals=tuple(
                 _int(v, 5) for v in _list(env.get("HANDOFF_WEBHOOK_RETRY_INTERVALS"))
             ) or (5, 30, 120, 600, 1800),
+            auth_failure_limit=max(0, _int(env.get("HANDOFF_AUTH_FAILURE_LIMIT"), 10)),
+            auth_failure_window=max(1, _int(env.get("HANDOFF_AUTH_FAILURE_WINDOW"), 60)),
         )
 
     def with_overrides(self, **overrides) -> "Config":

@@ -23,6 +23,7 @@ from schemas.destinations import DestinationInput, IntegrationSchema
 from schemas.handoffs import (ClaimSchema, EventsQuery, HandoffListQuery, HandoffPatchSchema,
                               HandoffRequestSchema, HandoffStateQuery, OutcomeSchema)
 
+from . import throttling
 from .context import public_base_url, services
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -80,11 +81,15 @@ def require_api_key():
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         given = auth[7:].strip()
+    if given:
+        throttling.refuse_if_throttled()
     # Compare against every key, always, so timing says nothing about which one matched.
     matched = False
     for key in keys:
         matched |= hmac.compare_digest(given.encode(), key.encode())
     if not given or not matched:
+        if given:
+            throttling.key_failed()
         raise Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
 
 
