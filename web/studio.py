@@ -3,7 +3,8 @@
 Server-rendered forms that work without JavaScript (POST → redirect → GET); the script only
 hides fields that do not apply, adds header rows and confirms deletes in a dialog. People
 sign in once with an API key; the session cookie keeps a fingerprint of it, never the key,
-so removing a key from HANDOFF_API_KEYS signs its sessions out.
+so removing a key from HANDOFF_API_KEYS signs its sessions out, and names a session kept in
+Redis, so signing out ends it for every copy of the cookie.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from flask import (Blueprint, abort, current_app, flash, has_request_context, redirect,
+from flask import (Blueprint, abort, current_app, flash, g, has_request_context, redirect,
                    render_template, request, session, url_for)
 from flask.sessions import SecureCookieSessionInterface
 from marshmallow import Schema, ValidationError
@@ -22,10 +23,12 @@ from werkzeug.exceptions import BadRequest
 
 from handoff.config import Config
 from handoff.destinations import Destinations
-from handoff.errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
+from handoff.errors import ConfirmationRequired, Conflict, NotFound, Throttled, ValidationFailed
 from handoff.services import REDIS_ERRORS
+from handoff.sessions import StudioSessions
 from schemas.destinations import DestinationInput
 
+from . import throttling
 from .context import services
 
 bp = Blueprint("studio", __name__, url_prefix="/studio", template_folder="templates",
@@ -94,12 +97,23 @@ def accepted_key(given: str) -> str | None:
     return found if given else None
 
 
+def server_sessions() -> StudioSessions:
+    return StudioSessions(services().store.redis, int(current_app.permanent_session_lifetime.total_seconds()))
+
+
 def signed_in() -> bool:
+    if "signed_in" in g:
+        return g.signed_in
+    g.signed_in = False  # what an error page rendered after a store failure below shows
     held = str(session.get("key", "")).encode()
     matched = False
     for key in services().config.api_keys:
         matched |= hmac.compare_digest(held, key_fingerprint(key).encode())
-    return bool(held) and matched
+    # The cookie alone is not enough: its session must still exist (sign-out ends it).
+    live = bool(held) and matched and hmac.compare_digest(
+        (server_sessions().fingerprint(str(session.get("sid", ""))) or "").encode(), held)
+    g.signed_in = live
+    return live
 
 
 def start_session(key: str) -> None:
@@ -107,7 +121,15 @@ def start_session(key: str) -> None:
     session.clear()
     session.permanent = True
     session["key"] = key_fingerprint(key)
+    session["sid"] = server_sessions().start(session["key"])
     session["csrf"] = secrets.token_urlsafe(32)
+    g.pop("signed_in", None)
+
+
+def end_session() -> None:
+    server_sessions().end(str(session.get("sid", "")))
+    session.clear()
+    g.pop("signed_in", None)
 
 
 def safe_next(target: str | None) -> str | None:
@@ -269,10 +291,19 @@ def sign_in():
     if request.method == "GET" and signed_in():
         return redirect(request.script_root + next_page if next_page else url_for("studio.handoffs"))
     if request.method == "POST":
-        key = accepted_key(request.form.get("api_key", ""))
+        try:
+            throttling.refuse_if_throttled()
+        except Throttled as exc:
+            return (render_template("studio/sign_in.html", next_page=next_page,
+                                    error=f"Too many wrong keys from here. Try again in {exc.retry_after} seconds."),
+                    429, {"Retry-After": str(exc.retry_after)})
+        given = request.form.get("api_key", "")
+        key = accepted_key(given)
         if key is not None:
             start_session(key)
             return redirect(request.script_root + next_page if next_page else url_for("studio.handoffs"), 303)
+        if given:
+            throttling.key_failed()
         return render_template("studio/sign_in.html", next_page=next_page,
                                error="That is not an API key this service accepts."), 401
     return render_template("studio/sign_in.html", next_page=next_page)
@@ -280,7 +311,7 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
-    session.clear()
+    end_session()
     flash("Signed out.")
     return redirect(url_for("studio.sign_in"), 303)
 
