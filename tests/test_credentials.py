@@ -99,3 +99,12 @@ def test_signing_in_again_after_signing_out_works(app):
     client.post("/studio/sign-out", data={"csrf_token": csrf(client.get("/studio/handoffs"))})
     assert sign_in(client).status_code == 303
     assert client.get("/studio/handoffs").status_code == 200
+
+
+def test_every_process_refuses_a_client_another_process_blocked(app, config):
+    other = create_app(config).test_client()  # a second gunicorn process, same Redis
+    client = app.test_client()
+    for n in range(LIMIT):
+        get(client, f"guess-{n}")
+    assert get(other, "guess-elsewhere").status_code == 429
+    assert get(other, API_KEY).status_code == 429

@@ -293,17 +293,17 @@ def sign_in():
     if request.method == "POST":
         try:
             throttling.refuse_if_throttled()
+            given = request.form.get("api_key", "")
+            key = accepted_key(given)
+            if key is not None:
+                start_session(key)
+                return redirect(request.script_root + next_page if next_page else url_for("studio.handoffs"), 303)
+            if given:
+                throttling.key_failed()
         except Throttled as exc:
             return (render_template("studio/sign_in.html", next_page=next_page,
                                     error=f"Too many wrong keys from here. Try again in {exc.retry_after} seconds."),
                     429, {"Retry-After": str(exc.retry_after)})
-        given = request.form.get("api_key", "")
-        key = accepted_key(given)
-        if key is not None:
-            start_session(key)
-            return redirect(request.script_root + next_page if next_page else url_for("studio.handoffs"), 303)
-        if given:
-            throttling.key_failed()
         return render_template("studio/sign_in.html", next_page=next_page,
                                error="That is not an API key this service accepts."), 401
     return render_template("studio/sign_in.html", next_page=next_page)

@@ -1,7 +1,7 @@
 """Throttling failed credentials per client (handoff/throttle.py) for the views that take a key."""
 from __future__ import annotations
 
-from flask import request
+from flask import current_app, request
 
 from handoff.errors import Throttled
 from handoff.throttle import FailureThrottle
@@ -19,16 +19,26 @@ def client_id() -> str:
 
 
 def _throttle() -> FailureThrottle:
-    config = services().config
-    return FailureThrottle(services().store.redis, config.auth_failure_limit, config.auth_failure_window)
+    throttle = current_app.extensions.get("failure_throttle")
+    if throttle is None:
+        config = services().config
+        throttle = current_app.extensions.setdefault(
+            "failure_throttle", FailureThrottle(config.auth_failure_limit, config.auth_failure_window))
+    return throttle
+
+
+def _refuse(retry_after: int):
+    raise Throttled(f"too many wrong API keys from this client; try again in {retry_after} s", retry_after)
 
 
 def refuse_if_throttled() -> None:
     retry_after = _throttle().retry_after(SCOPE, client_id())
     if retry_after:
-        raise Throttled(f"too many wrong API keys from this client; try again in {retry_after} s",
-                        retry_after)
+        _refuse(retry_after)
 
 
 def key_failed() -> None:
-    _throttle().failed(SCOPE, client_id())
+    """Count a wrong key; Throttled when the client turns out to be over the limit already."""
+    retry_after = _throttle().failed(services().store.redis, SCOPE, client_id())
+    if retry_after:
+        _refuse(retry_after)
