@@ -42,6 +42,19 @@ def test_data_nested_within_the_limit_is_kept(api, twilio):
     assert latest_handoff(api, CALL)["data"] == nested(10)
 
 
+@pytest.mark.parametrize("handoff_data", ['{"data": %s}' % json.dumps(nested(200)), '{"data": {"x": NaN}}'],
+                         ids=["deep", "nan"])
+def test_unusable_handoff_data_from_conversation_relay_goes_to_the_default(api, config, client_of, handoff_data):
+    from app import create_app
+    from tests.conftest import Twilio
+
+    add_destination(api, "Billing")
+    relay = Twilio(client_of(create_app(config.with_overrides(agent_url="wss://agent.example.com/relay"))))
+    root = parse(relay.post("/voice/agent/ended", {**call_params(CALL), "HandoffData": handoff_data}))
+    assert root.find("Refer/Sip").text == "sip:billing@pbx.example.com"
+    assert [w["code"] for w in latest_handoff(api, CALL)["warnings"]] == ["bad_handoff_data"]
+
+
 # -- API bodies -----------------------------------------------------------------------
 @pytest.mark.parametrize("text, why", [
     (DEEP, "nested deeper"),
