@@ -55,6 +55,11 @@ def pattern_problem(pattern: str) -> str | None:
     return "neither a SIP URI pattern, an E.164 pattern (+44*) nor an extension pattern (10*)"
 
 
+def _brackets_literal(host: str) -> str:
+    """An IPv6 host pattern's brackets are part of the address, not a glob character class."""
+    return "".join({"[": "[[]", "]": "[]]"}.get(c, c) for c in host)
+
+
 def _sip_matches(uri: sip.SipUri, pattern: SipPattern) -> bool:
     if uri.scheme != pattern.scheme:
         return False
@@ -62,7 +67,7 @@ def _sip_matches(uri: sip.SipUri, pattern: SipPattern) -> bool:
         return False
     if uri.user is not None and not fnmatchcase(uri.user, pattern.user):
         return False
-    if not fnmatchcase(uri.host, pattern.host):
+    if not fnmatchcase(uri.host, _brackets_literal(pattern.host)):
         return False
     if pattern.port != "*" and (str(uri.port) if uri.port is not None else None) != pattern.port:
         return False

@@ -10,7 +10,8 @@ from handoff.route_allowlist import pattern_problem, route_allowed
 from tests.conftest import call_params
 from tests.helpers import add_destination, latest_handoff, parse
 
-PATTERNS = ("sip:*@pbx.example.com", "sip:*@trunk.example.com;transport=*", "+44*", "10??")
+PATTERNS = ("sip:*@pbx.example.com", "sip:*@trunk.example.com;transport=*", "+44*", "10??",
+            "sip:*@[2001:db8::1]:*")
 CALL = "CA" + "7" * 32
 BYPASS = "sip:+19005551234@evil.example.com;x=@pbx.example.com"
 
@@ -50,6 +51,8 @@ def api_handoff(api, route):
     ("+19005551234", False),
     ("1001", True),
     ("10011", False),
+    ("sip:vip@[2001:db8::1]:5061", True),
+    ("sip:vip@[2001:db8::2]:5061", False),
 ])
 def test_patterns_match_the_parsed_route(route, allowed):
     assert route_allowed(route, PATTERNS) is allowed
