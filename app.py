@@ -7,6 +7,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from handoff.config import Config
+from handoff.preflight import config_warnings
 from handoff.services import Services
 
 log = logging.getLogger("handoff")
@@ -16,12 +17,17 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    from web.strict_json import StrictJSONProvider
+
+    app.json = StrictJSONProvider(app)
     app.json.sort_keys = False
     # Behind a PaaS router, X-Forwarded-Proto/Host say what URL Twilio used (and signed).
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
     app.extensions["handoff"] = Services(config)
     if not config.twilio_validate:
         log.warning("TWILIO_VALIDATE=false: Twilio signatures are NOT checked. Local development only!")
+    for problem in config_warnings(config):
+        log.warning(problem)
 
     from web import (api, chat, consult, errors, handoffs_yaml, health, openapi, polyai, routing, sms,  # noqa: F401
                      studio, studio_routing, voice)

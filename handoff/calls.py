@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+import requests
 from twilio.base.exceptions import TwilioRestException
 
 from .conversations import Conversations
@@ -47,6 +48,11 @@ class Calls:
                 raise ValidationFailed(f"Twilio refused the call: {exc.msg}",
                                        {"to": [f"Twilio error {exc.code}: {exc.msg}"]}) from None
             raise Unavailable(f"Twilio could not place the call now: {exc.msg}") from None
+        except requests.RequestException as exc:
+            # Said here: the generic handler would blame the store (ConnectionError is an OSError).
+            log.warning("Twilio's REST API unreachable placing a call: %s", exc)
+            raise Unavailable(f"Twilio's REST API could not be reached ({type(exc).__name__}); "
+                              "the call was not placed, try again shortly") from None
         doc, _ = conversations.create(channel="voice", conversation_id=call.sid, from_=fields["from_"],
                                       to=fields["to"], shared_id=fields.get("shared_id"),
                                       state=fields.get("state"), leg="sip" if fields["to"].startswith("sip") else "pstn")

@@ -94,6 +94,10 @@ class Config:
     webhook_retry_intervals: tuple[int, ...] = (5, 30, 120, 600, 1800)
     # `text` (readable locally) or `json` (one object a line, with the call's ids: handoff/logs.py).
     log_format: str = "text"
+    # Wrong API keys (on /v1 or at sign-in) one client may send per window before every
+    # attempt it makes is a 429 until the window ends; 0 turns the limit off.
+    auth_failure_limit: int = 10
+    auth_failure_window: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
@@ -126,6 +130,8 @@ class Config:
                 _int(v, 5) for v in _list(env.get("HANDOFF_WEBHOOK_RETRY_INTERVALS"))
             ) or (5, 30, 120, 600, 1800),
             log_format="json" if (env.get("LOG_FORMAT") or "").strip().lower() == "json" else "text",
+            auth_failure_limit=max(0, _int(env.get("HANDOFF_AUTH_FAILURE_LIMIT"), 10)),
+            auth_failure_window=max(1, _int(env.get("HANDOFF_AUTH_FAILURE_WINDOW"), 60)),
         )
 
     def key_label(self, key: str) -> str | None:

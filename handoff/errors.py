@@ -52,3 +52,13 @@ class UnsupportedMediaType(ServiceError):
 
 class Unavailable(ServiceError):
     code, status = "unavailable", 503
+
+
+class Throttled(ServiceError):
+    """Too many failed attempts from one client; `retry_after` seconds until the next."""
+
+    code, status = "too_many_requests", 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -6,7 +6,6 @@ and persisted as a `Handoff` whose history is the event feed.
 """
 from __future__ import annotations
 
-import fnmatch
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from twiml import voice as voice_twiml
 
-from . import logs, metrics, sip
+from . import logs, metrics, route_allowlist, sip
 from .errors import Conflict, NotFound, ValidationFailed
 from .models import (ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, FINAL_STATES, PENDING,
                      REQUESTED, TRANSFERRING, Destination, Handoff, utcnow)
@@ -147,9 +146,13 @@ def is_machine(answered_by: str | None) -> bool:
     return answered_by.startswith("machine") or answered_by == "fax"
 
 
-def route_allowed(route: str, patterns: tuple[str, ...]) -> bool:
-    """A call-time route override must match ALLOWED_ROUTE_PATTERNS: no toll fraud."""
-    return any(fnmatch.fnmatchcase(route, pattern) for pattern in patterns)
+def route_problem(route: str) -> str | None:
+    """Why a route override cannot be dialled at all, or None."""
+    try:
+        sip.classify_route(route)
+    except sip.RouteError as exc:
+        return str(exc)
+    return None
 
 
 class Handoffs:
@@ -185,7 +188,11 @@ class Handoffs:
         for entry in request.warnings:
             handoff.add_warning(entry["code"], entry["message"])
         if request.route:
-            if route_allowed(request.route, self.services.config.allowed_route_patterns):
+            problem = route_problem(request.route)
+            if problem:
+                # Ignored, never dialled: the requested destination is still tried.
+                handoff.add_warning("route_unusable", f"the route override cannot be dialled ({problem}); ignored")
+            elif route_allowlist.route_allowed(request.route, self.services.config.allowed_route_patterns):
                 handoff.route_override = request.route
             else:
                 handoff.add_warning("route_refused", "the route override is not in ALLOWED_ROUTE_PATTERNS; ignored")
@@ -202,15 +209,15 @@ class Handoffs:
 
     def check_route(self, request: HandoffRequest) -> None:
         """API callers get a 422 for a route override they may not use (voice gets a warning)."""
-        if request.route and not route_allowed(request.route, self.services.config.allowed_route_patterns):
+        if not request.route:
+            return
+        problem = route_problem(request.route)
+        if problem:
+            raise ValidationFailed.field("route", problem)
+        if not route_allowlist.route_allowed(request.route, self.services.config.allowed_route_patterns):
             raise ValidationFailed.field(
                 "route", "route overrides must match ALLOWED_ROUTE_PATTERNS"
                 + ("" if self.services.config.allowed_route_patterns else " (none are allowed: it is unset)"))
-        if request.route:
-            try:
-                sip.classify_route(request.route)
-            except sip.RouteError as exc:
-                raise ValidationFailed.field("route", str(exc)) from None
 
     def start_voice(self, conversation: dict, request: HandoffRequest, *, call_sid: str,
                     base_url: str, leg: str | None = None) -> tuple[Handoff, VoiceResponse]:

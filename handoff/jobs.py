@@ -64,7 +64,16 @@ def deliver_event(handoff_id: str, index: int) -> str:
     svc = services()
     config = svc.config
     handoff = svc.store.get_handoff(handoff_id)
-    if handoff is None or not config.webhook_url or index >= len(handoff.history):
+    if handoff is None or index >= len(handoff.history):
+        return "skipped"  # retention removed it: nothing is left to tell
+    if not config.webhook_url:
+        # The web process queued this because it has HANDOFF_WEBHOOK_URL; this worker does
+        # not (set on one dyno only?): the receiver will never hear of the event, so say so.
+        log.warning("event %s:%s not delivered: this worker has no HANDOFF_WEBHOOK_URL "
+                    "(set it on the worker as on the web process)", handoff_id, index)
+        Handoffs(svc).update(handoff_id, lambda h: h.add_warning(
+            "webhook_not_configured",
+            "events were not delivered: the worker has no HANDOFF_WEBHOOK_URL"))
         return "skipped"
     entry = handoff.history[index]
     event_id = f"{handoff_id}:{index}"

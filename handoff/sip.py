@@ -8,6 +8,7 @@ start with `X-` (not `X-Twilio`, warning 32113) or be one of four standard heade
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from urllib.parse import quote
 
 URI_LIMIT = 254  # "under 255 characters"
@@ -28,8 +29,49 @@ SIP_URI = re.compile(r"^sips?:[^\s?<>\"&]+$", re.IGNORECASE)
 _HVALUE_SAFE = "-_.!~*'()[]/:$"
 
 
+# sip:user@host:port;param=value, taken apart so an allowlist can judge each part: a glob over
+# the raw text would let `*` run across "@" and ";" into another host (RFC 3261 §19.1.1).
+# One "@" at most; users, hosts, ports and parameters only in their own characters.
+_SIP_PARTS = re.compile(
+    r"^(?P<scheme>sips?):(?:(?P<user>[^@;:?&<>\"\s/]+)@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._-]*)"
+    r"(?::(?P<port>[0-9]{1,5}))?(?P<params>(?:;[^;@]*)*)$", re.IGNORECASE)
+_PARAM = re.compile(r"^(?P<name>[A-Za-z0-9._~!*'%-]+)(?:=(?P<value>[A-Za-z0-9._~!*'%+:\[\]/$-]+))?$")
+
+
 class RouteError(ValueError):
     """A route that cannot be turned into a dialable target."""
+
+
+@dataclass(frozen=True)
+class SipUri:
+    """A SIP URI route, parsed: what an allowlist pattern is matched against."""
+
+    scheme: str  # "sip" or "sips", lower case
+    user: str | None
+    host: str  # lower case
+    port: int | None
+    params: tuple[tuple[str, str | None], ...]  # names lower case, in order
+
+
+def parse_sip_uri(route: str) -> SipUri:
+    """The parts of a SIP URI route; RouteError when it is not one Twilio could dial safely."""
+    route = route.strip()
+    if route.count("@") > 1:
+        raise RouteError("a SIP URI has at most one '@' (sip:user@host)")
+    match = _SIP_PARTS.match(route)
+    if not match:
+        raise RouteError("not a SIP URI of the form sip:user@host[:port][;name=value]")
+    port = int(match["port"]) if match["port"] else None
+    if port is not None and not 0 < port < 65536:
+        raise RouteError("a SIP URI port is between 1 and 65535")
+    params = []
+    for text in match["params"].split(";")[1:]:
+        param = _PARAM.match(text)
+        if not param:
+            raise RouteError(f"SIP URI parameter {text!r} is not name or name=value")
+        params.append((param["name"].lower(), param["value"]))
+    return SipUri(match["scheme"].lower(), match["user"], match["host"].lower(), port, tuple(params))
 
 
 def header_name_problem(name: str) -> str | None:
@@ -112,6 +154,7 @@ def classify_route(route: str) -> str:
             )
         if len(route) > URI_LIMIT - len(";transport=tls;secure=true"):
             raise RouteError(f"SIP URIs must be under {URI_LIMIT + 1} characters (Twilio's limit)")
+        parse_sip_uri(route)
         return "sip"
     if E164.match(route):
         return "number"

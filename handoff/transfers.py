@@ -271,10 +271,19 @@ class Planner:
             return voice_twiml.Transfer(method=method, action_url=url("status"), target=str(destination.route),
                                         task=task, headers=headers, utterance=utterance)
         routes = destination.route if isinstance(destination.route, list) else [destination.route or ""]
+        targets = None
         if handoff.route_override and attempt == 1:
-            routes = [handoff.route_override]
-        targets = tuple(sip.dial_target(r, method=method, sip_domain=self.sip_domain,
-                                        encryption=destination.encryption) for r in routes)
+            try:
+                targets = (sip.dial_target(handoff.route_override, method=method, sip_domain=self.sip_domain,
+                                           encryption=destination.encryption),)
+            except sip.RouteError as exc:
+                # An allowed override this method cannot dial (an extension without
+                # SIP_DOMAIN…): the requested destination's own route, never a skipped one.
+                handoff.add_warning("route_unusable", f"the route override cannot be dialled ({exc}); "
+                                                      f"used {destination.id}'s route instead")
+        if targets is None:
+            targets = tuple(sip.dial_target(r, method=method, sip_domain=self.sip_domain,
+                                            encryption=destination.encryption) for r in routes)
         kind, target = targets[0]
         headers = self.render(handoff, destination, conversation) if any(k == "sip" for k, _ in targets) else {}
         screened = method == "sip_invite" and (destination.transfer_mode in WARM_MODES or destination.detect_voicemail)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from handoff.models import CHANNELS
 
@@ -69,8 +71,22 @@ class HandoffListQuery(Schema):
     cursor = fields.String(metadata={"description": "the next_cursor of the previous page"})
 
 
+# A Redis stream id is two unsigned 64-bit numbers (Redis refuses more with an error). The
+# feed reads after an id exclusively, which Redis cannot do past the very last id: no
+# millisecond part that large is ever issued, so it is refused too.
+_UINT64_MAX = 2 ** 64 - 1
+
+
+def _stream_id(value: str) -> None:
+    if not re.fullmatch(r"[0-9]{1,20}-[0-9]{1,20}", value):
+        raise ValidationError("not a cursor this feed issued")
+    ms, _, seq = value.partition("-")
+    if int(ms) >= _UINT64_MAX or int(seq) > _UINT64_MAX:
+        raise ValidationError("not a cursor this feed issued")
+
+
 class EventsQuery(Schema):
-    after = fields.String(metadata={"description": "the next_cursor of the previous poll; absent "
+    after = fields.String(validate=_stream_id, metadata={"description": "the next_cursor of the previous poll; absent "
                                                    "means from the oldest event kept"})
     wait = fields.Float(load_default=0, validate=validate.Range(min=0, max=30),
                         metadata={"description": "seconds to hold the request open until "

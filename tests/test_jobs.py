@@ -183,3 +183,17 @@ def test_claiming_a_live_call_handoff_does_not_stop_its_transfer(app, api, twili
     work(app)
     assert len(responses.calls) == 1
     assert api.get(f"/v1/handoffs/{created['id']}").get_json()["state"] == "transferring"
+
+
+def test_a_worker_without_the_webhook_url_says_so(hooked, app, caplog):
+    from tests.conftest import Twilio
+
+    client = hooked.test_client()
+    make_destination(client)
+    Twilio(client).post("/voice/handoff", call_params(CALL))  # queued by a web process with the URL
+    jobs.use(app.extensions["handoff"])  # ...run by a worker without it
+    with caplog.at_level("WARNING"):
+        work(app)
+    handoff = client.get(f"/v1/conversations/{CALL}", headers={"X-API-Key": API_KEY}).get_json()["handoff"]
+    assert [w["code"] for w in handoff["warnings"]] == ["webhook_not_configured"]
+    assert any("no HANDOFF_WEBHOOK_URL" in r.getMessage() for r in caplog.records)

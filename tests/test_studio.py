@@ -319,14 +319,19 @@ def test_long_routes_may_wrap_after_the_at_sign(studio, api):
 
 
 
-def test_an_unreachable_store_is_a_page_not_json(config):
+def test_an_unreachable_store_is_a_page_not_json(app, config):
     from app import create_app
 
     down = create_app(config.with_overrides(redis_url="redis://127.0.0.1:9", redis_timeout=0.2))
+    # Signed in while the store was up (sessions live there), the same cookie once it is not.
+    up = app.test_client()
+    sign_in(up)
     client = down.test_client()
-    sign_in(client)
+    client.set_cookie("session", up.get_cookie("session").value)
     response = client.get("/studio/handoffs")
     assert response.status_code == 503 and "Temporarily unavailable" in response.get_data(as_text=True)
+    refused = sign_in(down.test_client())
+    assert refused.status_code == 503 and "Temporarily unavailable" in refused.get_data(as_text=True)
 
 
 def test_simultaneous_ring_routes_and_closed_hours_show_on_the_card(studio, api, services):

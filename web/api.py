@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import hmac
+import json
 import re
 import time
 
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError
 
-from handoff import polyai
+from handoff import jsontext, polyai
 from handoff.calls import Calls
 from handoff.conversations import Conversations
 from handoff.destinations import Destinations
@@ -24,6 +25,7 @@ from schemas.handoffs import (ClaimSchema, EventsQuery, HandoffListQuery, Handof
 from schemas.routing import DestinationListQuery
 from schemas.stats import StatsQuery
 
+from . import throttling
 from .context import api_actor, public_base_url, services
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -53,12 +55,22 @@ def body(schema: Schema, **kwargs) -> dict:
     """The JSON body, validated. 415 for another content type, 422 for unreadable JSON."""
     if not request.is_json:
         raise UnsupportedMediaType("send the body as application/json")
-    data = request.get_json(silent=True)
-    if data is None and request.get_data():
-        raise ValidationFailed("the body is not valid JSON", {"body": ["not valid JSON"]})
+    raw = request.get_data(cache=True)
+    try:
+        data = jsontext.loads(raw) if raw else None
+    except ValueError as exc:  # also NaN/Infinity and deep nesting (handoff/jsontext.py)
+        why = "not valid JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise ValidationFailed(f"the body is not valid JSON: {exc}", {"body": [why]}) from None
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be a JSON object", {"body": ["must be a JSON object"]})
     return _load(schema, data, **kwargs)
+
+
+def patch_schema(schema_class: type[Schema]) -> Schema:
+    """The schema of a PATCH body: every top-level field optional, but what is sent whole
+    (a header, a topic's action) still needs all its fields — `partial=True` would reach
+    into those too and let a header without a value through."""
+    return schema_class(partial=tuple(schema_class().fields))
 
 
 def query(schema: Schema) -> dict:
@@ -72,11 +84,15 @@ def require_api_key():
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         given = auth[7:].strip()
+    if given:
+        throttling.refuse_if_throttled()
     # Compare against every key, always, so timing says nothing about which one matched.
     matched = False
     for key in keys:
         matched |= hmac.compare_digest(given.encode(), key.encode())
     if not given or not matched:
+        if given:
+            throttling.key_failed()
         raise Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
 
 
@@ -102,7 +118,7 @@ def get_destination(destination_id):
 
 @bp.patch("/destinations/<destination_id>")
 def update_destination(destination_id):
-    fields = body(DestinationInput(partial=True))
+    fields = body(patch_schema(DestinationInput))
     provided = set((request.get_json(silent=True) or {}).keys())
     fields = {k: v for k, v in fields.items() if k in provided}
     return jsonify(Destinations(services(), api_actor()).update(destination_id, fields))

@@ -7,7 +7,7 @@ from handoff.chat import Chat
 from handoff.topics import Topics
 from schemas.chat import ChatClose, ChatCreate, ChatRespond, TopicInput
 
-from .api import body, require_api_key
+from .api import body, patch_schema, require_api_key
 from .context import api_actor, services
 
 bp = Blueprint("chat", __name__, url_prefix="/v1")
@@ -50,7 +50,7 @@ def get_topic(topic_id):
 
 @bp.patch("/topics/<topic_id>")
 def update_topic(topic_id):
-    fields = body(TopicInput(partial=True))
+    fields = body(patch_schema(TopicInput))
     provided = set((request.get_json(silent=True) or {}).keys())
     return jsonify(Topics(services(), who=api_actor()).update(topic_id, {k: v for k, v in fields.items() if k in provided}))
 

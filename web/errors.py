@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 
 
 def _json(error: ServiceError):
-    return jsonify(error.to_dict()), error.status
+    retry_after = getattr(error, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    return jsonify(error.to_dict()), error.status, headers
 
 
 def register(app: Flask) -> None:

@@ -4,7 +4,8 @@ Server-rendered forms that work without JavaScript (POST → redirect → GET); 
 hides fields that do not apply, adds header, route and opening-hours rows and confirms
 deletes in a dialog. People
 sign in once with an API key; the session cookie keeps a fingerprint of it, never the key,
-so removing a key from HANDOFF_API_KEYS signs its sessions out.
+so removing a key from HANDOFF_API_KEYS signs its sessions out, and names a session kept in
+Redis, so signing out ends it for every copy of the cookie.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from flask import (Blueprint, Response, abort, current_app, flash, has_request_context, redirect,
+from flask import (Blueprint, Response, abort, current_app, flash, g, has_request_context, redirect,
                    render_template, request, session, url_for)
 from flask.sessions import SecureCookieSessionInterface
 from marshmallow import Schema, ValidationError
@@ -24,11 +25,13 @@ from werkzeug.exceptions import BadRequest
 from handoff import adk
 from handoff.config import Config
 from handoff.destinations import MAX_SIMULTANEOUS, Destinations
-from handoff.errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
+from handoff.errors import ConfirmationRequired, Conflict, NotFound, Throttled, ValidationFailed
 from handoff.hours import DAYS
 from handoff.services import REDIS_ERRORS
+from handoff.sessions import StudioSessions
 from schemas.destinations import DestinationInput
 
+from . import throttling
 from .context import services
 from .studio_settings import (ADVANCED_DEFAULTS, ADVANCED_ERROR_KEYS, DAY_NAMES, INTROS, ON_FAILURE,
                               TRANSFER_MODES, hours_errors, hours_fields, hours_value, read_hours,
@@ -108,12 +111,23 @@ def accepted_key(given: str) -> str | None:
     return found if given else None
 
 
+def server_sessions() -> StudioSessions:
+    return StudioSessions(services().store.redis, int(current_app.permanent_session_lifetime.total_seconds()))
+
+
 def signed_in() -> bool:
+    if "signed_in" in g:
+        return g.signed_in
+    g.signed_in = False  # what an error page rendered after a store failure below shows
     held = str(session.get("key", "")).encode()
     matched = False
     for key in services().config.api_keys:
         matched |= hmac.compare_digest(held, key_fingerprint(key).encode())
-    return bool(held) and matched
+    # The cookie alone is not enough: its session must still exist (sign-out ends it).
+    live = bool(held) and matched and hmac.compare_digest(
+        (server_sessions().fingerprint(str(session.get("sid", ""))) or "").encode(), held)
+    g.signed_in = live
+    return live
 
 
 def start_session(key: str) -> None:
@@ -121,7 +135,15 @@ def start_session(key: str) -> None:
     session.clear()
     session.permanent = True
     session["key"] = key_fingerprint(key)
+    session["sid"] = server_sessions().start(session["key"])
     session["csrf"] = secrets.token_urlsafe(32)
+    g.pop("signed_in", None)
+
+
+def end_session() -> None:
+    server_sessions().end(str(session.get("sid", "")))
+    session.clear()
+    g.pop("signed_in", None)
 
 
 def safe_next(target: str | None) -> str | None:
@@ -334,10 +356,19 @@ def sign_in():
     if request.method == "GET" and signed_in():
         return redirect(request.script_root + next_page if next_page else url_for("studio.handoffs"))
     if request.method == "POST":
-        key = accepted_key(request.form.get("api_key", ""))
-        if key is not None:
-            start_session(key)
-            return redirect(request.script_root + next_page if next_page else url_for("studio.handoffs"), 303)
+        try:
+            throttling.refuse_if_throttled()
+            given = request.form.get("api_key", "")
+            key = accepted_key(given)
+            if key is not None:
+                start_session(key)
+                return redirect(request.script_root + next_page if next_page else url_for("studio.handoffs"), 303)
+            if given:
+                throttling.key_failed()
+        except Throttled as exc:
+            return (render_template("studio/sign_in.html", next_page=next_page,
+                                    error=f"Too many wrong keys from here. Try again in {exc.retry_after} seconds."),
+                    429, {"Retry-After": str(exc.retry_after)})
         return render_template("studio/sign_in.html", next_page=next_page,
                                error="That is not an API key this service accepts."), 401
     return render_template("studio/sign_in.html", next_page=next_page)
@@ -345,7 +376,7 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
-    session.clear()
+    end_session()
     flash("Signed out.")
     return redirect(url_for("studio.sign_in"), 303)
 

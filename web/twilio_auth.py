@@ -21,7 +21,8 @@ def signature_valid() -> bool:
         log.error("TWILIO_AUTH_TOKEN is not set: refusing a Twilio webhook it cannot verify")
         return False
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature:
+    if not signature or not signature.isascii():
+        # A signature is base64: anything else is forged (and hmac cannot compare it).
         return False
     # URL fragments (connection overrides such as #rc=2) never reach the server and are not
     # signed (https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides), so the

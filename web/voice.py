@@ -14,7 +14,7 @@ import logging
 from flask import Blueprint, Response, request
 from marshmallow import ValidationError
 
-from handoff import jobs
+from handoff import jobs, jsontext
 from handoff.calls import Calls, classify
 from handoff.conversations import Conversations, sip_header_state
 from handoff.errors import NotFound
@@ -51,16 +51,16 @@ def read_request(values: dict[str, str]) -> HandoffRequest:
     data = {}
     if values.get("data"):
         try:
-            data = json.loads(values["data"])
+            data = jsontext.loads(values["data"])
             if not isinstance(data, dict):
                 data = {"value": data}
-        except ValueError:
-            problems.append(warning("bad_data", "data was not JSON; kept as text in data.raw"))
+        except ValueError as exc:  # deep nesting and NaN too (handoff/jsontext.py)
+            problems.append(warning("bad_data", f"data was not usable JSON ({exc}); kept as text in data.raw"))
             data = {"raw": values["data"][:4000]}
     headers: dict[str, str] = {}
     if values.get("sip_headers"):
         try:
-            candidate = json.loads(values["sip_headers"])
+            candidate = jsontext.loads(values["sip_headers"])
             if not isinstance(candidate, dict) or not all(isinstance(v, str) for v in candidate.values()):
                 raise ValueError("not an object of text values")
             validate_header_map(candidate)
@@ -93,9 +93,9 @@ def read_handoff_data(raw: str | None) -> tuple[HandoffRequest, dict]:
     if len(raw) > HANDOFF_DATA_LIMIT:
         return bad(f"handoffData is over {HANDOFF_DATA_LIMIT} characters")
     try:
-        doc = json.loads(raw)
-    except ValueError:
-        return bad("handoffData is not JSON")
+        doc = jsontext.loads(raw)
+    except ValueError as exc:
+        return bad(f"handoffData is not usable JSON ({exc})")
     if not isinstance(doc, dict):
         return bad("handoffData is not a JSON object")
     state = doc.pop("state", None)

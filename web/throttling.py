@@ -1,0 +1,44 @@
+"""Throttling failed credentials per client (handoff/throttle.py) for the views that take a key."""
+from __future__ import annotations
+
+from flask import current_app, request
+
+from handoff.errors import Throttled
+from handoff.throttle import FailureThrottle
+
+from .context import services
+
+# One count for a client's wrong keys wherever it sends them: the API and the sign-in page
+# accept the same keys, so guessing at both must not double the rate.
+SCOPE = "api_key"
+
+
+def client_id() -> str:
+    """Who is guessing: the address ProxyFix took from the router's X-Forwarded-For."""
+    return request.remote_addr or "unknown"
+
+
+def _throttle() -> FailureThrottle:
+    throttle = current_app.extensions.get("failure_throttle")
+    if throttle is None:
+        config = services().config
+        throttle = current_app.extensions.setdefault(
+            "failure_throttle", FailureThrottle(config.auth_failure_limit, config.auth_failure_window))
+    return throttle
+
+
+def _refuse(retry_after: int):
+    raise Throttled(f"too many wrong API keys from this client; try again in {retry_after} s", retry_after)
+
+
+def refuse_if_throttled() -> None:
+    retry_after = _throttle().retry_after(SCOPE, client_id())
+    if retry_after:
+        _refuse(retry_after)
+
+
+def key_failed() -> None:
+    """Count a wrong key; Throttled when the client turns out to be over the limit already."""
+    retry_after = _throttle().failed(services().store.redis, SCOPE, client_id())
+    if retry_after:
+        _refuse(retry_after)
