@@ -52,3 +52,12 @@ class UnsupportedMediaType(ServiceError):
 
 class Unavailable(ServiceError):
     code, status = "unavailable", 503
+
+
+class TooManyRequests(ServiceError):
+    """Over a limit; `retry_after` (seconds) goes out as the Retry-After header."""
+    code, status = "too_many_requests", 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -22,6 +22,7 @@ from schemas.handoffs import (ClaimSchema, EventsQuery, HandoffListQuery, Handof
                               HandoffRequestSchema, HandoffStateQuery, OutcomeSchema)
 
 from .context import public_base_url, services
+from .long_polls import long_poll_slot, too_many_polls
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -197,6 +198,13 @@ def handoff_events():
     after = q.get("after")
     if after is not None and not EVENT_ID.match(after):
         raise ValidationFailed.field("after", "not a cursor this feed issued")
+    if not q["wait"]:
+        return _event_page(after, q)
+    with long_poll_slot() as held:
+        return _event_page(after, q) if held else too_many_polls()
+
+
+def _event_page(after: str | None, q: dict):
     svc = services()
     store = svc.store
     rows = store.read_events(after, q["limit"])
