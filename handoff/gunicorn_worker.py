@@ -61,6 +61,11 @@ class BoundedGeventWorker(GeventWorker):
 
     def handle_request(self, listener_name, req, sock, addr):
         if req.body is not None:
+            if getattr(req, "_expected_100_continue", False):
+                # The client sends its body only after this; gunicorn would send it later,
+                # when it builds the WSGI environ (gunicorn/http/wsgi.py), so not again.
+                sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                req._expected_100_continue = False
             req.body = self._read_body(req.body)
         return super().handle_request(listener_name, req, sock, addr)
 
