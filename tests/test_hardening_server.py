@@ -144,3 +144,14 @@ def test_long_polls_past_the_limit_are_turned_away_at_once_and_voice_answers(web
     finally:
         for sock in pollers:
             sock.close()
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(web):
+    body = b'{"channel": "webchat"}'
+    with socket.create_connection(("127.0.0.1", web.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/conversations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     + f"Authorization: Bearer {API_KEY}\r\nContent-Length: {len(body)}\r\n".encode()
+                     + b"Expect: 100-continue\r\n\r\n")
+        assert response_heads([sock], 3)[0].startswith(b"HTTP/1.1 100 Continue\r\n")
+        sock.sendall(body)
+        assert response_heads([sock], 3)[0].startswith(b"HTTP/1.1 201 ")
