@@ -15,6 +15,7 @@ import io
 import gevent
 from gunicorn.workers.ggevent import GeventWorker
 
+from . import shutdown
 from .config import Config
 
 # Bodies the app accepts (app.py: MAX_CONTENT_LENGTH); a longer one is answered 413 by the
@@ -53,6 +54,10 @@ class BoundedGeventWorker(GeventWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.read_timeout = Config.from_env().web_read_timeout
+
+    def handle_exit(self, sig, frame):
+        shutdown.stopping.set()  # only flagged: the signal handler must not block
+        super().handle_exit(sig, frame)
 
     def timeout_ctx(self):
         # Wraps the wait for each request's line and headers, a kept-alive connection's idle

@@ -4,7 +4,9 @@ Real gunicorn on 127.0.0.1, real sockets, bounded counts and loops. Twilio waits
 voice webhook; these tests give it 5 s while the load is on."""
 from __future__ import annotations
 
+import os
 import select
+import signal
 import socket
 import threading
 import time
@@ -21,6 +23,8 @@ from tests.test_deployment import Caller
 LONG_POLLS = 20  # per web process, this deployment's HANDOFF_MAX_LONG_POLLS
 READ_TIMEOUT = 2  # this deployment's WEB_READ_TIMEOUT
 VOICE_BOUND = 5.0  # seconds; Twilio gives up at 15
+POLL = ("GET /v1/handoffs/events?wait=%d&after=9999999999999-0 HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {API_KEY}\r\n\r\n").encode()
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +129,7 @@ def response_heads(sockets: list[socket.socket], seconds: float) -> list[bytes]:
 
 
 def test_long_polls_past_the_limit_are_turned_away_at_once_and_voice_answers(web):
-    # wait=8, not 30: the test is over sooner, and so is the graceful stop at teardown.
-    poll = (f"GET /v1/handoffs/events?wait=8&after=9999999999999-0 HTTP/1.1\r\nHost: x\r\n"
-            f"Authorization: Bearer {API_KEY}\r\n\r\n").encode()
+    poll = POLL % 30
     pollers = open_sockets(web.port, 200, poll)  # 200 connectors, each holding a waiting poll
     try:
         time.sleep(0.5)
@@ -155,3 +157,20 @@ def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(web)
         assert response_heads([sock], 3)[0].startswith(b"HTTP/1.1 100 Continue\r\n")
         sock.sendall(body)
         assert response_heads([sock], 3)[0].startswith(b"HTTP/1.1 201 ")
+
+
+def test_a_stopping_web_process_answers_its_long_polls_instead_of_cutting_them_off(tmp_path):
+    valkey = EmbeddedServer(tmp_path / "redis").start()
+    deployment = Deployment({"REDIS_URL": valkey.url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "HANDOFF_API_KEYS": API_KEY,
+                             "DATA_DIR": str(tmp_path / "app"), "WEB_CONCURRENCY": "1"}, processes=("web",)).start()
+    try:
+        pollers = open_sockets(deployment.port, 3, POLL % 30)
+        time.sleep(0.5)
+        os.killpg(deployment.processes["web"].pid, signal.SIGTERM)  # a deploy: stop gracefully
+        heads = response_heads(pollers, 5)  # gunicorn's graceful timeout is 20 s
+        assert all(head.startswith(b"HTTP/1.1 200 ") for head in heads), heads
+        for sock in pollers:
+            sock.close()
+    finally:
+        deployment.stop()
+        valkey.stop()

@@ -8,6 +8,7 @@ import time
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError
 
+from handoff import shutdown
 from handoff.calls import Calls
 from handoff.conversations import Conversations
 from handoff.destinations import Destinations
@@ -209,8 +210,9 @@ def _event_page(after: str | None, q: dict):
     store = svc.store
     rows = store.read_events(after, q["limit"])
     deadline = time.monotonic() + q["wait"]
-    while not rows and time.monotonic() < deadline:
-        # Block in short slices so a worker thread is never stuck past the client's wait.
+    while not rows and time.monotonic() < deadline and not shutdown.stopping.is_set():
+        # Block in short slices so a poll is never stuck past the client's wait, and ends
+        # within a slice when the process is stopping (handoff/shutdown.py).
         slice_ms = max(1, int(min(1.0, deadline - time.monotonic()) * 1000))
         rows = store.wait_for_events(svc.blocking_redis, after or "0-0", q["limit"], slice_ms)
     if q["wait"] and rows and len(rows) < q["limit"]:
