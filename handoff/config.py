@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import re
 from dataclasses import dataclass, replace
@@ -51,6 +52,14 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
+def _float(value: str | None, default: float) -> float:
+    try:
+        number = float(value) if value not in (None, "") else default
+    except ValueError:
+        return default
+    return number if math.isfinite(number) else default
+
+
 @dataclass(frozen=True)
 class Config:
     port: int = 5000
@@ -76,9 +85,16 @@ class Config:
     # Seconds a Redis command may take before a voice route gives up on Redis and answers
     # from the configuration snapshot: Twilio waits 15 s at most, the contract says 2 s.
     redis_timeout: float = 0.5
-    # gunicorn's web process: worker processes and threads each (gunicorn.conf.py).
+    # gunicorn's web process (gunicorn.conf.py): worker processes, and connections each
+    # serves at once (gevent: a connection costs a greenlet, not a thread).
     web_concurrency: int = 2
-    web_threads: int = 64
+    web_connections: int = 1000
+    # Seconds a client has to send its request line and headers, then as long for its body;
+    # a slower client is disconnected (handoff/gunicorn_worker.py). Twilio sends at once.
+    web_read_timeout: float = 10.0
+    # Long polls of the event feed one web process holds at once; more are answered 429 at
+    # once, so pollers never take the connections and Redis clients voice webhooks need.
+    max_long_polls: int = 100
     # Seconds after which a transfer still waiting for its outcome is failed (`timeout`);
     # 0 turns the check off. Longer than a ring timeout plus Twilio's 32 s REFER wait.
     transfer_timeout: int = 180
@@ -121,7 +137,9 @@ class Config:
             default_caller_id=env.get("DEFAULT_CALLER_ID") or None,
             retention_days=max(1, _int(env.get("HANDOFF_RETENTION_DAYS"), 30)),
             web_concurrency=max(1, _int(env.get("WEB_CONCURRENCY"), 2)),
-            web_threads=max(1, _int(env.get("WEB_THREADS"), 64)),
+            web_connections=max(10, _int(env.get("WEB_CONNECTIONS"), 1000)),
+            web_read_timeout=max(1.0, _float(env.get("WEB_READ_TIMEOUT"), 10.0)),
+            max_long_polls=max(1, _int(env.get("HANDOFF_MAX_LONG_POLLS"), 100)),
             transfer_timeout=max(0, _int(env.get("HANDOFF_TRANSFER_TIMEOUT"), 180)),
             pending_timeout=max(0, _int(env.get("HANDOFF_PENDING_TIMEOUT"), 3600)),
             polyai_account_id=env.get("POLYAI_ACCOUNT_ID") or None,

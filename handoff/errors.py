@@ -54,9 +54,8 @@ class Unavailable(ServiceError):
     code, status = "unavailable", 503
 
 
-class Throttled(ServiceError):
-    """Too many failed attempts from one client; `retry_after` seconds until the next."""
-
+class TooManyRequests(ServiceError):
+    """Over a limit; `retry_after` (seconds) goes out as the Retry-After header."""
     code, status = "too_many_requests", 429
 
     def __init__(self, message: str, retry_after: int):

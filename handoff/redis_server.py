@@ -172,3 +172,12 @@ def resolve_redis_url(redis_url: str | None, data_dir: str) -> str:
         return redis_url
     url, _owner = ensure_embedded(data_dir)
     return url
+
+
+def recorded_url(data_dir: str | os.PathLike) -> str | None:
+    """URL of the embedded server DATA_DIR/valkey.port names, if it answers; else None."""
+    try:
+        port = int((Path(data_dir).resolve() / PORT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return f"redis://127.0.0.1:{port}/0" if _ping(port) else None

@@ -2,15 +2,25 @@
 same Redis as the web process — the embedded one under DATA_DIR when REDIS_URL is unset."""
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import threading
+import time
 
 import redis
 from rq import Worker
 
 from . import logs, metrics
 from .config import Config
-from .redis_server import ensure_embedded
+from .redis_server import ensure_embedded, recorded_url
+from .scheduler_lock import take_over_dead_scheduler
 from .services import QUEUE_NAME, REDIS_ERRORS
+
+log = logging.getLogger(__name__)
+
+# Seconds between two looks at DATA_DIR/valkey.port (see follow_embedded_server).
+FOLLOW_INTERVAL = 1.0
 
 
 class HandoffWorker(Worker):
@@ -54,11 +64,43 @@ def main() -> None:
 
     jobs.use(Services(config.with_overrides(redis_url=url)))
     jobs.schedule_sweep(jobs.services())  # start the chain of transfer-timeout sweeps
+    take_over_dead_scheduler(connection, QUEUE_NAME)  # after a kill -9, before rq tries the lock
+    worker = HandoffWorker([QUEUE_NAME], connection=connection)
+    if not config.redis_url and owner is None:
+        follow_embedded_server(worker, config.data_dir, url)
     try:
-        HandoffWorker([QUEUE_NAME], connection=connection).work(with_scheduler=True)
+        worker.work(with_scheduler=True)
     finally:
         if owner is not None:
             owner.stop()
+
+
+def follow_embedded_server(worker: Worker, data_dir: str, url: str) -> None:
+    """Start over on the embedded server's new port when the process that owns it restarts.
+
+    The web process owns the embedded Valkey when it started first: restarted alone, it
+    stops that server and starts another on a new port. rq would retry the old port for
+    ever, so the worker re-executes itself, which finds the new port in DATA_DIR/valkey.port
+    like any process starting (tests/test_hardening_worker.py)."""
+    def watch():
+        while True:
+            time.sleep(FOLLOW_INTERVAL)
+            moved_to = recorded_url(data_dir)
+            if moved_to is not None and moved_to != url:
+                log.warning("embedded Valkey moved from %s to %s; restarting the worker on it", url, moved_to)
+                restart(worker)
+
+    threading.Thread(target=watch, name="follow-embedded-valkey", daemon=True).start()
+
+
+def restart(worker: Worker) -> None:
+    scheduler = worker.scheduler._process if worker.scheduler else None
+    if scheduler is not None and scheduler.is_alive():
+        scheduler.kill()  # its Redis is gone: nothing to flush
+        scheduler.join(2)
+    os.environ.pop("REDIS_URL", None)  # set by main() for the old server, not configured
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, "-m", "handoff.worker"])
 
 
 if __name__ == "__main__":

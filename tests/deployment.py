@@ -46,17 +46,26 @@ class Deployment:
         self.logs: dict[str, Path] = {}
 
     def start(self, timeout: float = 40.0) -> "Deployment":
-        commands = procfile()
         for name in self.names:
-            log = Path(self.env["DATA_DIR"]) / f"{name}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            self.logs[name] = log
-            self.processes[name] = subprocess.Popen(
-                commands[name], cwd=ROOT, env=self.env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                start_new_session=True)
-            if name == "web":
-                self.wait_ready(timeout)
+            self.start_process(name, timeout)
         return self
+
+    def start_process(self, name: str, timeout: float = 40.0) -> None:
+        """Start (or start again) one Procfile process; the web one is waited for."""
+        log = Path(self.env["DATA_DIR"]) / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.logs[name] = log
+        self.processes[name] = subprocess.Popen(
+            procfile()[name], cwd=ROOT, env=self.env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        if name == "web":
+            self.wait_ready(timeout)
+
+    def signal_process(self, name: str, signum: int, timeout: float = 30.0) -> None:
+        """Send a signal to one process and its children (its session), and wait for it to end."""
+        process = self.processes[name]
+        os.killpg(process.pid, signum)
+        process.wait(timeout)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -38,7 +38,7 @@ def deployed(tmp_path_factory, receiver):
         "REDIS_URL": valkey.url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "HANDOFF_API_KEYS": API_KEY, "SIP_DOMAIN": "sbc.example.com", "DATA_DIR": str(data / "app"),
         "HANDOFF_WEBHOOK_URL": receiver.url, "HANDOFF_WEBHOOK_SECRET": SECRET,
-        "HANDOFF_WEBHOOK_RETRY_INTERVALS": "1,1,1", "WEB_CONCURRENCY": "2", "WEB_THREADS": "16",
+        "HANDOFF_WEBHOOK_RETRY_INTERVALS": "1,1,1", "WEB_CONCURRENCY": "2",
         "LOG_FORMAT": "json",
     })
     deployment.env["PUBLIC_BASE_URL"] = deployment.url

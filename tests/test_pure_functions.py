@@ -94,13 +94,13 @@ def test_config_from_env_reads_every_setting_and_falls_back_on_nonsense():
     config = Config.from_env({
         "PORT": "8080", "HANDOFF_API_KEYS": " a , b ,", "TWILIO_VALIDATE": "off",
         "PUBLIC_BASE_URL": "https://x.example.com/", "ALLOWED_ROUTE_PATTERNS": "sip:*@pbx,+4420*",
-        "HANDOFF_RETENTION_DAYS": "0", "WEB_THREADS": "nope", "DEFAULT_CALLER_ID": "+14155550100",
+        "HANDOFF_RETENTION_DAYS": "0", "WEB_CONNECTIONS": "nope", "DEFAULT_CALLER_ID": "+14155550100",
         "HANDOFF_WEBHOOK_RETRY_INTERVALS": "1,2",
     })
     assert config.port == 8080 and config.api_keys == ("a", "b") and config.twilio_validate is False
     assert config.public_base_url == "https://x.example.com"
     assert config.allowed_route_patterns == ("sip:*@pbx", "+4420*")
-    assert config.retention_days == 1 and config.web_threads == 64
+    assert config.retention_days == 1 and config.web_connections == 1000
     assert config.default_caller_id == "+14155550100" and config.webhook_retry_intervals == (1, 2)
     empty = Config.from_env({})
     assert empty.redis_url is None and empty.data_dir == "./var" and empty.twilio_validate is True

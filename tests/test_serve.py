@@ -32,7 +32,7 @@ def test_the_banner_says_whether_signatures_are_checked():
 def test_serve_prints_the_banner_once_up(valkey, tmp_path):
     port = free_port()
     env = {**os.environ, "PORT": str(port), "REDIS_URL": valkey.url, "DATA_DIR": str(tmp_path / "var"),
-           "HANDOFF_API_KEYS": API_KEY, "TWILIO_VALIDATE": "false", "WEB_CONCURRENCY": "1", "WEB_THREADS": "4"}
+           "HANDOFF_API_KEYS": API_KEY, "TWILIO_VALIDATE": "false", "WEB_CONCURRENCY": "1"}
     env.pop("PUBLIC_BASE_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "handoff.launch"], cwd=ROOT, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)

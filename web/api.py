@@ -9,7 +9,7 @@ import time
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError
 
-from handoff import jsontext, polyai
+from handoff import jsontext, polyai, shutdown
 from handoff.calls import Calls
 from handoff.conversations import Conversations
 from handoff.destinations import Destinations
@@ -27,6 +27,7 @@ from schemas.stats import StatsQuery
 
 from . import throttling
 from .context import api_actor, public_base_url, services
+from .long_polls import long_poll_slot, too_many_polls
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -221,12 +222,20 @@ def handoff_events():
     after = q.get("after")
     if after is not None and not EVENT_ID.match(after):
         raise ValidationFailed.field("after", "not a cursor this feed issued")
+    if not q["wait"]:
+        return _event_page(after, q)
+    with long_poll_slot() as held:
+        return _event_page(after, q) if held else too_many_polls()
+
+
+def _event_page(after: str | None, q: dict):
     svc = services()
     store = svc.store
     rows = store.read_events(after, q["limit"])
     deadline = time.monotonic() + q["wait"]
-    while not rows and time.monotonic() < deadline:
-        # Block in short slices so a worker thread is never stuck past the client's wait.
+    while not rows and time.monotonic() < deadline and not shutdown.stopping.is_set():
+        # Block in short slices so a poll is never stuck past the client's wait, and ends
+        # within a slice when the process is stopping (handoff/shutdown.py).
         slice_ms = max(1, int(min(1.0, deadline - time.monotonic()) * 1000))
         rows = store.wait_for_events(svc.blocking_redis, after or "0-0", q["limit"], slice_ms)
     if q["wait"] and rows and len(rows) < q["limit"]:

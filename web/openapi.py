@@ -234,6 +234,8 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                        "open until something happens; pass `next_cursor` back as `after`.",
         "query": EventsQuery,
         "responses": {200: EventPage},
+        "errors": {429: "`too_many_requests`: this web process already holds its limit of waiting "
+                        "polls (HANDOFF_MAX_LONG_POLLS); poll again after `Retry-After` seconds"},
     },
     "api.get_handoff": {
         "summary": "Get a handoff",

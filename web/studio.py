@@ -25,7 +25,7 @@ from werkzeug.exceptions import BadRequest
 from handoff import adk
 from handoff.config import Config
 from handoff.destinations import MAX_SIMULTANEOUS, Destinations
-from handoff.errors import ConfirmationRequired, Conflict, NotFound, Throttled, ValidationFailed
+from handoff.errors import ConfirmationRequired, Conflict, NotFound, TooManyRequests, ValidationFailed
 from handoff.hours import DAYS
 from handoff.services import REDIS_ERRORS
 from handoff.sessions import StudioSessions
@@ -365,7 +365,7 @@ def sign_in():
                 return redirect(request.script_root + next_page if next_page else url_for("studio.handoffs"), 303)
             if given:
                 throttling.key_failed()
-        except Throttled as exc:
+        except TooManyRequests as exc:
             return (render_template("studio/sign_in.html", next_page=next_page,
                                     error=f"Too many wrong keys from here. Try again in {exc.retry_after} seconds."),
                     429, {"Retry-After": str(exc.retry_after)})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import current_app, request
 
-from handoff.errors import Throttled
+from handoff.errors import TooManyRequests
 from handoff.throttle import FailureThrottle
 
 from .context import services
@@ -28,7 +28,7 @@ def _throttle() -> FailureThrottle:
 
 
 def _refuse(retry_after: int):
-    raise Throttled(f"too many wrong API keys from this client; try again in {retry_after} s", retry_after)
+    raise TooManyRequests(f"too many wrong API keys from this client; try again in {retry_after} s", retry_after)
 
 
 def refuse_if_throttled() -> None:
@@ -38,7 +38,7 @@ def refuse_if_throttled() -> None:
 
 
 def key_failed() -> None:
-    """Count a wrong key; Throttled when the client turns out to be over the limit already."""
+    """Count a wrong key; TooManyRequests when the client turns out to be over the limit already."""
     retry_after = _throttle().failed(services().store.redis, SCOPE, client_id())
     if retry_after:
         _refuse(retry_after)

@@ -1,0 +1,86 @@
+"""The web process's gunicorn worker: gevent, with a deadline on reading each request.
+
+With a thread per connection (gthread), ~130 clients that trickle a request line or body
+pinned every thread, and signed voice webhooks waited 11-15 s (Twilio gives up at 15 s).
+Under gevent a waiting connection costs a greenlet, so a slow client only waits on its own
+socket. gunicorn's gevent worker bounds the wait for a request's line and headers by its
+`timeout_ctx`; here that bound is WEB_READ_TIMEOUT, and the body gets as long again,
+read in full before the app runs, so a client that trickles is disconnected instead of
+holding one of the process's WEB_CONNECTIONS slots for ever (tests/test_hardening_server.py).
+"""
+from __future__ import annotations
+
+import io
+
+import gevent
+from gunicorn.workers.ggevent import GeventWorker
+
+from . import shutdown
+from .config import Config
+
+# Bodies the app accepts (app.py: MAX_CONTENT_LENGTH); a longer one is answered 413 by the
+# app, which then needs none of it read in advance.
+BODY_LIMIT = 1024 * 1024
+
+
+class BufferedBody:
+    """`wsgi.input` for a body read in advance: what was read, then whatever is left."""
+
+    def __init__(self, head: bytes, rest):
+        self._head = io.BytesIO(head)
+        self._rest = rest
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._head.read(size)
+        if self._rest is not None and (size is None or size < 0 or len(data) < size):
+            more = self._rest.read(-1 if size is None or size < 0 else size - len(data))
+            data += more or b""
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = self._head.readline(size)
+        if self._rest is not None and not line.endswith(b"\n") and (size is None or size < 0 or len(line) < size):
+            line += self._rest.readline(-1 if size is None or size < 0 else size - len(line)) or b""
+        return line
+
+    def readlines(self, hint=None) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+
+class BoundedGeventWorker(GeventWorker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read_timeout = Config.from_env().web_read_timeout
+
+    def handle_exit(self, sig, frame):
+        shutdown.stopping.set()  # only flagged: the signal handler must not block
+        super().handle_exit(sig, frame)
+
+    def timeout_ctx(self):
+        # Wraps the wait for each request's line and headers, a kept-alive connection's idle
+        # time included (gunicorn's AsyncWorker.handle); past it the connection is closed.
+        return gevent.Timeout(self.read_timeout, False)
+
+    def handle_request(self, listener_name, req, sock, addr):
+        if req.body is not None:
+            if getattr(req, "_expected_100_continue", False):
+                # The client sends its body only after this; gunicorn would send it later,
+                # when it builds the WSGI environ (gunicorn/http/wsgi.py), so not again.
+                sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                req._expected_100_continue = False
+            req.body = self._read_body(req.body)
+        return super().handle_request(listener_name, req, sock, addr)
+
+    def _read_body(self, body):
+        """The body, read within the deadline; past it, the connection is dropped."""
+        try:
+            with gevent.Timeout(self.read_timeout):
+                head = body.read(BODY_LIMIT + 1)
+        except gevent.Timeout:
+            self.log.info("a client took over %s s to send a request body; disconnected", self.read_timeout)
+            raise StopIteration()  # AsyncWorker.handle: close the connection, no answer
+        # Over the limit: the app answers 413 and reads no further than it needs.
+        return BufferedBody(head, body if len(head) > BODY_LIMIT else None)

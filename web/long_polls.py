@@ -1,0 +1,50 @@
+"""At most HANDOFF_MAX_LONG_POLLS waiting polls of the event feed per web process.
+
+A poll with `wait` holds its connection and a Redis client for up to 30 s. Unbounded, 200
+idle connectors took every thread voice webhooks needed (gthread) and would take the
+Redis clients a process has (gevent); past the limit a poll is answered at once with 429
+and Retry-After instead, and the connector polls again (tests/test_hardening_server.py)."""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+from flask import current_app, jsonify
+
+from handoff.errors import TooManyRequests
+
+from .context import services
+
+# Seconds a connector turned away is asked to wait before polling again: long enough not
+# to spin, short enough that its events are late by no more than that.
+RETRY_AFTER = 2
+_create_lock = threading.Lock()
+
+
+def _slots() -> threading.BoundedSemaphore:
+    slots = current_app.extensions.get("handoff.long_polls")
+    if slots is None:
+        with _create_lock:
+            slots = current_app.extensions.setdefault(
+                "handoff.long_polls", threading.BoundedSemaphore(services().config.max_long_polls))
+    return slots
+
+
+@contextmanager
+def long_poll_slot():
+    """Yield True with a slot held for the poll's wait, False when all are taken."""
+    slots = _slots()
+    if not slots.acquire(blocking=False):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        slots.release()
+
+
+def too_many_polls():
+    error = TooManyRequests(
+        f"this process already holds {services().config.max_long_polls} waiting polls; "
+        f"poll again in {RETRY_AFTER} s", RETRY_AFTER)
+    return jsonify(error.to_dict()), error.status, {"Retry-After": str(error.retry_after)}
