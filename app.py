@@ -29,8 +29,21 @@ def create_app(config: Config | None = None) -> Flask:
     for problem in config_warnings(config):
         log.warning(problem)
 
-    from web import (api, chat, consult, errors, handoffs_yaml, health, openapi, polyai, routing, sms,  # noqa: F401
-                     studio, studio_routing, voice)
+    from web import (  # noqa: F401
+        api,
+        chat,
+        consult,
+        errors,
+        handoffs_yaml,
+        health,
+        openapi,
+        polyai,
+        routing,
+        sms,
+        studio,
+        studio_routing,
+        voice,
+    )
 
     for blueprint in (health.bp, voice.bp, sms.bp, api.bp, chat.bp, openapi.bp, studio.bp, polyai.bp,
                       handoffs_yaml.bp, routing.bp, routing.voice_bp):

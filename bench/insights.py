@@ -34,7 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -144,7 +144,7 @@ def synthetic(rng: random.Random, n: int, at: datetime) -> tuple[dict, Handoff]:
 def load(store: Store, count: int, days: int, seed: int = 14, batch: int = 1000) -> None:
     """`count` handoffs spread evenly over the last `days` days, oldest first."""
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     start = now - timedelta(days=days) + timedelta(minutes=10)
     span = (now - start).total_seconds() - 600
     pipe = store.redis.pipeline(transaction=False)
@@ -203,7 +203,7 @@ def main() -> None:
 
             session = signed_in_session(base)
             session.headers.update(auth)
-            today = datetime.now(timezone.utc).date()
+            today = datetime.now(UTC).date()
             period = f"from={(today - timedelta(days=args.days - 1)).isoformat()}&to={today.isoformat()}"
 
             def page_ok(answer):

@@ -51,8 +51,8 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import math
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -69,7 +69,7 @@ import threading
 import time
 from array import array
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -536,7 +536,7 @@ class Deployment:
         self.log_path = workdir / "gunicorn.log"
         self._log = None
 
-    def start(self) -> "Deployment":
+    def start(self) -> Deployment:
         self.valkey = EmbeddedServer(self.workdir / "valkey")  # kept first: stop() must find it
         self.valkey.start()
         env = dict(os.environ)
@@ -816,7 +816,7 @@ class Bench:
         return stats
 
 
-def run_round(bench: "Bench", args, clients: list[int], poll_clients: list[int], feed: "FeedCheck",
+def run_round(bench: Bench, args, clients: list[int], poll_clients: list[int], feed: FeedCheck,
               checks: list[str] | None) -> dict[tuple[str, int, int], Result]:
     """Every phase once: healthz and handoff at each --clients, then handoff at each
     --poll-clients without and with the pollers. `checks` gets the idle-pollers line."""
@@ -968,7 +968,7 @@ def render(results: list[Result], args, info: dict, checks: list[str], verdict: 
     lines = [
         "# Benchmark results",
         "",
-        f"Run {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on {args.label or code_version()} "
+        f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {args.label or code_version()} "
         "with `python bench/run.py"
         + "".join(f" {a}" for a in shown_args()) + "`: "
         f"gunicorn gevent, {workers} workers x {connections} connections (gunicorn.conf.py), embedded Valkey "

@@ -23,7 +23,8 @@ from typing import Any
 import yaml
 from marshmallow import ValidationError
 
-from .destinations import Destinations, _check as check_destination
+from .destinations import Destinations
+from .destinations import _check as check_destination
 from .errors import ValidationFailed
 from .models import Destination
 

@@ -6,8 +6,8 @@ import hmac
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Mapping
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -116,7 +116,7 @@ class Config:
     auth_failure_window: int = 60
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
         env = os.environ if environ is None else environ
         return cls(
             port=_int(env.get("PORT"), 5000),
@@ -159,7 +159,7 @@ class Config:
                 return label
         return None
 
-    def with_overrides(self, **overrides) -> "Config":
+    def with_overrides(self, **overrides) -> Config:
         return replace(self, **overrides)
 
     @property

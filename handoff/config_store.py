@@ -18,8 +18,9 @@ GET of the live version, whatever the number of destinations.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import redis
 

@@ -29,8 +29,7 @@ from .errors import NotFound
 from .handoffs import Handoffs
 from .models import ABANDONED, COMPLETED, CONNECTED, FINAL_STATES, TRANSFERRING, Destination, Handoff
 from .services import Services
-from .transfers import (Planner, caller_id_for, handoff_url, number_of, transcript_tail,
-                        whisper_text)
+from .transfers import Planner, caller_id_for, handoff_url, number_of, transcript_tail, whisper_text
 
 CONSULTING, ACCEPTED, JOINED = "consulting", "accepted", "joined"
 WAITING = (CONSULTING, ACCEPTED)  # the caller is on hold and the human not yet in

@@ -13,8 +13,8 @@ reference page), so a PolyAI function moves over unchanged:
 """
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any, Iterator
+from collections.abc import Iterator, MutableMapping
+from typing import Any
 
 from marshmallow import ValidationError
 
@@ -38,7 +38,7 @@ class _NestedState(dict):
     """A dict value of the state (`conv.state.handoff`): changing a key of it is saved too,
     so `conv.state.handoff["customer_id"] = "1"` reaches handoff_state like an assignment."""
 
-    def __init__(self, owner: "State", key: str, value: dict):
+    def __init__(self, owner: State, key: str, value: dict):
         super().__init__(value)
         self._owner, self._key = owner, key
 
@@ -158,7 +158,7 @@ class Conversation:
 
     @classmethod
     def create(cls, *, channel: str = "webchat", shared_id: str | None = None,
-               state: dict | None = None, services: Services | None = None, **kwargs) -> "Conversation":
+               state: dict | None = None, services: Services | None = None, **kwargs) -> Conversation:
         services = services or _services()
         extra = {"integration_attributes": kwargs["integration_attributes"]} if kwargs.get("integration_attributes") else None
         doc, _ = Conversations(services).create(channel=channel, shared_id=shared_id, state=state,

@@ -30,7 +30,7 @@ class ValidationFailed(ServiceError):
     code, status = "validation_error", 422
 
     @classmethod
-    def field(cls, name: str, message: str) -> "ValidationFailed":
+    def field(cls, name: str, message: str) -> ValidationFailed:
         return cls(f"{name}: {message}", {name: [message]})
 
 

@@ -18,8 +18,20 @@ from twiml import voice as voice_twiml
 
 from . import logs, metrics, route_allowlist, sip
 from .errors import Conflict, NotFound, ValidationFailed
-from .models import (ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, FINAL_STATES, PENDING,
-                     REQUESTED, TRANSFERRING, Destination, Handoff, utcnow)
+from .models import (
+    ABANDONED,
+    CLAIMED,
+    COMPLETED,
+    CONNECTED,
+    FAILED,
+    FINAL_STATES,
+    PENDING,
+    REQUESTED,
+    TRANSFERRING,
+    Destination,
+    Handoff,
+    utcnow,
+)
 from .paging import page
 from .services import Services
 from .snapshot import Configuration

@@ -14,11 +14,20 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Callable
 
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest, multiprocess, values)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
 from prometheus_client.core import GaugeMetricFamily
 
 from .models import ABANDONED, CONNECTED, FINAL_STATES, REQUESTED

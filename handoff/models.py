@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 METHODS = ("sip_refer", "sip_invite", "sip_bye", "twilio_flex")
@@ -21,7 +21,7 @@ OPEN_STATES = frozenset({REQUESTED, TRANSFERRING, PENDING})
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def warning(code: str, message: str) -> dict[str, str]:
@@ -57,7 +57,7 @@ class Destination:
     updated_at: str = field(default_factory=utcnow)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Destination":
+    def from_dict(cls, data: dict[str, Any]) -> Destination:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -106,7 +106,7 @@ class Handoff:
     )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Handoff":
+    def from_dict(cls, data: dict[str, Any]) -> Handoff:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -115,7 +115,7 @@ class Handoff:
         `copy()` gives an independent handoff."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def copy(self) -> "Handoff":
+    def copy(self) -> Handoff:
         return Handoff.from_dict(json.loads(json.dumps(self.to_dict())))
 
     def public(self) -> dict[str, Any]:

@@ -6,7 +6,8 @@ nor skip an item, however many arrive between polls."""
 from __future__ import annotations
 
 import base64
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from .errors import ValidationFailed
 

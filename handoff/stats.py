@@ -12,8 +12,9 @@ dimension (`day`, `reason`, `destination`) whose fields are `<group>|<counter>`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any
 
 DIMENSIONS = ("day", "reason", "destination")
 FINAL = ("completed", "failed", "abandoned")

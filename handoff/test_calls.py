@@ -4,7 +4,7 @@ keep the result (answered, busy, no-answer, failed + SIP code) as the destinatio
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from . import sip
 from .destinations import routes_of

@@ -11,9 +11,9 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import versions
 from .errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
 from .models import utcnow, warning
-from . import versions
 from .services import Services
 from .snapshot import Configuration
 

@@ -6,7 +6,8 @@ version is live at once; with it on, versions pile up in the sandbox draft until
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .config_store import ConfigStore, ConfigVersion, undo
 from .errors import Conflict, NotFound

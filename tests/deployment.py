@@ -45,7 +45,7 @@ class Deployment:
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
 
-    def start(self, timeout: float = 40.0) -> "Deployment":
+    def start(self, timeout: float = 40.0) -> Deployment:
         for name in self.names:
             self.start_process(name, timeout)
         return self

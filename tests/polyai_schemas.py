@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
@@ -39,7 +39,7 @@ def _openapi30_to_json_schema(node):
     return node
 
 
-@lru_cache(maxsize=None)
+@cache
 def document(name: str) -> dict:
     return _openapi30_to_json_schema(json.loads((DATA / DOCUMENTS[name]).read_text()))
 

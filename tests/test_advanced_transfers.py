@@ -4,8 +4,8 @@ from rq import SimpleWorker
 
 from app import create_app
 from tests.conftest import Twilio, call_params
-from tests.helpers import parse, verbs
-from tests.helpers import add_destination as make, latest_handoff, path
+from tests.helpers import add_destination as make
+from tests.helpers import latest_handoff, parse, path, verbs
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def test_data_nested_within_the_limit_is_kept(api, twilio):
     assert latest_handoff(api, CALL)["data"] == nested(10)
 
 
-@pytest.mark.parametrize("handoff_data", ['{"data": %s}' % json.dumps(nested(200)), '{"data": {"x": NaN}}'],
+@pytest.mark.parametrize("handoff_data", ['{"data": ' + json.dumps(nested(200)) + '}', '{"data": {"x": NaN}}'],
                          ids=["deep", "nan"])
 def test_unusable_handoff_data_from_conversation_relay_goes_to_the_default(api, config, client_of, handoff_data):
     from app import create_app
@@ -58,7 +58,7 @@ def test_unusable_handoff_data_from_conversation_relay_goes_to_the_default(api, 
 # -- API bodies -----------------------------------------------------------------------
 @pytest.mark.parametrize("text, why", [
     (DEEP, "nested deeper"),
-    ('{"state": %s}' % json.dumps(nested(200)), "nested deeper"),
+    ('{"state": ' + json.dumps(nested(200)) + '}', "nested deeper"),
     ('{"state": {"score": NaN}}', "NaN"),
     ('{"state": {"score": Infinity}}', "Infinity"),
     ('{"state": {"score": -Infinity}}', "Infinity"),

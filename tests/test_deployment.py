@@ -15,8 +15,8 @@ from twilio.request_validator import RequestValidator
 from handoff.redis_server import EmbeddedServer
 from tests.conftest import API_KEY, AUTH_TOKEN, call_params
 from tests.deployment import Deployment
-from tests.test_jobs import Receiver
 from tests.helpers import parse, verbs
+from tests.test_jobs import Receiver
 from tests.test_observability import moved
 
 SECRET = "deploy-secret"

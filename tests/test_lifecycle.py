@@ -2,8 +2,8 @@
 from urllib.parse import parse_qs, urlsplit
 
 from tests.conftest import BASE_URL, call_params
-from tests.helpers import parse, verbs
-from tests.helpers import add_destination as make, latest_handoff
+from tests.helpers import add_destination as make
+from tests.helpers import latest_handoff, parse, verbs
 
 CALL = "CA" + "7" * 32
 

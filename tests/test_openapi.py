@@ -15,9 +15,8 @@ from schemathesis.checks import not_a_server_error
 
 from app import create_app
 from handoff.config import Config
-from web import openapi
-
 from tests.conftest import API_KEY
+from web import openapi
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 HTTP_METHODS = {"get", "put", "post", "patch", "delete"}

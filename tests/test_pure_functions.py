@@ -1,5 +1,5 @@
 """Small direct tests of the pure functions the lifecycle is built from."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -79,11 +79,11 @@ HOURS = {"timezone": "Europe/London", "weekly": {"mon": [["09:00", "17:30"]]}, "
 
 
 @pytest.mark.parametrize("at, expected", [
-    (datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc), True),  # Monday 09:00 GMT
-    (datetime(2026, 11, 30, 17, 30, tzinfo=timezone.utc), False),  # the window's end is closed
-    (datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc), False),  # Tuesday: not listed
-    (datetime(2026, 12, 28, 10, 0, tzinfo=timezone.utc), False),  # a Monday in closed_dates
-    (datetime(2026, 6, 1, 8, 30, tzinfo=timezone.utc), True),  # 09:30 BST
+    (datetime(2026, 11, 30, 9, 0, tzinfo=UTC), True),  # Monday 09:00 GMT
+    (datetime(2026, 11, 30, 17, 30, tzinfo=UTC), False),  # the window's end is closed
+    (datetime(2026, 12, 1, 10, 0, tzinfo=UTC), False),  # Tuesday: not listed
+    (datetime(2026, 12, 28, 10, 0, tzinfo=UTC), False),  # a Monday in closed_dates
+    (datetime(2026, 6, 1, 8, 30, tzinfo=UTC), True),  # 09:30 BST
 ])
 def test_is_open(at, expected):
     assert is_open(HOURS, at) is expected

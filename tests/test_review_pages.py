@@ -6,8 +6,8 @@ import pytest
 
 from tests.conftest import call_params
 from tests.helpers import add_destination
-from tests.test_studio import Studio, csrf
 from tests.test_stats import three_calls
+from tests.test_studio import Studio
 
 HOSTILE = '<img src=x onerror="alert(1)">'
 

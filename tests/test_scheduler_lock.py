@@ -1,8 +1,8 @@
 """Taking over rq's scheduler lock: only from a scheduler that stopped refreshing it."""
 import threading
 
-from handoff.scheduler_lock import take_over_dead_scheduler
 from handoff.redis_server import client_for
+from handoff.scheduler_lock import take_over_dead_scheduler
 
 LOCK = "rq:scheduler-lock:handoff"
 

@@ -3,8 +3,8 @@ import pytest
 
 from handoff import sip
 from handoff.templating import merge_headers, render_headers
-from twiml import voice
 from tests.helpers import parse, verbs
+from twiml import voice
 
 
 @pytest.mark.parametrize("name", ["X-Customer-ID", "x-case", "User-to-User", "P-Called-Party-ID"])

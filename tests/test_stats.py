@@ -1,6 +1,6 @@
 """GET /v1/stats/handoffs: figures kept as handoffs change, each fact counted once."""
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from handoff import stats
 from tests.conftest import call_params
@@ -8,7 +8,7 @@ from tests.helpers import add_destination as make
 from tests.helpers import parse
 from tests.test_lifecycle import action_path
 
-TODAY = datetime.now(timezone.utc).date().isoformat()
+TODAY = datetime.now(UTC).date().isoformat()
 
 
 def chain(api):
@@ -102,7 +102,7 @@ def test_figures_by_day_and_the_warnings_seen(api, twilio):
 
 def test_a_period_outside_the_handoffs_is_empty(api, twilio):
     three_calls(api, twilio)
-    last_year = (datetime.now(timezone.utc) - timedelta(days=365)).date()
+    last_year = (datetime.now(UTC) - timedelta(days=365)).date()
     items, body = by_key(api, "reason", **{"from": (last_year - timedelta(days=3)).isoformat(),
                                           "to": last_year.isoformat()})
     assert items == {} and body["to"] == last_year.isoformat()

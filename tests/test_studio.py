@@ -1,5 +1,6 @@
 """The Call handoffs page (/studio/handoffs) as a browser without JavaScript uses it."""
 import re
+from datetime import UTC
 
 import pytest
 
@@ -335,12 +336,12 @@ def test_an_unreachable_store_is_a_page_not_json(app, config):
 
 
 def test_simultaneous_ring_routes_and_closed_hours_show_on_the_card(studio, api, services):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     api.post("/v1/destinations", json={
         "name": "Team", "method": "sip_invite", "route": ["sip:ann@pbx.example.com", "+14155550123"],
         "hours": {"timezone": "UTC", "weekly": {"mon": [["09:00", "17:00"]]}}})
-    services.clock = lambda: datetime(2026, 11, 29, 3, 0, tzinfo=timezone.utc)  # a Sunday night
+    services.clock = lambda: datetime(2026, 11, 29, 3, 0, tzinfo=UTC)  # a Sunday night
     html = studio.get("/studio/handoffs").get_data(as_text=True)
     assert "sip:ann@<wbr>pbx.example.com" in html and "+14155550123" in html
     assert "Closed now" in html and 'data-warning="closed"' in html
@@ -470,7 +471,7 @@ def test_the_time_zone_select_offers_iana_zones(studio):
 
 
 def test_cards_show_advanced_settings_one_line_each(studio, api, services):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     api.post("/v1/destinations", json={
         "name": "Desk", "method": "sip_invite", "route": "+14155550100", "transfer_mode": "warm_accept",
@@ -482,7 +483,7 @@ def test_cards_show_advanced_settings_one_line_each(studio, api, services):
                                        "transfer_mode": "consult", "intro": "public", "caller_id": "$called_number",
                                        "hold_audio_url": "https://example.com/hold.mp3"})
     api.post("/v1/destinations", json={"name": "Plain", "route": "sip:p@pbx.example.com"})
-    services.clock = lambda: datetime(2026, 11, 30, 18, 0, tzinfo=timezone.utc)  # a Monday evening
+    services.clock = lambda: datetime(2026, 11, 30, 18, 0, tzinfo=UTC)  # a Monday evening
     html = studio.get("/studio/handoffs").get_data(as_text=True)
     desk = html[html.index('id="destination-desk"'):html.index('id="destination-consult"')]
     consult = html[html.index('id="destination-consult"'):html.index('id="destination-plain"')]
@@ -500,5 +501,5 @@ def test_cards_show_advanced_settings_one_line_each(studio, api, services):
         assert f"<li>{line}</li>" in consult, line
     assert "data-settings" not in plain
 
-    services.clock = lambda: datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
+    services.clock = lambda: datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
     assert "Europe/London, open now" in studio.get("/studio/handoffs").get_data(as_text=True)

@@ -4,7 +4,7 @@ Needs Debian's chromium at /usr/bin/chromium (scripts/test installs it); without
 tests fail rather than skip, so a missing browser is never mistaken for a pass.
 """
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -150,7 +150,7 @@ def test_managing_call_handoffs(browser, server, api, services):
 
 def take_screenshots(browser, context, page, api, services):
     """docs/studio-*.png: a realistic page at desktop and phone widths."""
-    services.clock = lambda: datetime(2026, 11, 30, 18, 30, tzinfo=timezone.utc)  # a Monday evening
+    services.clock = lambda: datetime(2026, 11, 30, 18, 30, tzinfo=UTC)  # a Monday evening
     front_desk = api.post("/v1/destinations", json={
         "name": "Front desk", "description": "Reception, weekdays 9 to 5", "method": "sip_invite",
         "route": "sip:frontdesk@pbx.example.com", "ring_timeout": 25, "fallback": "billing",
@@ -217,7 +217,7 @@ def test_the_page_works_without_javascript(browser, server, api):
 
 
 def test_every_advanced_field_is_edited_on_the_page(browser, server, api, services):
-    services.clock = lambda: datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)  # Monday, 10:00 in London
+    services.clock = lambda: datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # Monday, 10:00 in London
     context, page = open_page(browser, server, viewport={"width": 1280, "height": 900})
     sign_in(page)
     page.get_by_role("link", name="Add handoff").click()

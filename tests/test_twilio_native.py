@@ -1,13 +1,13 @@
 """ConversationRelay in, Flex out, opening hours and simultaneous ring."""
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from app import create_app
 from tests.conftest import BASE_URL, Twilio, call_params
-from tests.helpers import parse, verbs
-from tests.helpers import add_destination as make, latest_handoff, path
+from tests.helpers import add_destination as make
+from tests.helpers import latest_handoff, parse, path, verbs
 
 
 @pytest.fixture
@@ -136,7 +136,7 @@ HOURS = {"timezone": "Europe/London", "weekly": {d: [["09:00", "17:30"]] for d i
 
 
 def at(text):
-    return lambda: datetime.fromisoformat(text).astimezone(timezone.utc)
+    return lambda: datetime.fromisoformat(text).astimezone(UTC)
 
 
 def test_a_closed_destination_is_skipped_without_ringing(api, twilio, services):

@@ -2,8 +2,8 @@
 import json
 
 from tests.conftest import BASE_URL, call_params
-from tests.helpers import parse, verbs
 from tests.helpers import add_destination as make
+from tests.helpers import parse, verbs
 
 
 def handoff_of(api, call_sid="CA" + "1" * 32):

@@ -17,11 +17,25 @@ from handoff.errors import Unauthorized, UnsupportedMediaType, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
 from handoff.review import Review
 from schemas.calls import CallCreate
-from schemas.conversations import (AnnotationEntry, ConversationCreate, ConversationListQuery,
-                                   ConversationPatch, LogEntry, MetricEntry, TranscriptEntry)
+from schemas.conversations import (
+    AnnotationEntry,
+    ConversationCreate,
+    ConversationListQuery,
+    ConversationPatch,
+    LogEntry,
+    MetricEntry,
+    TranscriptEntry,
+)
 from schemas.destinations import DestinationInput, IntegrationSchema
-from schemas.handoffs import (ClaimSchema, EventsQuery, HandoffListQuery, HandoffPatchSchema,
-                              HandoffRequestSchema, HandoffStateQuery, OutcomeSchema)
+from schemas.handoffs import (
+    ClaimSchema,
+    EventsQuery,
+    HandoffListQuery,
+    HandoffPatchSchema,
+    HandoffRequestSchema,
+    HandoffStateQuery,
+    OutcomeSchema,
+)
 from schemas.routing import DestinationListQuery
 from schemas.stats import StatsQuery
 

@@ -5,8 +5,8 @@ figures are also in a table beneath it (what screen readers and tests read).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 STATE_COLOURS = {"completed": "#17613a", "failed": "#b42318", "abandoned": "#b76e00", "open": "#8a94a6"}
 

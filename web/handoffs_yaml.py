@@ -5,7 +5,6 @@ from flask import Blueprint, Response, jsonify, request
 
 from handoff import adk
 from handoff.destinations import Destinations
-
 from schemas.handoffs_yaml import ImportQuery
 
 from .api import query, require_api_key

@@ -21,24 +21,60 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow import resolver as default_schema_name
 from flask import Blueprint, Flask, current_app, jsonify, render_template_string
 from markupsafe import Markup, escape
-from werkzeug.routing import (AnyConverter, FloatConverter, IntegerConverter, PathConverter, Rule,
-                              UUIDConverter)
+from werkzeug.routing import AnyConverter, FloatConverter, IntegerConverter, PathConverter, Rule, UUIDConverter
 
 from schemas.calls import CallCreate
-from schemas.chat import (ChatClose, ChatClosed, ChatCreate, ChatCreated, ChatRespond, ChatResponse,
-                          TopicInput, TopicList, TopicSchema)
+from schemas.chat import (
+    ChatClose,
+    ChatClosed,
+    ChatCreate,
+    ChatCreated,
+    ChatRespond,
+    ChatResponse,
+    TopicInput,
+    TopicList,
+    TopicSchema,
+)
 from schemas.common import ConfirmQuery, ErrorSchema
-from schemas.conversations import (AnnotationEntry, ConversationCreate, ConversationListQuery,
-                                   ConversationPage, ConversationPatch, ConversationSchema, LogEntry,
-                                   MetricEntry, TranscriptEntry)
+from schemas.conversations import (
+    AnnotationEntry,
+    ConversationCreate,
+    ConversationListQuery,
+    ConversationPage,
+    ConversationPatch,
+    ConversationSchema,
+    LogEntry,
+    MetricEntry,
+    TranscriptEntry,
+)
 from schemas.destinations import DestinationInput, DestinationSchema, IntegrationSchema
-from schemas.routing import (DestinationListQuery, DestinationPage, DiffQuery, DiffSchema, LastTestSchema,
-                             PreviewInput, PreviewSchema, RollbackInput, TestCallInput, VersionItem,
-                             VersionList)
-from schemas.handoffs import (ClaimSchema, EventPage, EventsQuery, HandoffListQuery, HandoffPage,
-                              HandoffPatchSchema, HandoffRequestSchema, HandoffSchema,
-                              HandoffStateQuery, HandoffStateSchema, OutcomeSchema)
+from schemas.handoffs import (
+    ClaimSchema,
+    EventPage,
+    EventsQuery,
+    HandoffListQuery,
+    HandoffPage,
+    HandoffPatchSchema,
+    HandoffRequestSchema,
+    HandoffSchema,
+    HandoffStateQuery,
+    HandoffStateSchema,
+    OutcomeSchema,
+)
 from schemas.handoffs_yaml import ImportQuery, ImportResult
+from schemas.routing import (
+    DestinationListQuery,
+    DestinationPage,
+    DiffQuery,
+    DiffSchema,
+    LastTestSchema,
+    PreviewInput,
+    PreviewSchema,
+    RollbackInput,
+    TestCallInput,
+    VersionItem,
+    VersionList,
+)
 from schemas.stats import StatsPage, StatsQuery
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from urllib.parse import quote
 from flask import Blueprint, Response, jsonify, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from handoff.services import REDIS_ERRORS
 from handoff.handoffs import HandoffRequest, Handoffs
+from handoff.services import REDIS_ERRORS
 from handoff.test_calls import TestCalls
 from handoff.versions import Versions
 from schemas.routing import DiffQuery, PreviewInput, RollbackInput, TestCallInput

@@ -12,11 +12,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from flask import (Blueprint, Response, abort, current_app, flash, g, has_request_context, redirect,
-                   render_template, request, session, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
@@ -33,9 +46,21 @@ from schemas.destinations import DestinationInput
 
 from . import throttling
 from .context import services
-from .studio_settings import (ADVANCED_DEFAULTS, ADVANCED_ERROR_KEYS, DAY_NAMES, INTROS, ON_FAILURE,
-                              TRANSFER_MODES, hours_errors, hours_fields, hours_value, read_hours,
-                              settings_lines, time_zones, zone_known)
+from .studio_settings import (
+    ADVANCED_DEFAULTS,
+    ADVANCED_ERROR_KEYS,
+    DAY_NAMES,
+    INTROS,
+    ON_FAILURE,
+    TRANSFER_MODES,
+    hours_errors,
+    hours_fields,
+    hours_value,
+    read_hours,
+    settings_lines,
+    time_zones,
+    zone_known,
+)
 
 bp = Blueprint("studio", __name__, url_prefix="/studio", template_folder="templates",
                static_folder="static/studio", static_url_path="/static")
@@ -219,13 +244,13 @@ class HandoffForm:
     TEXT_FIELDS = tuple(name for name in DEFAULTS if name not in ("route", "detect_voicemail", "hours"))
 
     @classmethod
-    def blank(cls, integration: dict) -> "HandoffForm":
+    def blank(cls, integration: dict) -> HandoffForm:
         values, windows = hours_fields(None)
         return cls({**cls.DEFAULTS, "method": integration["required_method"] or "sip_refer", **values}, [],
                    windows=windows)
 
     @classmethod
-    def of(cls, destination: dict) -> "HandoffForm":
+    def of(cls, destination: dict) -> HandoffForm:
         values = {name: cls.DEFAULTS[name] if destination.get(name) is None else str(destination[name])
                   for name in cls.TEXT_FIELDS}
         routes = destination.get("route") or []
@@ -237,7 +262,7 @@ class HandoffForm:
                    more_routes=routes[1:], windows=windows)
 
     @classmethod
-    def read(cls, form: MultiDict, destination_id: str | None = None) -> "HandoffForm":
+    def read(cls, form: MultiDict, destination_id: str | None = None) -> HandoffForm:
         values = {name: form.get(name, cls.DEFAULTS[name]).strip() for name in cls.TEXT_FIELDS}
         # Route rows left blank (spares offered without JavaScript) are not routes.
         routes = [r.strip() for r in form.getlist("route") if r.strip()]
