@@ -106,23 +106,16 @@ def test_an_accepted_refer_without_notify_completes_unconfirmed(api, twilio):
     assert states[2][1]["sip_code"] == 202
 
 
-def test_an_accepted_refer_with_the_caller_still_on_twilio_tries_the_next_destination(api, twilio):
+@pytest.mark.parametrize("code, result", [("202", "no_notify"), ("603", "refused")])
+def test_a_refer_that_left_the_caller_on_twilio_fails_and_the_chain_goes_on(api, twilio, code, result):
+    # Accepted with no NOTIFY while Twilio still has the caller, or refused outright.
     make(api, "Reception")
     make(api, "Billing")
     refer = start(twilio, destination="billing").find("Refer")
-    root = outcome(twilio, refer.get("action"), CallStatus="in-progress", ReferSipResponseCode="202")
-    assert root.find("Refer/Sip").text == "sip:reception@pbx.example.com"
-    assert history(api)[-1][1]["after"]["result"] == "no_notify"
-
-
-def test_a_refused_refer_fails_and_the_chain_goes_on(api, twilio):
-    make(api, "Reception")
-    make(api, "Billing")
-    refer = start(twilio, destination="billing").find("Refer")
-    root = outcome(twilio, refer.get("action"), CallStatus="in-progress", ReferSipResponseCode="603")
+    root = outcome(twilio, refer.get("action"), CallStatus="in-progress", ReferSipResponseCode=code)
     assert root.find("Refer/Sip").text == "sip:reception@pbx.example.com"
     after = history(api)[-1][1]["after"]
-    assert after["result"] == "refused" and after["sip_code"] == 603
+    assert after["result"] == result and after["sip_code"] == int(code)
 
 
 # -- <Hangup> as a SIP BYE: only a SIP leg has an SBC to go back to ---------------------
