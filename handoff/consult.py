@@ -133,11 +133,10 @@ class Consults:
         return (len(h.attempts) == attempt and h.state not in FINAL_STATES
                 and h.attempt_marks.get(str(attempt)) in WAITING + (None,))
 
-    def _enqueue(self, func, handoff_id: str, attempt: int, what: str) -> None:
-        from .jobs import job_retry
-
-        self.services.enqueue(func, handoff_id, attempt, job_id=f"consult-{what}-{handoff_id}-{attempt}",
-                              retry=job_retry())
+    def _enqueue(self, job: str, handoff_id: str, attempt: int, what: str) -> None:
+        """Queue `handoff.consult_calls.<job>` (by name: that module imports this one)."""
+        self.services.enqueue(f"handoff.consult_calls.{job}", handoff_id, attempt,
+                              job_id=f"consult-{what}-{handoff_id}-{attempt}", retry=self.services.job_retry())
 
     def _detail(self, h: Handoff, attempt: int, step: str, **extra) -> dict:
         return {"destination": h.attempts[attempt - 1], "attempt": attempt, "step": step, **extra}
@@ -163,8 +162,6 @@ class Consults:
 
     def caller_waiting(self, handoff_id: str, attempt: int, conference_sid: str | None) -> None:
         """The caller is on hold: consulting starts, the worker calls the human."""
-        from . import consult_calls
-
         def mutate(h: Handoff) -> bool:
             if len(h.attempts) != attempt or h.state != TRANSFERRING or str(attempt) in h.attempt_marks:
                 return False  # a repeated event, or an attempt that already moved on
@@ -176,13 +173,11 @@ class Consults:
 
         _, started = self.handoffs.update(handoff_id, mutate)
         if started:
-            self._enqueue(consult_calls.call_human, handoff_id, attempt, "call")
+            self._enqueue("call_human", handoff_id, attempt, "call")
 
     def caller_left(self, handoff_id: str, attempt: int, call_status: str) -> None:
         """The caller hung up. Still waiting: `abandoned`, and the human's leg is ended.
         Already talking to the human: the handoff is complete."""
-        from . import consult_calls
-
         def mutate(h: Handoff) -> bool:
             step = self.step(h, attempt)
             if step == JOINED:
@@ -198,7 +193,7 @@ class Consults:
 
         _, human_called = self.handoffs.update(handoff_id, mutate)
         if human_called:
-            self._enqueue(consult_calls.end_human_leg, handoff_id, attempt, "end")
+            self._enqueue("end_human_leg", handoff_id, attempt, "end")
 
     def caller_dial_ended(self, handoff_id: str, attempt: int, params: dict[str, str]) -> str:
         """The caller's `<Dial><Conference>` returned (its action URL): the caller hung up,
@@ -252,8 +247,6 @@ class Consults:
         return consult_twiml.join(conference_name(handoff_id, attempt), consult_url(handoff, "conference", attempt))
 
     def human_joined(self, handoff_id: str, attempt: int) -> None:
-        from . import consult_calls
-
         def mutate(h: Handoff) -> bool:
             if self.step(h, attempt) != ACCEPTED:
                 return False
@@ -263,7 +256,7 @@ class Consults:
         handoff, joined = self.handoffs.update(handoff_id, mutate)
         destination = self.destination_of(handoff, attempt)
         if joined and destination is not None and destination.intro == "public":
-            self._enqueue(consult_calls.announce, handoff_id, attempt, "announce")
+            self._enqueue("announce", handoff_id, attempt, "announce")
 
     def human_call_status(self, handoff_id: str, attempt: int, params: dict[str, str]) -> None:
         """The status callback of the human's call: an end before joining fails the attempt."""
@@ -301,8 +294,6 @@ class Consults:
         """The human will not join: record why, choose where the caller goes next (the
         destination's `on_failure`, exactly as for any failed attempt), end the human's leg,
         and move the caller — through the worker (`move`), or by the TwiML returned."""
-        from . import consult_calls
-
         configuration = self.services.configuration()
         _, conversation = self._load(handoff_id)
         facts = {k: v for k, v in extra.items() if v not in (None, "")}
@@ -325,9 +316,9 @@ class Consults:
         if twiml is None:
             return None
         if step in LIVE_LEG_FAILURES:
-            self._enqueue(consult_calls.end_human_leg, handoff_id, attempt, "end")
+            self._enqueue("end_human_leg", handoff_id, attempt, "end")
         if move:
-            self._enqueue(consult_calls.move_caller, handoff_id, attempt, "move")
+            self._enqueue("move_caller", handoff_id, attempt, "move")
         return twiml
 
 

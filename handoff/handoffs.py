@@ -285,8 +285,6 @@ class Handoffs:
     def start(self, conversation_id: str, request: HandoffRequest, *, base_url: str | None) -> Handoff:
         """The API / Python trigger. A live voice call is redirected by a background job;
         chat and SMS handoffs wait `pending` for a connector to claim them."""
-        from . import jobs  # jobs import this module
-
         conversation = self.store.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation with id {conversation_id!r}")
@@ -310,8 +308,8 @@ class Handoffs:
             handoff.add_warning("no_public_url", "PUBLIC_BASE_URL is not set: the call cannot be redirected")
         self._persist_new(handoff)
         if live_call and handoff.callback_base:
-            self.services.enqueue(jobs.redirect_call, handoff.id, job_id=f"redirect-{handoff.id}",
-                                  retry=jobs.job_retry())
+            self.services.enqueue("handoff.jobs.redirect_call", handoff.id, job_id=f"redirect-{handoff.id}",
+                                  retry=self.services.job_retry())
         return handoff
 
     def in_progress_for_call(self, conversation_id: str) -> VoiceResponse | None:
@@ -358,15 +356,13 @@ class Handoffs:
 
     def _after_change(self, handoff: Handoff, first_new: int) -> None:
         """Side effects of new history entries: one signed webhook each, from the worker."""
-        from . import jobs
-
         metrics.record_history(handoff, first_new)
         logs.bind_handoff(handoff)
         if not self.services.config.webhook_url:
             return
         for index in range(first_new, len(handoff.history)):
-            self.services.enqueue(jobs.deliver_event, handoff.id, index,
-                                  job_id=f"event-{handoff.id}-{index}", retry=jobs.job_retry())
+            self.services.enqueue("handoff.jobs.deliver_event", handoff.id, index,
+                                  job_id=f"event-{handoff.id}-{index}", retry=self.services.job_retry())
 
     def update(self, handoff_id: str, mutate) -> tuple[Handoff, Any]:
         """Atomically change a handoff; new history entries become events and webhooks."""
@@ -508,8 +504,6 @@ class Handoffs:
         """The amdStatusCallback of the human's leg: a machine or fax there is a failed
         attempt (`voicemail`). The worker ends that leg over REST; the <Dial> action that
         follows then moves the caller on, reading the mark."""
-        from . import jobs
-
         if not is_machine(params.get("AnsweredBy")):
             return
 
@@ -522,7 +516,8 @@ class Handoffs:
         _, marked = self.update(handoff_id, mutate)
         leg = params.get("CallSid")
         if marked and leg:
-            self.services.enqueue(jobs.end_call_leg, leg, job_id=f"end-leg-{leg}", retry=jobs.job_retry())
+            self.services.enqueue("handoff.jobs.end_call_leg", leg, job_id=f"end-leg-{leg}",
+                                  retry=self.services.job_retry())
 
     def accept(self, handoff_id: str, attempt: int, digits: str | None) -> VoiceResponse:
         """The warm_accept gate: 1 bridges the call, anything else refuses it."""

@@ -14,7 +14,7 @@ import logging
 from flask import Blueprint, Response, request
 from marshmallow import ValidationError
 
-from handoff import jobs, jsontext
+from handoff import jsontext
 from handoff.calls import Calls, classify
 from handoff.conversations import Conversations, sip_header_state
 from handoff.errors import NotFound
@@ -369,8 +369,8 @@ def answering_machine():
     try:
         if call_sid and Calls(svc).classified(call_sid, classification) is not None:
             if classification in ("voicemail", "fax"):
-                svc.enqueue(jobs.act_on_classification, call_sid, job_id=f"amd-{call_sid}",
-                            retry=jobs.job_retry())
+                svc.enqueue("handoff.jobs.act_on_classification", call_sid, job_id=f"amd-{call_sid}",
+                            retry=svc.job_retry())
     except REDIS_ERRORS:
         log.error("Redis unreachable: AMD result %s for call %s not recorded", classification, call_sid)
     return twiml_response(voice_twiml.VoiceResponse())
