@@ -11,10 +11,12 @@ import logging
 
 from twilio.base.exceptions import TwilioRestException
 
+from twiml.sip_uri import sip_uri_with_headers
+
 from .consult import CONSULTING, WAITING, Consults, consult_caller_id, consult_url, human_route, human_target
 from .jobs import TWIML_LIMIT, _is_last_try, end_call_leg, services, twilio_client
 from .models import TRANSFERRING, Handoff
-from .sip import RouteError, sip_uri_with_headers
+from .sip import RouteError
 
 log = logging.getLogger(__name__)
 
