@@ -24,12 +24,12 @@ from twilio.twiml.voice_response import VoiceResponse
 from twiml import consult as consult_twiml
 from twiml import voice as voice_twiml
 
-from . import sip
+from . import callback_urls, sip
 from .errors import NotFound
 from .handoffs import Handoffs
 from .models import ABANDONED, COMPLETED, CONNECTED, FINAL_STATES, TRANSFERRING, Destination, Handoff
 from .services import Services
-from .transfers import Planner, caller_id_for, handoff_url, number_of, transcript_tail, whisper_text
+from .transfers import Planner, caller_id_for, number_of, transcript_tail, whisper_text
 
 CONSULTING, ACCEPTED, JOINED = "consulting", "accepted", "joined"
 WAITING = (CONSULTING, ACCEPTED)  # the caller is on hold and the human not yet in
@@ -49,7 +49,7 @@ def conference_name(handoff_id: str, attempt: int) -> str:
 
 
 def consult_url(handoff: Handoff, step: str, attempt: int) -> str:
-    return handoff_url(handoff.callback_base or "", handoff.id, f"consult/{step}", attempt)
+    return callback_urls.consult_step(handoff.callback_base or "", handoff.id, step, attempt)
 
 
 def human_route(handoff: Handoff, destination: Destination, attempt: int) -> str:

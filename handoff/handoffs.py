@@ -16,7 +16,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from twiml import voice as voice_twiml
 
-from . import logs, metrics, route_allowlist, sip
+from . import callback_urls, logs, metrics, route_allowlist, sip
 from .errors import Conflict, NotFound, ValidationFailed
 from .models import (
     ABANDONED,
@@ -36,7 +36,7 @@ from .paging import page
 from .services import Services
 from .snapshot import Configuration
 from .store import Keys
-from .transfers import Planner, call_leg, handoff_url, next_destination, whisper_text
+from .transfers import Planner, call_leg, next_destination, whisper_text
 
 log = logging.getLogger(__name__)
 
@@ -457,7 +457,7 @@ class Handoffs:
             return voice_twiml.redirect(f"{agent_url}{'&' if '?' in agent_url else '?'}{query}")
         if disposition == "voicemail":
             h.move_to(TRANSFERRING, {**detail, "disposition": disposition}, again=True)
-            url = handoff_url(h.callback_base or "", h.id, "recording", len(h.attempts))
+            url = callback_urls.handoff_step(h.callback_base or "", h.id, "recording", len(h.attempts))
             return voice_twiml.voicemail(url, VOICEMAIL_PROMPT)
         if disposition == "hangup":
             h.move_to(FAILED, {**detail, "disposition": disposition})
@@ -494,7 +494,7 @@ class Handoffs:
         mode = destination.transfer_mode if destination else "blind"
         if mode == "warm_accept":
             text = whisper_text(handoff, conversation, handoff.sip_headers)
-            return voice_twiml.whisper(text, handoff_url(handoff.callback_base or "", handoff.id, "accept", attempt))
+            return voice_twiml.whisper(text, callback_urls.handoff_step(handoff.callback_base or "", handoff.id, "accept", attempt))
         self.leg_answered(handoff_id, attempt)
         if mode == "warm_message":
             return voice_twiml.whisper(whisper_text(handoff, conversation, handoff.sip_headers))

@@ -10,13 +10,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from twiml import voice as voice_twiml
 
-from . import hours, sip
+from . import callback_urls, hours, sip
 from .destinations import integration_of
 from .models import FAILED, TRANSFERRING, Destination, Handoff
 from .snapshot import Configuration
@@ -29,15 +28,6 @@ WARM_MODES = ("warm_message", "warm_accept")
 # Flex task attributes are kept small: they travel inside the TwiML, and TwiML sent over
 # the REST API is capped at 4000 characters (Twilio error 32018).
 TASK_LIMIT = 2000
-
-
-def handoff_url(base: str, handoff_id: str, step: str, attempt: int, tried: list[str] | None = None) -> str:
-    """A callback URL for one attempt of a handoff. `tried` carries the chain so that a
-    handoff started while Redis was down (never stored) can still be continued."""
-    query = {"attempt": attempt}
-    if tried:
-        query["tried"] = ",".join(tried)
-    return f"{base}/voice/handoff/{handoff_id}/{step}?{urlencode(query, safe=',')}"
 
 
 def call_leg(params: dict[str, str]) -> str | None:
@@ -244,7 +234,7 @@ class Planner:
     def _transfer(self, handoff: Handoff, destination: Destination, conversation: dict) -> voice_twiml.Transfer:
         attempt = len(handoff.attempts)
         base = handoff.callback_base or ""
-        url = lambda step: handoff_url(base, handoff.id, step, attempt, handoff.attempts)  # noqa: E731
+        url = lambda step: callback_urls.handoff_step(base, handoff.id, step, attempt, handoff.attempts)  # noqa: E731
         # Said once, before the first attempt that reaches the caller (a destination skipped
         # as closed or unusable before it never spoke).
         spoken = any(entry["state"] == TRANSFERRING for entry in handoff.history)
