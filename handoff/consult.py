@@ -1,7 +1,8 @@
 """Consult transfers: the caller holds in a conference while the human is called and briefed.
 
 The story of one attempt, each step a history entry and an event:
-1. The caller's TwiML puts them in a `<Conference>` named after the handoff (hold audio).
+1. The caller's TwiML puts them in a `<Conference>` named after the handoff (hold audio;
+   planned in handoff/transfers.py like every attempt).
 2. Their joining it (the conference's `participant-join` event) starts `consulting`: the
    worker calls the human over Twilio's REST API (`consult_calls.call_human`).
 3. The human answers and hears the whisper, then "press 1 to accept".
@@ -24,12 +25,11 @@ from twilio.twiml.voice_response import VoiceResponse
 from twiml import consult as consult_twiml
 from twiml import voice as voice_twiml
 
-from . import callback_urls, sip
 from .errors import NotFound
 from .handoffs import Handoffs
 from .models import ABANDONED, COMPLETED, CONNECTED, FINAL_STATES, TRANSFERRING, Destination, Handoff
 from .services import Services
-from .transfers import Planner, caller_id_for, number_of, transcript_tail, whisper_text
+from .transfers import caller_id_for, conference_name, consult_url, number_of, transcript_tail, whisper_text
 
 CONSULTING, ACCEPTED, JOINED = "consulting", "accepted", "joined"
 WAITING = (CONSULTING, ACCEPTED)  # the caller is on hold and the human not yet in
@@ -41,47 +41,6 @@ CALL_ENDINGS = {"busy": "busy", "no-answer": "no_answer", "failed": "call_failed
 # they were being briefed): their leg is ended. A decline hangs up by itself.
 LIVE_LEG_FAILURES = ("voicemail", "conference_ended", "timeout")
 SUMMARY_TURNS = 2
-
-
-def conference_name(handoff_id: str, attempt: int) -> str:
-    """One room per attempt: a later consult attempt never meets an earlier one's room."""
-    return f"{handoff_id}-{attempt}"
-
-
-def consult_url(handoff: Handoff, step: str, attempt: int) -> str:
-    return callback_urls.consult_step(handoff.callback_base or "", handoff.id, step, attempt)
-
-
-def human_route(handoff: Handoff, destination: Destination, attempt: int) -> str:
-    if handoff.route_override and attempt == 1:
-        return handoff.route_override
-    route = destination.route
-    return route[0] if isinstance(route, list) else (route or "")
-
-
-def human_target(route: str, destination: Destination, sip_domain: str | None) -> tuple[str, str]:
-    """(`number` | `sip`, address) of the human for a REST call: numbers are called as
-    numbers whatever the method; SIP URIs and extensions as the destination's method would
-    dial them (secure media for a `sip_invite` with `tls_srtp`)."""
-    if sip.classify_route(route) == "number":
-        return "number", route.strip()
-    return sip.dial_target(route, method=destination.method, sip_domain=sip_domain,
-                           encryption=destination.encryption)
-
-
-def consult_transfer(planner: Planner, handoff: Handoff, destination: Destination, conversation: dict,
-                     utterance: str | None) -> voice_twiml.Transfer:
-    """The caller's TwiML of a consult attempt (called by `Planner`). The route is checked
-    now, so an unusable one moves the chain on before the caller is put on hold."""
-    attempt = len(handoff.attempts)
-    human_target(human_route(handoff, destination, attempt), destination, planner.sip_domain)
-    # Rendered for every route kind: on a SIP route they ride on the INVITE, and they are
-    # always the key state the whisper reads out.
-    headers = planner.render(handoff, destination, conversation)
-    return voice_twiml.Transfer(
-        method="consult", action_url=consult_url(handoff, "status", attempt),
-        target=conference_name(handoff.id, attempt), headers=headers, utterance=utterance,
-        wait_url=destination.hold_audio_url, events_url=consult_url(handoff, "conference", attempt))
 
 
 def consult_caller_id(destination: Destination, handoff: Handoff, conversation: dict,

@@ -242,8 +242,6 @@ class Planner:
         if destination.method == "sip_bye":
             return voice_twiml.Transfer(method="sip_bye", action_url=url("status"), utterance=utterance)
         if destination.transfer_mode == "consult" and not self.offline:
-            from .consult import consult_transfer  # it plans with this module's helpers
-
             return consult_transfer(self, handoff, destination, conversation, utterance)
         method = destination.method
         if method == "sip_refer" and handoff.leg not in (None, "sip"):
@@ -298,3 +296,47 @@ class Planner:
 
     def caller_id(self, handoff: Handoff, destination: Destination, conversation: dict) -> str | None:
         return caller_id_for(destination, handoff, conversation, self.default_caller_id)
+
+
+# -- consult attempts: planned here like any other; handoff/consult.py follows them -----
+
+def conference_name(handoff_id: str, attempt: int) -> str:
+    """One room per attempt: a later consult attempt never meets an earlier one's room."""
+    return f"{handoff_id}-{attempt}"
+
+
+def consult_url(handoff: Handoff, step: str, attempt: int) -> str:
+    return callback_urls.consult_step(handoff.callback_base or "", handoff.id, step, attempt)
+
+
+def human_route(handoff: Handoff, destination: Destination, attempt: int) -> str:
+    if handoff.route_override and attempt == 1:
+        return handoff.route_override
+    route = destination.route
+    return route[0] if isinstance(route, list) else (route or "")
+
+
+def human_target(route: str, destination: Destination, sip_domain: str | None) -> tuple[str, str]:
+    """(`number` | `sip`, address) of the human for a REST call: numbers are called as
+    numbers whatever the method; SIP URIs and extensions as the destination's method would
+    dial them (secure media for a `sip_invite` with `tls_srtp`)."""
+    if sip.classify_route(route) == "number":
+        return "number", route.strip()
+    return sip.dial_target(route, method=destination.method, sip_domain=sip_domain,
+                           encryption=destination.encryption)
+
+
+def consult_transfer(planner: Planner, handoff: Handoff, destination: Destination, conversation: dict,
+                     utterance: str | None) -> voice_twiml.Transfer:
+    """The caller's TwiML of a consult attempt (the conference flow that follows is
+    handoff/consult.py's). The route is checked
+    now, so an unusable one moves the chain on before the caller is put on hold."""
+    attempt = len(handoff.attempts)
+    human_target(human_route(handoff, destination, attempt), destination, planner.sip_domain)
+    # Rendered for every route kind: on a SIP route they ride on the INVITE, and they are
+    # always the key state the whisper reads out.
+    headers = planner.render(handoff, destination, conversation)
+    return voice_twiml.Transfer(
+        method="consult", action_url=consult_url(handoff, "status", attempt),
+        target=conference_name(handoff.id, attempt), headers=headers, utterance=utterance,
+        wait_url=destination.hold_audio_url, events_url=consult_url(handoff, "conference", attempt))
