@@ -1,10 +1,10 @@
 """Failed credentials counted per client, so keys cannot be guessed at speed.
 
 Failures are counted in Redis (`Store.count_failure`), so every gunicorn process and every
-web dyno adds to the same count: a fixed window starts at a client's first failure, and once the client has
-failed `limit` times in it, every attempt it makes — right key or wrong — is refused until
-the window ends (if a right key still passed, a 200 among the 429s would tell a guesser
-when they had found one).
+web dyno adds to the same count: a fixed window starts at a client's first failure, and
+once the client has failed `limit` times in it, every attempt it makes — right key or
+wrong — is refused until the window ends (if a right key still passed, a 200 among the
+429s would tell a guesser when they had found one).
 
 A process remembers the clients it has seen over the limit, so a request with a key costs
 no Redis round trip: only failures are written. A process that has not yet seen a blocked
