@@ -10,6 +10,7 @@ from . import callback_urls
 from .conversations import Conversations
 from .errors import Unavailable, ValidationFailed
 from .services import Services
+from .twilio_rest import twilio_client
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ class Calls:
         self.services = services
 
     def place(self, fields: dict, base_url: str) -> dict:
-        from .jobs import twilio_client
-
         conversations = Conversations(self.services)
         try:
             call = twilio_client(self.services.config).calls.create(

@@ -14,10 +14,11 @@ from twilio.base.exceptions import TwilioRestException
 from twiml.sip_uri import sip_uri_with_headers
 
 from .consult import CONSULTING, WAITING, Consults, consult_caller_id
-from .jobs import TWIML_LIMIT, _is_last_try, end_call_leg, services, twilio_client
+from .jobs import TWIML_LIMIT, _is_last_try, end_call_leg, services
 from .models import TRANSFERRING, Handoff
 from .sip import RouteError
 from .transfers import consult_url, human_route, human_target
+from .twilio_rest import twilio_client
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from twiml import voice as voice_twiml
 
 from . import callback_urls, logs, metrics, route_allowlist, sip
+from .conversations import Conversations
 from .errors import Conflict, NotFound, ValidationFailed
 from .models import (
     ABANDONED,
@@ -665,8 +666,6 @@ class Handoffs:
         return handoff
 
     def record_outcome(self, ref: str, outcome: dict) -> Handoff:
-        from .conversations import Conversations
-
         handoff_id = self.get(ref).id
         outcome = {**outcome, "at": utcnow()}
 

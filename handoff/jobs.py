@@ -9,7 +9,6 @@ import logging
 import requests
 from rq import Retry, get_current_job
 from twilio.base.exceptions import TwilioRestException
-from twilio.rest import Client
 
 from twiml import voice as voice_twiml
 
@@ -20,6 +19,7 @@ from .handoffs import Handoffs, env_of
 from .models import FAILED, REQUESTED
 from .services import Services
 from .test_calls import TestCalls, test_target
+from .twilio_rest import twilio_client
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,6 @@ def deliver_event(handoff_id: str, index: int) -> str:
     Handoffs(svc).update(handoff_id, lambda h: h.add_warning(
         "webhook_failed", f"event {index} ({entry['state']}) not delivered: {problem}"))
     raise DeliveryFailed(f"{event_id}: gave up: {problem}")
-
-
-def twilio_client(config: Config) -> Client:
-    return Client(config.twilio_account_sid, config.twilio_auth_token)
 
 
 def redirect_call(handoff_id: str) -> str:
