@@ -7,7 +7,7 @@ import json
 import logging
 
 import requests
-from rq import Retry, get_current_job
+from rq import get_current_job
 from twilio.base.exceptions import TwilioRestException
 
 from twiml import voice as voice_twiml
@@ -37,10 +37,6 @@ def services() -> Services:
     if _services is None:
         _services = Services(Config.from_env())
     return _services
-
-
-def job_retry() -> Retry:
-    return services().job_retry()
 
 
 def sign(body: bytes, secret: str) -> str:
