@@ -6,9 +6,11 @@ import logging
 import requests
 from twilio.base.exceptions import TwilioRestException
 
+from . import callback_urls
 from .conversations import Conversations
 from .errors import Unavailable, ValidationFailed
 from .services import Services
+from .twilio_rest import twilio_client
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +33,15 @@ class Calls:
         self.services = services
 
     def place(self, fields: dict, base_url: str) -> dict:
-        from .jobs import twilio_client
-
         conversations = Conversations(self.services)
         try:
             call = twilio_client(self.services.config).calls.create(
-                to=fields["to"], from_=fields["from_"], url=f"{base_url}/voice/outbound", method="POST",
-                status_callback=f"{base_url}/voice/status", status_callback_method="POST",
+                to=fields["to"], from_=fields["from_"], url=callback_urls.outbound_answered(base_url), method="POST",
+                status_callback=callback_urls.call_status(base_url), status_callback_method="POST",
                 # DetectMessageEnd: a machine is reported after its greeting, when a
                 # message left now is heard whole. Async: the callee hears no silence.
                 machine_detection="DetectMessageEnd", async_amd="true",
-                async_amd_status_callback=f"{base_url}/voice/amd", async_amd_status_callback_method="POST",
+                async_amd_status_callback=callback_urls.outbound_amd(base_url), async_amd_status_callback_method="POST",
             )
         except TwilioRestException as exc:
             if exc.status and exc.status < 500:

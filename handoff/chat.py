@@ -7,7 +7,6 @@ from .handoffs import Handoffs
 from .models import CLAIMED, FINAL_STATES, PENDING
 from .router import GREETING, Router
 from .services import Services
-from .store import Keys
 
 SMS_BODY_LIMIT = 1600  # an inbound Body's limit (https://www.twilio.com/docs/messaging/guides/webhook-request)
 SMS_EMPTY = "I didn't get any text. What can I help you with? Reply AGENT to reach a person."
@@ -63,8 +62,7 @@ class Sms:
 
     def _thread(self, sender: str, recipient: str) -> dict:
         store = self.services.store
-        key = Keys.sms_thread(sender, recipient)
-        conversation_id = store.redis.get(key)
+        conversation_id = store.sms_thread(sender, recipient)
         doc = store.get_conversation(conversation_id) if conversation_id else None
         if doc is not None and not doc.get("ended_at"):
             latest = store.newest_handoff_for_conversation(doc["id"])
@@ -72,7 +70,7 @@ class Sms:
                 return doc
             self.conversations.end(doc["id"])  # the person is done: the next text starts afresh
         doc, _ = self.conversations.create(channel="sms", from_=sender, to=recipient)
-        store.redis.set(key, doc["id"], ex=store.retention)
+        store.remember_sms_thread(sender, recipient, doc["id"])
         return doc
 
     def incoming(self, sender: str, recipient: str, body: str | None, media: int) -> str | None:

@@ -1,7 +1,8 @@
 """Consult transfers: the caller holds in a conference while the human is called and briefed.
 
 The story of one attempt, each step a history entry and an event:
-1. The caller's TwiML puts them in a `<Conference>` named after the handoff (hold audio).
+1. The caller's TwiML puts them in a `<Conference>` named after the handoff (hold audio;
+   planned in handoff/transfers.py like every attempt).
 2. Their joining it (the conference's `participant-join` event) starts `consulting`: the
    worker calls the human over Twilio's REST API (`consult_calls.call_human`).
 3. The human answers and hears the whisper, then "press 1 to accept".
@@ -24,12 +25,11 @@ from twilio.twiml.voice_response import VoiceResponse
 from twiml import consult as consult_twiml
 from twiml import voice as voice_twiml
 
-from . import sip
 from .errors import NotFound
 from .handoffs import Handoffs
 from .models import ABANDONED, COMPLETED, CONNECTED, FINAL_STATES, TRANSFERRING, Destination, Handoff
 from .services import Services
-from .transfers import Planner, caller_id_for, handoff_url, number_of, transcript_tail, whisper_text
+from .transfers import caller_id_for, conference_name, consult_url, number_of, transcript_tail, whisper_text
 
 CONSULTING, ACCEPTED, JOINED = "consulting", "accepted", "joined"
 WAITING = (CONSULTING, ACCEPTED)  # the caller is on hold and the human not yet in
@@ -41,47 +41,6 @@ CALL_ENDINGS = {"busy": "busy", "no-answer": "no_answer", "failed": "call_failed
 # they were being briefed): their leg is ended. A decline hangs up by itself.
 LIVE_LEG_FAILURES = ("voicemail", "conference_ended", "timeout")
 SUMMARY_TURNS = 2
-
-
-def conference_name(handoff_id: str, attempt: int) -> str:
-    """One room per attempt: a later consult attempt never meets an earlier one's room."""
-    return f"{handoff_id}-{attempt}"
-
-
-def consult_url(handoff: Handoff, step: str, attempt: int) -> str:
-    return handoff_url(handoff.callback_base or "", handoff.id, f"consult/{step}", attempt)
-
-
-def human_route(handoff: Handoff, destination: Destination, attempt: int) -> str:
-    if handoff.route_override and attempt == 1:
-        return handoff.route_override
-    route = destination.route
-    return route[0] if isinstance(route, list) else (route or "")
-
-
-def human_target(route: str, destination: Destination, sip_domain: str | None) -> tuple[str, str]:
-    """(`number` | `sip`, address) of the human for a REST call: numbers are called as
-    numbers whatever the method; SIP URIs and extensions as the destination's method would
-    dial them (secure media for a `sip_invite` with `tls_srtp`)."""
-    if sip.classify_route(route) == "number":
-        return "number", route.strip()
-    return sip.dial_target(route, method=destination.method, sip_domain=sip_domain,
-                           encryption=destination.encryption)
-
-
-def consult_transfer(planner: Planner, handoff: Handoff, destination: Destination, conversation: dict,
-                     utterance: str | None) -> voice_twiml.Transfer:
-    """The caller's TwiML of a consult attempt (called by `Planner`). The route is checked
-    now, so an unusable one moves the chain on before the caller is put on hold."""
-    attempt = len(handoff.attempts)
-    human_target(human_route(handoff, destination, attempt), destination, planner.sip_domain)
-    # Rendered for every route kind: on a SIP route they ride on the INVITE, and they are
-    # always the key state the whisper reads out.
-    headers = planner.render(handoff, destination, conversation)
-    return voice_twiml.Transfer(
-        method="consult", action_url=consult_url(handoff, "status", attempt),
-        target=conference_name(handoff.id, attempt), headers=headers, utterance=utterance,
-        wait_url=destination.hold_audio_url, events_url=consult_url(handoff, "conference", attempt))
 
 
 def consult_caller_id(destination: Destination, handoff: Handoff, conversation: dict,
@@ -133,11 +92,10 @@ class Consults:
         return (len(h.attempts) == attempt and h.state not in FINAL_STATES
                 and h.attempt_marks.get(str(attempt)) in WAITING + (None,))
 
-    def _enqueue(self, func, handoff_id: str, attempt: int, what: str) -> None:
-        from .jobs import job_retry
-
-        self.services.enqueue(func, handoff_id, attempt, job_id=f"consult-{what}-{handoff_id}-{attempt}",
-                              retry=job_retry())
+    def _enqueue(self, job: str, handoff_id: str, attempt: int, what: str) -> None:
+        """Queue `handoff.consult_calls.<job>` (by name: that module imports this one)."""
+        self.services.enqueue(f"handoff.consult_calls.{job}", handoff_id, attempt,
+                              job_id=f"consult-{what}-{handoff_id}-{attempt}", retry=self.services.job_retry())
 
     def _detail(self, h: Handoff, attempt: int, step: str, **extra) -> dict:
         return {"destination": h.attempts[attempt - 1], "attempt": attempt, "step": step, **extra}
@@ -163,8 +121,6 @@ class Consults:
 
     def caller_waiting(self, handoff_id: str, attempt: int, conference_sid: str | None) -> None:
         """The caller is on hold: consulting starts, the worker calls the human."""
-        from . import consult_calls
-
         def mutate(h: Handoff) -> bool:
             if len(h.attempts) != attempt or h.state != TRANSFERRING or str(attempt) in h.attempt_marks:
                 return False  # a repeated event, or an attempt that already moved on
@@ -176,13 +132,11 @@ class Consults:
 
         _, started = self.handoffs.update(handoff_id, mutate)
         if started:
-            self._enqueue(consult_calls.call_human, handoff_id, attempt, "call")
+            self._enqueue("call_human", handoff_id, attempt, "call")
 
     def caller_left(self, handoff_id: str, attempt: int, call_status: str) -> None:
         """The caller hung up. Still waiting: `abandoned`, and the human's leg is ended.
         Already talking to the human: the handoff is complete."""
-        from . import consult_calls
-
         def mutate(h: Handoff) -> bool:
             step = self.step(h, attempt)
             if step == JOINED:
@@ -198,7 +152,7 @@ class Consults:
 
         _, human_called = self.handoffs.update(handoff_id, mutate)
         if human_called:
-            self._enqueue(consult_calls.end_human_leg, handoff_id, attempt, "end")
+            self._enqueue("end_human_leg", handoff_id, attempt, "end")
 
     def caller_dial_ended(self, handoff_id: str, attempt: int, params: dict[str, str]) -> str:
         """The caller's `<Dial><Conference>` returned (its action URL): the caller hung up,
@@ -252,8 +206,6 @@ class Consults:
         return consult_twiml.join(conference_name(handoff_id, attempt), consult_url(handoff, "conference", attempt))
 
     def human_joined(self, handoff_id: str, attempt: int) -> None:
-        from . import consult_calls
-
         def mutate(h: Handoff) -> bool:
             if self.step(h, attempt) != ACCEPTED:
                 return False
@@ -263,7 +215,7 @@ class Consults:
         handoff, joined = self.handoffs.update(handoff_id, mutate)
         destination = self.destination_of(handoff, attempt)
         if joined and destination is not None and destination.intro == "public":
-            self._enqueue(consult_calls.announce, handoff_id, attempt, "announce")
+            self._enqueue("announce", handoff_id, attempt, "announce")
 
     def human_call_status(self, handoff_id: str, attempt: int, params: dict[str, str]) -> None:
         """The status callback of the human's call: an end before joining fails the attempt."""
@@ -301,8 +253,6 @@ class Consults:
         """The human will not join: record why, choose where the caller goes next (the
         destination's `on_failure`, exactly as for any failed attempt), end the human's leg,
         and move the caller — through the worker (`move`), or by the TwiML returned."""
-        from . import consult_calls
-
         configuration = self.services.configuration()
         _, conversation = self._load(handoff_id)
         facts = {k: v for k, v in extra.items() if v not in (None, "")}
@@ -325,9 +275,9 @@ class Consults:
         if twiml is None:
             return None
         if step in LIVE_LEG_FAILURES:
-            self._enqueue(consult_calls.end_human_leg, handoff_id, attempt, "end")
+            self._enqueue("end_human_leg", handoff_id, attempt, "end")
         if move:
-            self._enqueue(consult_calls.move_caller, handoff_id, attempt, "move")
+            self._enqueue("move_caller", handoff_id, attempt, "move")
         return twiml
 
 

@@ -11,10 +11,14 @@ import logging
 
 from twilio.base.exceptions import TwilioRestException
 
-from .consult import CONSULTING, WAITING, Consults, consult_caller_id, consult_url, human_route, human_target
-from .jobs import TWIML_LIMIT, _is_last_try, end_call_leg, services, twilio_client
+from twiml.sip_uri import sip_uri_with_headers
+
+from .consult import CONSULTING, WAITING, Consults, consult_caller_id
+from .jobs import TWIML_LIMIT, _is_last_try, end_call_leg, services
 from .models import TRANSFERRING, Handoff
-from .sip import RouteError, sip_uri_with_headers
+from .sip import RouteError
+from .transfers import consult_url, human_route, human_target
+from .twilio_rest import twilio_client
 
 log = logging.getLogger(__name__)
 

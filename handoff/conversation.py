@@ -229,10 +229,9 @@ class Conversation:
 
     def hangup(self) -> None:
         """End the conversation; a live call is hung up (Twilio REST, from the worker)."""
-        from . import jobs
-
         doc = self._doc()
         live_call = (doc.get("channel") or "voice") == "voice" and not doc.get("ended_at")
         self._conversations.end(self.id)
         if live_call:
-            self._services.enqueue(jobs.end_call_leg, self.id, job_id=f"hangup-{self.id}", retry=jobs.job_retry())
+            self._services.enqueue("handoff.jobs.end_call_leg", self.id, job_id=f"hangup-{self.id}",
+                                   retry=self._services.job_retry())

@@ -122,8 +122,7 @@ class Conversations:
             if channel is not None and doc.get("channel") != channel:
                 return False
             if has_handoff is not None:
-                found = store.redis.exists(Keys.conversation_handoffs(doc["id"])) > 0
-                if found != has_handoff:
+                if store.has_handoffs(doc["id"]) != has_handoff:
                     return False
             return True
 

@@ -16,7 +16,8 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from twiml import voice as voice_twiml
 
-from . import logs, metrics, route_allowlist, sip
+from . import callback_urls, logs, metrics, route_allowlist, sip
+from .conversations import Conversations
 from .errors import Conflict, NotFound, ValidationFailed
 from .models import (
     ABANDONED,
@@ -36,7 +37,7 @@ from .paging import page
 from .services import Services
 from .snapshot import Configuration
 from .store import Keys
-from .transfers import Planner, call_leg, handoff_url, next_destination, whisper_text
+from .transfers import Planner, call_leg, next_destination, whisper_text
 
 log = logging.getLogger(__name__)
 
@@ -285,8 +286,6 @@ class Handoffs:
     def start(self, conversation_id: str, request: HandoffRequest, *, base_url: str | None) -> Handoff:
         """The API / Python trigger. A live voice call is redirected by a background job;
         chat and SMS handoffs wait `pending` for a connector to claim them."""
-        from . import jobs  # jobs import this module
-
         conversation = self.store.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation with id {conversation_id!r}")
@@ -310,8 +309,8 @@ class Handoffs:
             handoff.add_warning("no_public_url", "PUBLIC_BASE_URL is not set: the call cannot be redirected")
         self._persist_new(handoff)
         if live_call and handoff.callback_base:
-            self.services.enqueue(jobs.redirect_call, handoff.id, job_id=f"redirect-{handoff.id}",
-                                  retry=jobs.job_retry())
+            self.services.enqueue("handoff.jobs.redirect_call", handoff.id, job_id=f"redirect-{handoff.id}",
+                                  retry=self.services.job_retry())
         return handoff
 
     def in_progress_for_call(self, conversation_id: str) -> VoiceResponse | None:
@@ -358,15 +357,13 @@ class Handoffs:
 
     def _after_change(self, handoff: Handoff, first_new: int) -> None:
         """Side effects of new history entries: one signed webhook each, from the worker."""
-        from . import jobs
-
         metrics.record_history(handoff, first_new)
         logs.bind_handoff(handoff)
         if not self.services.config.webhook_url:
             return
         for index in range(first_new, len(handoff.history)):
-            self.services.enqueue(jobs.deliver_event, handoff.id, index,
-                                  job_id=f"event-{handoff.id}-{index}", retry=jobs.job_retry())
+            self.services.enqueue("handoff.jobs.deliver_event", handoff.id, index,
+                                  job_id=f"event-{handoff.id}-{index}", retry=self.services.job_retry())
 
     def update(self, handoff_id: str, mutate) -> tuple[Handoff, Any]:
         """Atomically change a handoff; new history entries become events and webhooks."""
@@ -461,7 +458,7 @@ class Handoffs:
             return voice_twiml.redirect(f"{agent_url}{'&' if '?' in agent_url else '?'}{query}")
         if disposition == "voicemail":
             h.move_to(TRANSFERRING, {**detail, "disposition": disposition}, again=True)
-            url = handoff_url(h.callback_base or "", h.id, "recording", len(h.attempts))
+            url = callback_urls.handoff_step(h.callback_base or "", h.id, "recording", len(h.attempts))
             return voice_twiml.voicemail(url, VOICEMAIL_PROMPT)
         if disposition == "hangup":
             h.move_to(FAILED, {**detail, "disposition": disposition})
@@ -498,7 +495,7 @@ class Handoffs:
         mode = destination.transfer_mode if destination else "blind"
         if mode == "warm_accept":
             text = whisper_text(handoff, conversation, handoff.sip_headers)
-            return voice_twiml.whisper(text, handoff_url(handoff.callback_base or "", handoff.id, "accept", attempt))
+            return voice_twiml.whisper(text, callback_urls.handoff_step(handoff.callback_base or "", handoff.id, "accept", attempt))
         self.leg_answered(handoff_id, attempt)
         if mode == "warm_message":
             return voice_twiml.whisper(whisper_text(handoff, conversation, handoff.sip_headers))
@@ -508,8 +505,6 @@ class Handoffs:
         """The amdStatusCallback of the human's leg: a machine or fax there is a failed
         attempt (`voicemail`). The worker ends that leg over REST; the <Dial> action that
         follows then moves the caller on, reading the mark."""
-        from . import jobs
-
         if not is_machine(params.get("AnsweredBy")):
             return
 
@@ -522,7 +517,8 @@ class Handoffs:
         _, marked = self.update(handoff_id, mutate)
         leg = params.get("CallSid")
         if marked and leg:
-            self.services.enqueue(jobs.end_call_leg, leg, job_id=f"end-leg-{leg}", retry=jobs.job_retry())
+            self.services.enqueue("handoff.jobs.end_call_leg", leg, job_id=f"end-leg-{leg}",
+                                  retry=self.services.job_retry())
 
     def accept(self, handoff_id: str, attempt: int, digits: str | None) -> VoiceResponse:
         """The warm_accept gate: 1 bridges the call, anything else refuses it."""
@@ -670,8 +666,6 @@ class Handoffs:
         return handoff
 
     def record_outcome(self, ref: str, outcome: dict) -> Handoff:
-        from .conversations import Conversations
-
         handoff_id = self.get(ref).id
         outcome = {**outcome, "at": utcnow()}
 

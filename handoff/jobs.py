@@ -7,15 +7,19 @@ import json
 import logging
 
 import requests
-from rq import Retry, get_current_job
+from rq import get_current_job
 from twilio.base.exceptions import TwilioRestException
-from twilio.rest import Client
+
+from twiml import voice as voice_twiml
 
 from . import metrics
 from .config import Config
 from .errors import ValidationFailed
+from .handoffs import Handoffs, env_of
 from .models import FAILED, REQUESTED
 from .services import Services
+from .test_calls import TestCalls, test_target
+from .twilio_rest import twilio_client
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +37,6 @@ def services() -> Services:
     if _services is None:
         _services = Services(Config.from_env())
     return _services
-
-
-def job_retry() -> Retry:
-    return Retry(max=len(services().config.webhook_retry_intervals),
-                 interval=list(services().config.webhook_retry_intervals))
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -59,8 +58,6 @@ def _is_last_try() -> bool:
 def deliver_event(handoff_id: str, index: int) -> str:
     """POST one handoff state change to HANDOFF_WEBHOOK_URL, signed, with an idempotency key
     (the receiver may see a retry of a delivery it already took)."""
-    from .handoffs import Handoffs
-
     svc = services()
     config = svc.config
     handoff = svc.store.get_handoff(handoff_id)
@@ -103,15 +100,9 @@ def deliver_event(handoff_id: str, index: int) -> str:
     raise DeliveryFailed(f"{event_id}: gave up: {problem}")
 
 
-def twilio_client(config: Config) -> Client:
-    return Client(config.twilio_account_sid, config.twilio_auth_token)
-
-
 def redirect_call(handoff_id: str) -> str:
     """Move a live call into a handoff made through the API: update the call with the
     handoff's TwiML over Twilio's REST API (calls(sid).update(twiml=...))."""
-    from .handoffs import Handoffs, env_of
-
     svc = services()
     handoffs = Handoffs(svc)
     handoff = svc.store.get_handoff(handoff_id)
@@ -184,8 +175,6 @@ def sweep_transfers() -> int:
     """The scheduled job that times out silent transfers: each handoff attempt records a
     deadline in the same transaction that starts it; this job fails the overdue ones, then
     schedules its next run (one chain, whatever the number of workers: same job id)."""
-    from .handoffs import Handoffs
-
     svc = services()
     try:
         return Handoffs(svc).expire_due()
@@ -200,8 +189,6 @@ def schedule_sweep(svc: Services) -> None:
 def act_on_classification(call_sid: str) -> str:
     """What an outbound call's answering-machine result asks for: leave the configured
     message on a voicemail box, hang up on a fax (or when told to); a person stays."""
-    from twiml import voice as voice_twiml
-
     svc = services()
     doc = svc.store.get_conversation(call_sid)
     if doc is None:
@@ -226,10 +213,6 @@ def act_on_classification(call_sid: str) -> str:
 
 def place_test_call(destination_id: str, test_id: str, message: str, caller: str, status_url: str) -> str:
     """Ring a destination's route with a short spoken message (Calls API), for its test."""
-    from twiml import voice as voice_twiml
-
-    from .test_calls import TestCalls, test_target
-
     svc = services()
     tests = TestCalls(svc)
     destination = svc.configuration("sandbox").by_id().get(destination_id)

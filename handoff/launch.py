@@ -11,17 +11,18 @@ import sys
 import time
 import urllib.request
 
+from . import callback_urls
 from .config import Config
 from .redis_server import ensure_embedded
 
 # Where each Twilio console setting points (README "Pointing Twilio at it"); a test checks
 # every path is a route of the app.
 TWILIO_SETTINGS = (
-    ("Phone number / SIP Domain: A call comes in", "/voice/call"),
-    ("Primary handler fails (fallback URL)", "/voice/fallback"),
-    ("Call status changes (status callback)", "/voice/status"),
-    ("Messaging: A message comes in", "/sms/incoming"),
-    ("Your agent hands a live call over (redirect to)", "/voice/handoff"),
+    ("Phone number / SIP Domain: A call comes in", callback_urls.INCOMING_CALL),
+    ("Primary handler fails (fallback URL)", callback_urls.FALLBACK),
+    ("Call status changes (status callback)", callback_urls.CALL_STATUS),
+    ("Messaging: A message comes in", callback_urls.INCOMING_SMS),
+    ("Your agent hands a live call over (redirect to)", callback_urls.AGENT_HANDOFF),
 )
 PAGE_PATH = "/studio/handoffs"
 

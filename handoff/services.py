@@ -5,7 +5,7 @@ import logging
 import threading
 
 import redis
-from rq import Queue
+from rq import Queue, Retry
 
 from .config import Config
 from .config_store import ConfigStore
@@ -113,8 +113,16 @@ class Services:
             log.exception("could not schedule %s", getattr(func, "__name__", func))
             return None
 
+    def job_retry(self) -> Retry:
+        """How often a failed job is tried again: once per HANDOFF_WEBHOOK_RETRY_INTERVALS entry."""
+        intervals = self.config.webhook_retry_intervals
+        return Retry(max=len(intervals), interval=list(intervals))
+
     def enqueue(self, func, *args, **kwargs):
-        """Queue background work; a queue outage is logged, never fatal to the caller."""
+        """Queue background work; a queue outage is logged, never fatal to the caller.
+
+        `func` is a job's dotted name (`"handoff.jobs.redirect_call"`, which rq imports in
+        the worker), so the code that queues a job never imports the module that runs it."""
         try:
             return self.queue.enqueue(func, *args, **kwargs)
         except REDIS_ERRORS:

@@ -11,6 +11,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
+# How header values are encoded into a URI lives with the TwiML that writes them; the
+# limits below are measured with the same encoding.
+from twiml.sip_uri import HVALUE_SAFE, encode_headers
+
 URI_LIMIT = 254  # "under 255 characters"
 HEADERS_LIMIT = 1023  # "must be under 1024 characters" (21227)
 HEADER_NAME_LIMIT = 64
@@ -23,11 +27,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 EXTENSION = re.compile(r"^[0-9A-Za-z*#._-]{1,64}$")
 SIP_URI = re.compile(r"^sips?:[^\s?<>\"&]+$", re.IGNORECASE)
-# Characters RFC 3261 allows unescaped in a header value of a SIP URI (unreserved + a few
-# hnv-unreserved, but not "+", which some SBCs read as a space); everything else is percent-encoded so no value can end the URI,
-# start another header, or smuggle a CR/LF.
-_HVALUE_SAFE = "-_.!~*'()[]/:$"
-
 
 # sip:user@host:port;param=value, taken apart so an allowlist can judge each part: a glob over
 # the raw text would let `*` run across "@" and ";" into another host (RFC 3261 §19.1.1).
@@ -108,11 +107,6 @@ def clean_value(value: str) -> str:
     return _CONTROL.sub(" ", value)
 
 
-def encode_headers(headers: dict[str, str]) -> str:
-    """The `?`-less query part of a SIP URI carrying these headers, in order."""
-    return "&".join(f"{name}={quote(value, safe=_HVALUE_SAFE)}" for name, value in headers.items())
-
-
 def headers_length(headers: dict[str, str]) -> int:
     return len(encode_headers(headers))
 
@@ -127,7 +121,7 @@ def fit_headers(headers: dict[str, str], limit: int = HEADERS_LIMIT) -> tuple[di
     while fitted and headers_length(fitted) > limit:
         trimmed = True
         excess = headers_length(fitted) - limit
-        name = max(fitted, key=lambda key: len(quote(fitted[key], safe=_HVALUE_SAFE)))
+        name = max(fitted, key=lambda key: len(quote(fitted[key], safe=HVALUE_SAFE)))
         value = fitted[name]
         # A character encodes to at most 12 characters (4 UTF-8 bytes as %XX), so cutting
         # excess/12 characters never overshoots by more than needed; at least one goes.
@@ -192,10 +186,3 @@ def dial_target(
         # Twilio: ;transport=tls for signalling, ;secure=true for SRTP media (§2 Transport)
         uri = _with_params(uri, {"transport": "tls", "secure": "true"})
     return "sip", uri
-
-
-def sip_uri_with_headers(uri: str, headers: dict[str, str]) -> str:
-    """The URI with headers as its query: the standard SIP way Twilio documents."""
-    if not headers:
-        return uri
-    return f"{uri}?{encode_headers(headers)}"

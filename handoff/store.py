@@ -75,6 +75,16 @@ class Keys:
     def sms_thread(sender: str, recipient: str) -> str:
         return f"{PREFIX}sms:{sender}:{recipient}"
 
+    @staticmethod
+    def page_session(session_id: str) -> str:
+        """A signed-in page session (handoff/sessions.py): the fingerprint of its key."""
+        return f"{PREFIX}studio_session:{session_id}"
+
+    @staticmethod
+    def auth_failures(scope: str, client_id: str) -> str:
+        """One client's count of wrong keys in the current window (handoff/throttle.py)."""
+        return f"{PREFIX}auth_failures:{scope}:{client_id}"
+
 
 CONVERSATION_PARTS = ("transcript", "log", "metrics", "annotations")
 
@@ -217,6 +227,34 @@ class Store:
 
     # Configuration (destinations, topics, integration) is written only through
     # `config_store.ConfigStore`, which versions every change.
+
+    # -- small records: SMS threads, page sessions, failed keys --------------------------
+    def sms_thread(self, sender: str, recipient: str) -> str | None:
+        """The id of the conversation texts between these two numbers go to, if any."""
+        return self.redis.get(Keys.sms_thread(sender, recipient))
+
+    def remember_sms_thread(self, sender: str, recipient: str, conversation_id: str) -> None:
+        self.redis.set(Keys.sms_thread(sender, recipient), conversation_id, ex=self.retention)
+
+    def has_handoffs(self, conversation_id: str) -> bool:
+        return self.redis.exists(Keys.conversation_handoffs(conversation_id)) > 0
+
+    def start_page_session(self, session_id: str, key_fingerprint: str, lifetime: int) -> None:
+        self.redis.set(Keys.page_session(session_id), key_fingerprint, ex=lifetime)
+
+    def page_session(self, session_id: str) -> str | None:
+        return self.redis.get(Keys.page_session(session_id))
+
+    def end_page_session(self, session_id: str) -> None:
+        self.redis.delete(Keys.page_session(session_id))
+
+    def count_failure(self, scope: str, client_id: str, window: int) -> tuple[int, int]:
+        """One more failure for this client: (failures in the window, seconds the window has
+        left). The window starts at the first failure and is not stretched by later ones."""
+        key = Keys.auth_failures(scope, client_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            count, _, ttl = pipe.incr(key).expire(key, window, nx=True).ttl(key).execute()
+        return count, ttl
 
     # -- conversations -----------------------------------------------------------------
     def _create_item(self, index: str, key: str, member: str, doc: dict, extra_indexes=(),

@@ -41,8 +41,6 @@ class TestCalls:
     def request(self, destination_id: str, message: str | None, caller: str | None,
                 status_url: Callable[[str], str]) -> dict:
         """Queue a test call; the destination's `last_test` says `queued` until it ends."""
-        from . import jobs
-
         config = self.services.config
         destination = self.services.configuration("sandbox").by_id().get(destination_id)
         if destination is None:
@@ -56,7 +54,7 @@ class TestCalls:
         test = {"id": "TC" + uuid.uuid4().hex, "status": "queued", "sip_code": None,
                 "requested_at": utcnow(), "finished_at": None, "detail": None}
         self.services.config_store.save_test(destination_id, test)
-        self.services.enqueue(jobs.place_test_call, destination_id, test["id"], message or DEFAULT_MESSAGE,
+        self.services.enqueue("handoff.jobs.place_test_call", destination_id, test["id"], message or DEFAULT_MESSAGE,
                               caller or SIP_TEST_CALLER, status_url(test["id"]), job_id=f"test-{test['id']}")
         return test
 

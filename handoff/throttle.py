@@ -1,11 +1,10 @@
 """Failed credentials counted per client, so keys cannot be guessed at speed.
 
-A store module beside `store.py`: its keys share the `handoff:` prefix and live only here.
-Failures are counted in Redis, so every gunicorn process and every web dyno adds to the
-same count: a fixed window starts at a client's first failure, and once the client has
-failed `limit` times in it, every attempt it makes — right key or wrong — is refused until
-the window ends (if a right key still passed, a 200 among the 429s would tell a guesser
-when they had found one).
+Failures are counted in Redis (`Store.count_failure`), so every gunicorn process and every
+web dyno adds to the same count: a fixed window starts at a client's first failure, and
+once the client has failed `limit` times in it, every attempt it makes — right key or
+wrong — is refused until the window ends (if a right key still passed, a 200 among the
+429s would tell a guesser when they had found one).
 
 A process remembers the clients it has seen over the limit, so a request with a key costs
 no Redis round trip: only failures are written. A process that has not yet seen a blocked
@@ -18,9 +17,7 @@ import math
 import threading
 import time
 
-import redis
-
-from .store import PREFIX
+from .store import Store
 
 # Clients a process remembers as blocked; past this, expired entries are dropped first and
 # then the oldest (each entry cost its client `limit` failures, so this fills slowly).
@@ -36,7 +33,8 @@ class FailureThrottle:
 
     @staticmethod
     def key(scope: str, client_id: str) -> str:
-        return f"{PREFIX}auth_failures:{scope}:{client_id}"
+        """Which client, in this process's memory of blocked ones."""
+        return f"{scope}:{client_id}"
 
     def retry_after(self, scope: str, client_id: str) -> int | None:
         """Seconds until this client may try again, or None when it may now."""
@@ -50,14 +48,13 @@ class FailureThrottle:
             return None
         return max(1, math.ceil(left))
 
-    def failed(self, client: redis.Redis, scope: str, client_id: str) -> int | None:
+    def failed(self, store: Store, scope: str, client_id: str) -> int | None:
         """Count one failure. When the client was already over the limit (another process
         blocked it), the seconds left, so this attempt is refused too; else None."""
         if self.limit <= 0:
             return None
         key = self.key(scope, client_id)
-        with client.pipeline(transaction=True) as pipe:
-            count, _, ttl = pipe.incr(key).expire(key, self.window, nx=True).ttl(key).execute()
+        count, ttl = store.count_failure(scope, client_id, self.window)
         if count < self.limit:
             return None
         seconds = ttl if ttl and ttl > 0 else self.window

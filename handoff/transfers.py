@@ -10,13 +10,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from twiml import voice as voice_twiml
 
-from . import hours, sip
+from . import callback_urls, hours, sip
 from .destinations import integration_of
 from .models import FAILED, TRANSFERRING, Destination, Handoff
 from .snapshot import Configuration
@@ -29,15 +28,6 @@ WARM_MODES = ("warm_message", "warm_accept")
 # Flex task attributes are kept small: they travel inside the TwiML, and TwiML sent over
 # the REST API is capped at 4000 characters (Twilio error 32018).
 TASK_LIMIT = 2000
-
-
-def handoff_url(base: str, handoff_id: str, step: str, attempt: int, tried: list[str] | None = None) -> str:
-    """A callback URL for one attempt of a handoff. `tried` carries the chain so that a
-    handoff started while Redis was down (never stored) can still be continued."""
-    query = {"attempt": attempt}
-    if tried:
-        query["tried"] = ",".join(tried)
-    return f"{base}/voice/handoff/{handoff_id}/{step}?{urlencode(query, safe=',')}"
 
 
 def call_leg(params: dict[str, str]) -> str | None:
@@ -244,7 +234,7 @@ class Planner:
     def _transfer(self, handoff: Handoff, destination: Destination, conversation: dict) -> voice_twiml.Transfer:
         attempt = len(handoff.attempts)
         base = handoff.callback_base or ""
-        url = lambda step: handoff_url(base, handoff.id, step, attempt, handoff.attempts)  # noqa: E731
+        url = lambda step: callback_urls.handoff_step(base, handoff.id, step, attempt, handoff.attempts)  # noqa: E731
         # Said once, before the first attempt that reaches the caller (a destination skipped
         # as closed or unusable before it never spoke).
         spoken = any(entry["state"] == TRANSFERRING for entry in handoff.history)
@@ -252,8 +242,6 @@ class Planner:
         if destination.method == "sip_bye":
             return voice_twiml.Transfer(method="sip_bye", action_url=url("status"), utterance=utterance)
         if destination.transfer_mode == "consult" and not self.offline:
-            from .consult import consult_transfer  # it plans with this module's helpers
-
             return consult_transfer(self, handoff, destination, conversation, utterance)
         method = destination.method
         if method == "sip_refer" and handoff.leg not in (None, "sip"):
@@ -308,3 +296,47 @@ class Planner:
 
     def caller_id(self, handoff: Handoff, destination: Destination, conversation: dict) -> str | None:
         return caller_id_for(destination, handoff, conversation, self.default_caller_id)
+
+
+# -- consult attempts: planned here like any other; handoff/consult.py follows them -----
+
+def conference_name(handoff_id: str, attempt: int) -> str:
+    """One room per attempt: a later consult attempt never meets an earlier one's room."""
+    return f"{handoff_id}-{attempt}"
+
+
+def consult_url(handoff: Handoff, step: str, attempt: int) -> str:
+    return callback_urls.consult_step(handoff.callback_base or "", handoff.id, step, attempt)
+
+
+def human_route(handoff: Handoff, destination: Destination, attempt: int) -> str:
+    if handoff.route_override and attempt == 1:
+        return handoff.route_override
+    route = destination.route
+    return route[0] if isinstance(route, list) else (route or "")
+
+
+def human_target(route: str, destination: Destination, sip_domain: str | None) -> tuple[str, str]:
+    """(`number` | `sip`, address) of the human for a REST call: numbers are called as
+    numbers whatever the method; SIP URIs and extensions as the destination's method would
+    dial them (secure media for a `sip_invite` with `tls_srtp`)."""
+    if sip.classify_route(route) == "number":
+        return "number", route.strip()
+    return sip.dial_target(route, method=destination.method, sip_domain=sip_domain,
+                           encryption=destination.encryption)
+
+
+def consult_transfer(planner: Planner, handoff: Handoff, destination: Destination, conversation: dict,
+                     utterance: str | None) -> voice_twiml.Transfer:
+    """The caller's TwiML of a consult attempt (the conference flow that follows is
+    handoff/consult.py's). The route is checked
+    now, so an unusable one moves the chain on before the caller is put on hold."""
+    attempt = len(handoff.attempts)
+    human_target(human_route(handoff, destination, attempt), destination, planner.sip_domain)
+    # Rendered for every route kind: on a SIP route they ride on the INVITE, and they are
+    # always the key state the whisper reads out.
+    headers = planner.render(handoff, destination, conversation)
+    return voice_twiml.Transfer(
+        method="consult", action_url=consult_url(handoff, "status", attempt),
+        target=conference_name(handoff.id, attempt), headers=headers, utterance=utterance,
+        wait_url=destination.hold_audio_url, events_url=consult_url(handoff, "conference", attempt))

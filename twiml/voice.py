@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from twilio.twiml.voice_response import Connect, Dial, Enqueue, Gather, Refer, VoiceResponse
 
-from handoff import sip
+from .sip_uri import sip_uri_with_headers
 
 APOLOGY = "We're sorry, we can't connect you to someone right now. Please try again later. Goodbye."
 
@@ -53,7 +53,7 @@ def refer(transfer: Transfer) -> VoiceResponse:
     # the action URL once the final NOTIFY arrives, with ReferCallStatus.
     response = _start(transfer.utterance)
     verb = Refer(action=transfer.action_url, method="POST")
-    verb.sip(sip.sip_uri_with_headers(transfer.target, transfer.headers))
+    verb.sip(sip_uri_with_headers(transfer.target, transfer.headers))
     response.append(verb)
     return response
 
@@ -77,7 +77,7 @@ def dial(transfer: Transfer) -> VoiceResponse:
         if kind == "number":
             verb.number(target, send_digits=transfer.send_digits, **noun)
         else:
-            verb.sip(sip.sip_uri_with_headers(target, transfer.headers), **noun)
+            verb.sip(sip_uri_with_headers(target, transfer.headers), **noun)
     response.append(verb)
     return response
 

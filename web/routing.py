@@ -3,11 +3,11 @@ a destination's preview and test call; plus the test call's Twilio status callba
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
 from twilio.twiml.voice_response import VoiceResponse
 
+from handoff import callback_urls
 from handoff.handoffs import HandoffRequest, Handoffs
 from handoff.services import REDIS_ERRORS
 from handoff.test_calls import TestCalls
@@ -26,7 +26,7 @@ voice_bp = Blueprint("routing_voice", __name__, url_prefix="/voice")
 
 def test_status_url(destination_id: str, test_id: str) -> str:
     """Where Twilio reports the end of a destination's test call."""
-    return f"{public_base_url()}/voice/test_call/{quote(destination_id, safe='')}/{test_id}/status"
+    return callback_urls.destination_test_status(public_base_url(), destination_id, test_id)
 
 
 @bp.get("/config/versions")

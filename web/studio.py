@@ -137,7 +137,7 @@ def accepted_key(given: str) -> str | None:
 
 
 def server_sessions() -> StudioSessions:
-    return StudioSessions(services().store.redis, int(current_app.permanent_session_lifetime.total_seconds()))
+    return StudioSessions(services().store, int(current_app.permanent_session_lifetime.total_seconds()))
 
 
 def signed_in() -> bool:

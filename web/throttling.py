@@ -39,6 +39,6 @@ def refuse_if_throttled() -> None:
 
 def key_failed() -> None:
     """Count a wrong key; TooManyRequests when the client turns out to be over the limit already."""
-    retry_after = _throttle().failed(services().store.redis, SCOPE, client_id())
+    retry_after = _throttle().failed(services().store, SCOPE, client_id())
     if retry_after:
         _refuse(retry_after)

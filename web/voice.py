@@ -14,7 +14,7 @@ import logging
 from flask import Blueprint, Response, request
 from marshmallow import ValidationError
 
-from handoff import jobs, jsontext
+from handoff import callback_urls, jsontext
 from handoff.calls import Calls, classify
 from handoff.conversations import Conversations, sip_header_state
 from handoff.errors import NotFound
@@ -143,7 +143,7 @@ def agent_twiml(agent_url: str, conversation_id: str, shared_id: str | None = No
     """The caller's way to the AI agent: ConversationRelay for a wss:// agent (its end
     message comes back to /voice/agent/ended), a <Redirect> for a TwiML URL."""
     if agent_url.startswith(("wss:", "ws:")):
-        return voice_twiml.relay(agent_url, f"{public_base_url()}/voice/agent/ended",
+        return voice_twiml.relay(agent_url, callback_urls.agent_ended(public_base_url()),
                                  {"conversation_id": conversation_id, "shared_id": shared_id})
     return voice_twiml.redirect(agent_url)
 
@@ -166,7 +166,7 @@ def transfer_call(values: dict[str, str], conversation: dict, handoff_request: H
 def greet(call_sid: str):
     """No AI agent: the built-in topic router greets the caller and listens."""
     Router(services()).say(call_sid, GREETING)
-    return voice_twiml.ask(GREETING, f"{public_base_url()}/voice/router?turn=1")
+    return voice_twiml.ask(GREETING, callback_urls.router_turn(public_base_url(), 1))
 
 
 def _fingerprint(values: dict[str, str]) -> str:
@@ -213,7 +213,7 @@ def router_turn(values):
         turn = Router(svc, env_of(conversation)).turn(call_sid, values.get("SpeechResult"), values.get("Digits"))
         if turn.handoff is None:
             next_turn = int(turn_number) + 1 if turn_number.isdigit() else 2
-            return str(voice_twiml.ask(turn.response, f"{public_base_url()}/voice/router?turn={next_turn}"))
+            return str(voice_twiml.ask(turn.response, callback_urls.router_turn(public_base_url(), next_turn)))
         return str(transfer_call(values, conversation, turn.handoff))
 
     return svc.store.answer_once("router", f"{call_sid}:{turn_number}", answer)
@@ -369,8 +369,8 @@ def answering_machine():
     try:
         if call_sid and Calls(svc).classified(call_sid, classification) is not None:
             if classification in ("voicemail", "fax"):
-                svc.enqueue(jobs.act_on_classification, call_sid, job_id=f"amd-{call_sid}",
-                            retry=jobs.job_retry())
+                svc.enqueue("handoff.jobs.act_on_classification", call_sid, job_id=f"amd-{call_sid}",
+                            retry=svc.job_retry())
     except REDIS_ERRORS:
         log.error("Redis unreachable: AMD result %s for call %s not recorded", classification, call_sid)
     return twiml_response(voice_twiml.VoiceResponse())
