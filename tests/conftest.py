@@ -8,17 +8,13 @@ import tempfile
 import threading
 
 import pytest
-from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
 from app import create_app
 from handoff import jobs
 from handoff.config import Config
 from handoff.redis_server import EmbeddedServer, client_for
-
-AUTH_TOKEN = "test-auth-token"
-API_KEY = "test-api-key"
-BASE_URL = "https://handoff.example.com"
+from tests.helpers import API_KEY, AUTH_TOKEN, BASE_URL, Api, Twilio
 
 
 @pytest.fixture(scope="session")
@@ -61,21 +57,6 @@ def app(config, valkey):
 @pytest.fixture
 def services(app):
     return app.extensions["handoff"]
-
-
-class Api:
-    """The /v1 API as a connector uses it: JSON in, JSON out, with a key."""
-
-    def __init__(self, client):
-        self.client = client
-        self.headers = {"Authorization": f"Bearer {API_KEY}"}
-
-    def __getattr__(self, verb):
-        def call(path, json=None, **kwargs):
-            headers = {**self.headers, **kwargs.pop("headers", {})}
-            return getattr(self.client, verb)(path, json=json, headers=headers, **kwargs)
-
-        return call
 
 
 class HttpResponse:
@@ -153,36 +134,9 @@ def api(app, client_of):
     return Api(client_of(app))
 
 
-class Twilio:
-    """Twilio as it calls the voice webhooks: form-encoded and signed."""
-
-    def __init__(self, client, token=AUTH_TOKEN, base=BASE_URL):
-        self.client = client
-        self.validator = RequestValidator(token)
-        self.base = base
-
-    def post(self, path, params=None, headers=None, sign=True):
-        params = {k: v for k, v in (params or {}).items() if v is not None}
-        headers = dict(headers or {})
-        if sign:
-            headers["X-Twilio-Signature"] = self.validator.compute_signature(self.base + path, params)
-        return self.client.post(path, data=params, headers=headers)
-
-
 @pytest.fixture
 def twilio(app, client_of):
     return Twilio(client_of(app))
-
-
-def call_params(call_sid="CA" + "1" * 32, **extra):
-    """A call reaching the service through a Twilio SIP Domain from the SBC (a SIP leg,
-    where <Refer> works). Pass From/To as numbers and no SipCallId for a PSTN caller."""
-    params = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32,
-              "From": "sip:+14155550100@sbc.example.com", "To": "sip:+14155550199@handoff.sip.twilio.com",
-              "SipCallId": f"{call_sid[-8:]}@sbc.example.com", "SipDomain": "handoff.sip.twilio.com",
-              "CallStatus": "in-progress", "Direction": "inbound"}
-    params.update(extra)
-    return {k: v for k, v in params.items() if v is not None}
 
 
 os.environ.setdefault("TWILIO_VALIDATE", "true")

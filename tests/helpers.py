@@ -1,8 +1,11 @@
-"""Reading TwiML answers the way Twilio would: as XML."""
+"""What tests share: the service's callers as they call it (a connector with a key, Twilio
+signing its webhooks), a call's parameters, and TwiML read the way Twilio reads it."""
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+
+from twilio.request_validator import RequestValidator
 
 
 def parse(response_or_text):
@@ -16,6 +19,8 @@ def verbs(root):
     return [child.tag for child in root]
 
 
+AUTH_TOKEN = "test-auth-token"
+API_KEY = "test-api-key"
 BASE_URL = "https://handoff.example.com"
 
 
@@ -36,3 +41,45 @@ def path(url):
 
 def latest_handoff(api, conversation_id):
     return api.get(f"/v1/conversations/{conversation_id}").get_json()["handoff"]
+
+
+class Api:
+    """The /v1 API as a connector uses it: JSON in, JSON out, with a key."""
+
+    def __init__(self, client):
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {API_KEY}"}
+
+    def __getattr__(self, verb):
+        def call(path, json=None, **kwargs):
+            headers = {**self.headers, **kwargs.pop("headers", {})}
+            return getattr(self.client, verb)(path, json=json, headers=headers, **kwargs)
+
+        return call
+
+
+class Twilio:
+    """Twilio as it calls the voice webhooks: form-encoded and signed."""
+
+    def __init__(self, client, token=AUTH_TOKEN, base=BASE_URL):
+        self.client = client
+        self.validator = RequestValidator(token)
+        self.base = base
+
+    def post(self, path, params=None, headers=None, sign=True):
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = dict(headers or {})
+        if sign:
+            headers["X-Twilio-Signature"] = self.validator.compute_signature(self.base + path, params)
+        return self.client.post(path, data=params, headers=headers)
+
+
+def call_params(call_sid="CA" + "1" * 32, **extra):
+    """A call reaching the service through a Twilio SIP Domain from the SBC (a SIP leg,
+    where <Refer> works). Pass From/To as numbers and no SipCallId for a PSTN caller."""
+    params = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32,
+              "From": "sip:+14155550100@sbc.example.com", "To": "sip:+14155550199@handoff.sip.twilio.com",
+              "SipCallId": f"{call_sid[-8:]}@sbc.example.com", "SipDomain": "handoff.sip.twilio.com",
+              "CallStatus": "in-progress", "Direction": "inbound"}
+    params.update(extra)
+    return {k: v for k, v in params.items() if v is not None}

@@ -3,9 +3,8 @@ import pytest
 from rq import SimpleWorker
 
 from app import create_app
-from tests.conftest import Twilio, call_params
+from tests.helpers import Twilio, call_params, latest_handoff, parse, path, verbs
 from tests.helpers import add_destination as make
-from tests.helpers import latest_handoff, parse, path, verbs
 
 
 @pytest.fixture

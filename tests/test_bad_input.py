@@ -9,8 +9,7 @@ import pytest
 import requests
 import responses
 
-from tests.conftest import call_params
-from tests.helpers import add_destination, latest_handoff, parse
+from tests.helpers import add_destination, call_params, latest_handoff, parse
 
 CALL = "CA" + "9" * 32
 DEEP = "[" * 100_000 + "]" * 100_000  # json raises RecursionError on this, not ValueError
@@ -46,7 +45,7 @@ def test_data_nested_within_the_limit_is_kept(api, twilio):
                          ids=["deep", "nan"])
 def test_unusable_handoff_data_from_conversation_relay_goes_to_the_default(api, config, client_of, handoff_data):
     from app import create_app
-    from tests.conftest import Twilio
+    from tests.helpers import Twilio
 
     add_destination(api, "Billing")
     relay = Twilio(client_of(create_app(config.with_overrides(agent_url="wss://agent.example.com/relay"))))

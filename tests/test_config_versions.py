@@ -5,8 +5,7 @@ import pytest
 from app import create_app
 from handoff.config import Config
 from handoff.redis_server import EmbeddedServer
-from tests.conftest import API_KEY, Api, Twilio, call_params
-from tests.helpers import add_destination, parse, path, verbs
+from tests.helpers import API_KEY, Api, Twilio, add_destination, call_params, parse, path, verbs
 
 LIVE_CALL = "CA" + "1" * 32
 SANDBOX_CALL = "CA" + "2" * 32

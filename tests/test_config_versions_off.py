@@ -1,6 +1,5 @@
 """CONFIG_PROMOTION=off (the default): every change is live at once, and still a version."""
-from tests.conftest import call_params
-from tests.helpers import add_destination, parse
+from tests.helpers import add_destination, call_params, parse
 
 
 def test_changes_are_live_at_once_and_recorded(api, twilio):

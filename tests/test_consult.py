@@ -23,9 +23,8 @@ from rq import SimpleWorker
 
 from app import create_app
 from handoff.redis_server import EmbeddedServer
-from tests.conftest import API_KEY, BASE_URL, Twilio, call_params
+from tests.helpers import API_KEY, BASE_URL, Twilio, call_params, latest_handoff, parse, path, verbs
 from tests.helpers import add_destination as make
-from tests.helpers import latest_handoff, parse, path, verbs
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from app import create_app
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 from tests.test_studio import csrf, sign_in
 
 LIMIT = 3

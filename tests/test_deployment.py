@@ -13,9 +13,8 @@ import requests
 from twilio.request_validator import RequestValidator
 
 from handoff.redis_server import EmbeddedServer
-from tests.conftest import API_KEY, AUTH_TOKEN, call_params
 from tests.deployment import Deployment
-from tests.helpers import parse, verbs
+from tests.helpers import API_KEY, AUTH_TOKEN, call_params, parse, verbs
 from tests.test_jobs import Receiver
 from tests.test_observability import moved
 

@@ -6,7 +6,7 @@ import threading
 
 import requests
 
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 
 ROUNDS = 10
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 
 KEY = {"X-API-Key": API_KEY}
 

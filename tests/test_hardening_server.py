@@ -15,9 +15,8 @@ import pytest
 import requests
 
 from handoff.redis_server import EmbeddedServer
-from tests.conftest import API_KEY, AUTH_TOKEN, call_params
 from tests.deployment import Deployment
-from tests.helpers import parse
+from tests.helpers import API_KEY, AUTH_TOKEN, call_params, parse
 from tests.test_deployment import Caller
 
 LONG_POLLS = 20  # per web process, this deployment's HANDOFF_MAX_LONG_POLLS

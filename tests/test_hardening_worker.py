@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from handoff.redis_server import EmbeddedServer, client_for
-from tests.conftest import API_KEY, AUTH_TOKEN
 from tests.deployment import Deployment
+from tests.helpers import API_KEY, AUTH_TOKEN
 from tests.test_deployment import KEY, wait_for
 from tests.test_jobs import Receiver
 

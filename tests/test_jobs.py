@@ -12,8 +12,7 @@ from rq.registry import FailedJobRegistry
 
 from app import create_app
 from handoff import jobs
-from tests.conftest import API_KEY, call_params
-from tests.helpers import parse
+from tests.helpers import API_KEY, call_params, parse
 
 CALL = "CA" + "5" * 32
 SECRET = "whsec-test"
@@ -74,7 +73,7 @@ def make_destination(client):
 
 
 def test_state_changes_are_posted_signed_with_an_idempotency_key(hooked, receiver):
-    from tests.conftest import Twilio
+    from tests.helpers import Twilio
 
     client = hooked.test_client()
     make_destination(client)
@@ -93,7 +92,7 @@ def test_state_changes_are_posted_signed_with_an_idempotency_key(hooked, receive
 
 
 def test_receiver_down_then_up_is_retried(hooked, receiver):
-    from tests.conftest import Twilio
+    from tests.helpers import Twilio
 
     client = hooked.test_client()
     make_destination(client)
@@ -107,7 +106,7 @@ def test_receiver_down_then_up_is_retried(hooked, receiver):
 
 
 def test_receiver_down_for_good_is_visible(hooked, receiver):
-    from tests.conftest import Twilio
+    from tests.helpers import Twilio
 
     client = hooked.test_client()
     make_destination(client)
@@ -186,7 +185,7 @@ def test_claiming_a_live_call_handoff_does_not_stop_its_transfer(app, api, twili
 
 
 def test_a_worker_without_the_webhook_url_says_so(hooked, app, caplog):
-    from tests.conftest import Twilio
+    from tests.helpers import Twilio
 
     client = hooked.test_client()
     make_destination(client)

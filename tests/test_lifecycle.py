@@ -1,9 +1,8 @@
 """What happens after the transfer TwiML is sent: outcomes, fallbacks, retries, hang-ups."""
 from urllib.parse import parse_qs, urlsplit
 
-from tests.conftest import BASE_URL, call_params
+from tests.helpers import BASE_URL, call_params, latest_handoff, parse, verbs
 from tests.helpers import add_destination as make
-from tests.helpers import latest_handoff, parse, verbs
 
 CALL = "CA" + "7" * 32
 

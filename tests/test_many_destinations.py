@@ -4,8 +4,7 @@ import json
 
 from handoff.models import Destination
 from handoff.versions import change
-from tests.conftest import call_params
-from tests.helpers import parse
+from tests.helpers import call_params, parse
 
 MANY = 2000
 

@@ -12,8 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from handoff import logs, metrics
 from handoff.redis_server import EmbeddedServer
-from tests.conftest import API_KEY, Twilio, call_params
-from tests.helpers import parse
+from tests.helpers import API_KEY, Twilio, call_params, parse
 
 KEY = {"X-API-Key": API_KEY}
 

@@ -15,7 +15,7 @@ from schemathesis.checks import not_a_server_error
 
 from app import create_app
 from handoff.config import Config
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 from web import openapi
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -5,8 +5,7 @@ import pytest
 
 from app import create_app
 from handoff.redis_server import EmbeddedServer
-from tests.conftest import API_KEY, Twilio, call_params
-from tests.helpers import parse, verbs
+from tests.helpers import API_KEY, Twilio, call_params, parse, verbs
 
 CALL = "CA" + "9" * 32
 

@@ -6,8 +6,7 @@ import pytest
 import responses
 from rq import SimpleWorker
 
-from tests.conftest import BASE_URL, call_params
-from tests.helpers import parse, verbs
+from tests.helpers import BASE_URL, call_params, parse, verbs
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from rq import SimpleWorker
 
 from handoff import jobs
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 from tests.polyai_schemas import check, check_error_envelope
 
 BASE = "/v1/ACCOUNT-1234/PROJECT-abcd"

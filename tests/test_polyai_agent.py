@@ -9,8 +9,7 @@ from rq import SimpleWorker
 import handoff
 from handoff import Conversation
 from handoff.services import Services
-from tests.conftest import API_KEY, call_params
-from tests.helpers import parse
+from tests.helpers import API_KEY, call_params, parse
 from tests.polyai_schemas import check
 
 BASE = "/v1/ACCOUNT-1/PROJECT-1"

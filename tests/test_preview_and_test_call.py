@@ -8,8 +8,7 @@ import responses
 from rq import SimpleWorker
 
 from app import create_app
-from tests.conftest import Api, call_params
-from tests.helpers import add_destination, parse, path
+from tests.helpers import Api, add_destination, call_params, parse, path
 
 ACCOUNT = "AC" + "0" * 32
 CALLS_URL = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Calls.json"

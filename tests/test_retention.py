@@ -1,7 +1,7 @@
 """Retention: conversations, handoffs and their indexes expire (HANDOFF_RETENTION_DAYS)."""
 from app import create_app
 from handoff.store import Keys
-from tests.conftest import Api
+from tests.helpers import Api
 
 
 def test_everything_a_conversation_leaves_behind_expires(app, config, valkey):

@@ -7,8 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.conftest import API_KEY, call_params
-from tests.helpers import parse
+from tests.helpers import API_KEY, call_params, parse
 from tests.test_lifecycle import action_path
 from tests.test_review_pages import HOSTILE, chat
 from tests.test_stats import three_calls

@@ -4,8 +4,7 @@ from html import unescape
 
 import pytest
 
-from tests.conftest import call_params
-from tests.helpers import add_destination
+from tests.helpers import add_destination, call_params
 from tests.test_stats import three_calls
 from tests.test_studio import Studio
 

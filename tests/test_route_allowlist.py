@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from handoff.route_allowlist import pattern_problem, route_allowed
-from tests.conftest import call_params
-from tests.helpers import add_destination, latest_handoff, parse
+from tests.helpers import add_destination, call_params, latest_handoff, parse
 
 PATTERNS = ("sip:*@pbx.example.com", "sip:*@trunk.example.com;transport=*", "+44*", "10??",
             "sip:*@[2001:db8::1]:*")
@@ -104,7 +103,7 @@ def test_an_allowlisted_but_unusable_override_still_reaches_the_requested_destin
 
 def test_an_allowed_override_the_method_cannot_dial_uses_the_destination_route(app, api, client_of, config):
     from app import create_app
-    from tests.conftest import Twilio
+    from tests.helpers import Twilio
 
     add_destination(api, "Billing")
     # An extension needs SIP_DOMAIN to become a URI: without it the override cannot be dialled.

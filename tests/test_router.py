@@ -3,8 +3,7 @@ import pytest
 
 from handoff.handoffs import Handoffs
 from handoff.topics import Topic, contains_phrase, route_text
-from tests.conftest import call_params
-from tests.helpers import parse, verbs
+from tests.helpers import call_params, parse, verbs
 
 
 @pytest.fixture

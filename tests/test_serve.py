@@ -10,8 +10,8 @@ import time
 
 from handoff.config import Config
 from handoff.launch import PAGE_PATH, TWILIO_SETTINGS, ready_banner
-from tests.conftest import API_KEY
 from tests.deployment import ROOT, free_port
+from tests.helpers import API_KEY
 
 
 def test_every_url_the_banner_gives_is_a_route_of_the_app(app):

@@ -3,9 +3,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from handoff import stats
-from tests.conftest import call_params
 from tests.helpers import add_destination as make
-from tests.helpers import parse
+from tests.helpers import call_params, parse
 from tests.test_lifecycle import action_path
 
 TODAY = datetime.now(UTC).date().isoformat()

@@ -4,7 +4,7 @@ from datetime import UTC
 
 import pytest
 
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 

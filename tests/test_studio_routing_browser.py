@@ -8,8 +8,7 @@ import responses
 from playwright.sync_api import expect
 from rq import SimpleWorker
 
-from tests.conftest import Twilio
-from tests.helpers import add_destination, path
+from tests.helpers import Twilio, add_destination, path
 from tests.test_studio_browser import browser, open_menu, open_page, sign_in  # noqa: F401 (fixture)
 
 CALLS_URL = f"https://api.twilio.com/2010-04-01/Accounts/{'AC' + '0' * 32}/Calls.json"

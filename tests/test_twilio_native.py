@@ -5,9 +5,8 @@ from datetime import UTC, datetime
 import pytest
 
 from app import create_app
-from tests.conftest import BASE_URL, Twilio, call_params
+from tests.helpers import BASE_URL, Twilio, call_params, latest_handoff, parse, path, verbs
 from tests.helpers import add_destination as make
-from tests.helpers import latest_handoff, parse, path, verbs
 
 
 @pytest.fixture

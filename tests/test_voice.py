@@ -1,9 +1,8 @@
 """Voice webhooks as Twilio calls them: signed, form-encoded, TwiML back."""
 import json
 
-from tests.conftest import BASE_URL, call_params
+from tests.helpers import BASE_URL, call_params, parse, verbs
 from tests.helpers import add_destination as make
-from tests.helpers import parse, verbs
 
 
 def handoff_of(api, call_sid="CA" + "1" * 32):
@@ -28,7 +27,7 @@ def test_signature_covers_the_query_string(twilio, app):
 
 def test_signature_behind_a_proxy_without_public_base_url(app, config, valkey):
     from app import create_app
-    from tests.conftest import Twilio
+    from tests.helpers import Twilio
 
     proxied = create_app(config.with_overrides(public_base_url=None)).test_client()
     twilio = Twilio(proxied, base="https://voice.example.org")
@@ -125,7 +124,7 @@ def test_missing_call_sid_still_gets_twiml(api, twilio):
 
 def test_inbound_call_goes_to_the_agent_url(app, config, api):
     from app import create_app
-    from tests.conftest import Twilio
+    from tests.helpers import Twilio
 
     with_agent = create_app(config.with_overrides(agent_url="https://agent.example.com/twiml"))
     root = parse(Twilio(with_agent.test_client()).post("/voice/call", call_params()))
