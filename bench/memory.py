@@ -79,6 +79,9 @@ def main() -> int:
         app = create_app(config)
         client = app.test_client()
         redis_client = client_for(server.url, timeout=10)
+        # No snapshots or AOF rewrites: their forks stall the server, and memory is what is measured.
+        redis_client.config_set("save", "")
+        redis_client.config_set("appendonly", "no")
         auth = {"Authorization": f"Bearer {API_KEY}"}
         for destination in DESTINATIONS:
             response = client.post("/v1/destinations", json=destination, headers=auth)
@@ -116,6 +119,10 @@ def main() -> int:
         voice_bytes = (after - before) / args.n
         voice_rest = (at_rest - before) / args.n
 
+        days = config.retention_days
+        print(f"{args.n} voice handoffs (POST /voice/handoff): {voice_bytes:,.0f} bytes each with the "
+              f"idempotency key, {voice_rest:,.0f} at rest (key expired); "
+              f"{GB / voice_rest:,.0f} fit in 1 GB ({GB / voice_rest / days:,.0f} a day over {days} days)", flush=True)
         with app.app_context():
             from web.context import services
 
@@ -128,10 +135,6 @@ def main() -> int:
                     conversations.append(doc["id"], "transcript", {"role": role, "text": text})
             chat_bytes = (used(redis_client) - before) / args.n
 
-        days = config.retention_days
-        print(f"{args.n} voice handoffs (POST /voice/handoff): {voice_bytes:,.0f} bytes each with the "
-              f"idempotency key, {voice_rest:,.0f} at rest (key expired); "
-              f"{GB / voice_rest:,.0f} fit in 1 GB ({GB / voice_rest / days:,.0f} a day over {days} days)")
         print(f"{args.n} webchat conversations with a 10-turn transcript: {chat_bytes:,.0f} bytes each; "
               f"{GB / chat_bytes:,.0f} fit in 1 GB ({GB / chat_bytes / days:,.0f} a day over {days} days)")
         print(f"one stored handoff ({len(sample)} bytes of JSON): {sample}")
