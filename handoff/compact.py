@@ -9,6 +9,8 @@ field names and on empty or default values. `pack` drops
 - `call_sid` when it equals `conversation_id` (a voice handoff: the conversation is the call);
 - `created_at` / `updated_at` when they equal the first / last history entry's time;
 - a history entry's empty `detail`, and its time when it equals the entry before it;
+- `attempts` when it names only the handoff's destination; the destination summary and an
+  attempt's detail (`{"destination", "attempt"}`) are lists of their values;
 
 and names the fields with one or two letters. `unpack` gives back exactly the document
 `pack` was given. Unknown fields pass through unchanged, and a document stored before this
@@ -34,7 +36,24 @@ DEFAULTS: dict[str, Any] = {
     "attempt_marks": {},
 }
 SAME_AS_CONVERSATION = 1  # stored `call_sid`: the same as `conversation_id`
+FIRST_DESTINATION = 1  # stored `attempts`: only the destination the handoff names
 ENTRY_KEYS = frozenset({"state", "at", "detail"})
+# Dicts always written with these keys in this order are stored as lists of their values:
+# the destination a handoff names (`Destination.summary()`) and a transfer attempt's detail.
+SUMMARY = ("id", "name", "method", "route")
+ATTEMPT = ("destination", "attempt")
+
+
+def _as_list(value: Any, keys: tuple[str, ...]) -> Any:
+    if type(value) is dict and tuple(value) == keys:
+        return [value[key] for key in keys]
+    return value
+
+
+def _as_dict(value: Any, keys: tuple[str, ...]) -> Any:
+    if type(value) is list and len(value) == len(keys):
+        return dict(zip(keys, value))
+    return value
 
 
 def _pack_history(history: list) -> list:
@@ -50,7 +69,7 @@ def _pack_history(history: list) -> list:
         if "detail" not in entry:
             short["n"] = 1  # no detail key at all (kept apart from an empty one)
         elif entry["detail"] != {} or type(entry["detail"]) is not dict:
-            short["d"] = entry["detail"]
+            short["d"] = _as_list(entry["detail"], ATTEMPT)
         previous_at = entry["at"]
         out.append(short)
     return out
@@ -62,7 +81,7 @@ def _unpack_history(history: list) -> list:
         if isinstance(entry, dict) and "s" in entry and "state" not in entry:
             full = {"state": entry["s"], "at": entry.get("a", previous_at)}
             if not entry.get("n"):
-                full["detail"] = entry.get("d", {})
+                full["detail"] = _as_dict(entry.get("d", {}), ATTEMPT)
             entry = full
         previous_at = entry.get("at") if isinstance(entry, dict) else None
         out.append(entry)
@@ -86,6 +105,11 @@ def pack(doc: dict[str, Any]) -> dict[str, Any]:
             continue
         elif name == "history":
             value = _pack_history(value)
+        elif name == "destination":
+            value = _as_list(value, SUMMARY)
+        elif (name == "attempts" and type(doc.get("destination")) is dict
+              and value == [doc["destination"].get("id")]):
+            value = FIRST_DESTINATION
         out[SHORT.get(name, name)] = value
     return out
 
@@ -103,8 +127,47 @@ def unpack(stored: dict[str, Any], handoff_id: str) -> dict[str, Any]:
             doc[name] = default.copy() if isinstance(default, (dict, list)) else default
     if doc.get("call_sid") == SAME_AS_CONVERSATION and type(doc["call_sid"]) is int:
         doc["call_sid"] = doc.get("conversation_id")
+    doc["destination"] = _as_dict(doc["destination"], SUMMARY)
+    if doc.get("attempts") == FIRST_DESTINATION and type(doc["attempts"]) is int:
+        doc["attempts"] = [doc["destination"]["id"]]
     if "created_at" not in doc and history:
         doc["created_at"] = history[0].get("at")
     if "updated_at" not in doc and history:
         doc["updated_at"] = history[-1].get("at")
+    return doc
+
+
+# -- conversations --------------------------------------------------------------------
+# The fields `Conversations.create` writes, in its order, and their empty values.
+CONVERSATION_FIELDS = ("id", "shared_id", "channel", "from", "to", "started_at", "ended_at", "state", "outcome")
+CONVERSATION_EMPTY: dict[str, Any] = {"shared_id": None, "from": None, "to": None, "ended_at": None,
+                                      "state": {}, "outcome": None}
+
+
+def pack_conversation(doc: dict[str, Any]) -> dict[str, Any]:
+    """A conversation without its id (in the key) and its empty fields. A document without
+    every field `Conversations.create` writes is stored as it is (and read back so)."""
+    if not all(name in doc for name in CONVERSATION_FIELDS):
+        return doc
+    return {name: value for name, value in doc.items()
+            if name != "id" and not (name in CONVERSATION_EMPTY and value == CONVERSATION_EMPTY[name]
+                                     and type(value) is type(CONVERSATION_EMPTY[name]))}
+
+
+def unpack_conversation(stored: dict[str, Any], conversation_id: str) -> dict[str, Any]:
+    """The document `pack_conversation` was given, its fields in the same order."""
+    if "id" in stored:
+        return stored
+    doc: dict[str, Any] = {}
+    for name in CONVERSATION_FIELDS:
+        if name == "id":
+            doc["id"] = conversation_id
+        elif name in stored:
+            doc[name] = stored[name]
+        else:
+            empty = CONVERSATION_EMPTY[name]
+            doc[name] = empty.copy() if isinstance(empty, dict) else empty
+    for name, value in stored.items():
+        if name not in doc:
+            doc[name] = value
     return doc

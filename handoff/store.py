@@ -245,14 +245,28 @@ class Store:
     def create_conversation(self, doc: dict, pipe=None) -> dict | None:
         """Create once. Returns None when created, else the conversation already stored
         (nothing is overwritten: a retried webhook finds the first one)."""
-        return self._create_item(Keys.conversations, Keys.conversation(doc["id"]), doc["id"], doc, pipe=pipe)
+        # Stored without its id and empty fields (handoff/compact.py).
+        existing = self._create_item(Keys.conversations, Keys.conversation(doc["id"]), doc["id"],
+                                     compact.pack_conversation(doc), pipe=pipe)
+        return None if existing is None else compact.unpack_conversation(existing, doc["id"])
 
     def get_conversation(self, conversation_id: str) -> dict | None:
-        return self._get_json(Keys.conversation(conversation_id))
+        doc = self._get_json(Keys.conversation(conversation_id))
+        return compact.unpack_conversation(doc, conversation_id) if doc else None
 
     def update_conversation(self, conversation_id: str, mutate: Callable[[dict], Any]) -> dict | None:
-        doc, _ = self._update_json(Keys.conversation(conversation_id), mutate)
-        return doc
+        box: dict[str, dict] = {}
+
+        def apply(stored: dict) -> Any:
+            full = compact.unpack_conversation(stored, conversation_id)
+            result = mutate(full)
+            stored.clear()
+            stored.update(compact.pack_conversation(full))
+            box["doc"] = full
+            return result
+
+        doc, _ = self._update_json(Keys.conversation(conversation_id), apply)
+        return None if doc is None else box["doc"]
 
     def append_conversation(self, conversation_id: str, part: str, entry: dict) -> None:
         key = Keys.conversation_part(conversation_id, part)
@@ -440,7 +454,7 @@ class Store:
         if not ids:
             return []
         raws = self.redis.mget([Keys.conversation(i) for i in ids])
-        return [json.loads(r) if r else None for r in raws]
+        return [compact.unpack_conversation(json.loads(r), i) if r else None for i, r in zip(ids, raws)]
 
     def forget_from_index(self, index: str, members: list[str]) -> None:
         if members:
