@@ -129,7 +129,7 @@ def unpack(stored: dict[str, Any], handoff_id: str) -> dict[str, Any]:
         doc["call_sid"] = doc.get("conversation_id")
     doc["destination"] = _as_dict(doc["destination"], SUMMARY)
     if doc.get("attempts") == FIRST_DESTINATION and type(doc["attempts"]) is int:
-        doc["attempts"] = [doc["destination"]["id"]]
+        doc["attempts"] = [doc["destination"].get("id")]
     if "created_at" not in doc and history:
         doc["created_at"] = history[0].get("at")
     if "updated_at" not in doc and history:

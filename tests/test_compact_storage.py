@@ -59,6 +59,8 @@ def test_pack_and_unpack_keep_every_unusual_value():
     handoff.updated_at = "later"
     doc = handoff.to_dict()
     assert unpack(json.loads(json.dumps(pack(doc))), "HO1") == doc
+    odd = Handoff(id="HO2", conversation_id="CA1", destination={"name": "no id"}, attempts=[None]).to_dict()
+    assert unpack(json.loads(json.dumps(pack(odd))), "HO2") == odd
 
     conversation = {"id": "CO1", "shared_id": None, "channel": "webchat", "from": None, "to": None,
                     "started_at": "t", "ended_at": "u", "state": {"a": 1}, "outcome": None, "_agent_done": True}
