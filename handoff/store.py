@@ -192,14 +192,25 @@ class Store:
                 except redis.WatchError:
                     continue
 
-    def answer_once(self, scope: str, key: str, compute: Callable[[], str], ttl: int = 3600,
-                    wait: float = 3.0) -> str:
+    def answer_once(self, scope: str, key: str, compute: Callable[..., str], ttl: int = 3600,
+                    wait: float = 3.0, read_along: Callable[[Any], None] | None = None) -> str:
         """The answer to a webhook step, computed once: a retried delivery (Twilio retries
-        with the same idempotency token) gets the stored answer instead of a second run."""
+        with the same idempotency token) gets the stored answer instead of a second run.
+
+        `read_along(pipe)` queues reads sent in the same round trip as the claim; the
+        delivery that computes the answer first gets their results as `compute`'s arguments
+        (any other gets none)."""
         full = Keys.once(scope, key)
-        if self.redis.set(full, "", nx=True, ex=ttl):
+        if read_along is None:
+            claimed, along = self.redis.set(full, "", nx=True, ex=ttl), []
+        else:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(full, "", nx=True, ex=ttl)
+                read_along(pipe)
+                claimed, *along = pipe.execute()
+        if claimed:
             try:
-                body = compute()
+                body = compute(*along)
             except BaseException:
                 self.redis.delete(full)  # let a retry compute it again
                 raise
