@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +79,13 @@ def undo(entities: dict[str, Any], records: list[dict]) -> dict[str, Any]:
     return result
 
 
+_UNKNOWN = object()
+# The live version as read in the same round trip as a voice webhook's idempotency claim
+# (`Store.answer_once`, web/voice.py): `live()` needs no GET of its own in that request.
+# A context variable: each request (thread or greenlet) sees only its own.
+_known_live_version: ContextVar[Any] = ContextVar("known_live_version", default=_UNKNOWN)
+
+
 class ConfigStore:
     def __init__(self, client: redis.Redis):
         self.redis = client
@@ -106,7 +115,9 @@ class ConfigStore:
     def live(self) -> ConfigVersion:
         """What callers meet. Before any live copy exists (no change recorded yet, or data
         from before versions) the draft is live."""
-        raw = self.redis.get(ConfigKeys.live_version)
+        raw = _known_live_version.get()
+        if raw is _UNKNOWN:
+            raw = self.redis.get(ConfigKeys.live_version)
         if raw is None:
             return self.draft()
         cached = self._live
@@ -121,6 +132,25 @@ class ConfigStore:
         loaded = ConfigVersion(int(version), {k: json.loads(v) for k, v in entities.items()})
         self._live = loaded
         return loaded
+
+    @staticmethod
+    def queue_live_version(pipe) -> None:
+        """Queue the read `live()` starts with into a pipeline its caller sends anyway."""
+        pipe.get(ConfigKeys.live_version)
+
+    @staticmethod
+    @contextmanager
+    def live_version_known(*raw):
+        """Within the block, `live()` takes the version `queue_live_version` read (none
+        given: it reads the version itself, as always)."""
+        if not raw:
+            yield
+            return
+        token = _known_live_version.set(raw[0])
+        try:
+            yield
+        finally:
+            _known_live_version.reset(token)
 
     def live_version(self) -> int:
         raw = self.redis.get(ConfigKeys.live_version)

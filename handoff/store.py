@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from . import stats
+from . import compact, stats
 from .models import Handoff
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class Store:
                     doc = json.loads(raw)
                     result = mutate(doc)
                     pipe.multi()
-                    pipe.set(key, json.dumps(doc), ex=ttl or self.retention)
+                    pipe.set(key, json.dumps(doc, separators=(",", ":")), ex=ttl or self.retention)
                     if after:
                         after(pipe, result)
                     pipe.execute()
@@ -202,14 +202,25 @@ class Store:
                 except redis.WatchError:
                     continue
 
-    def answer_once(self, scope: str, key: str, compute: Callable[[], str], ttl: int = 3600,
-                    wait: float = 3.0) -> str:
+    def answer_once(self, scope: str, key: str, compute: Callable[..., str], ttl: int = 3600,
+                    wait: float = 3.0, read_along: Callable[[Any], None] | None = None) -> str:
         """The answer to a webhook step, computed once: a retried delivery (Twilio retries
-        with the same idempotency token) gets the stored answer instead of a second run."""
+        with the same idempotency token) gets the stored answer instead of a second run.
+
+        `read_along(pipe)` queues reads sent in the same round trip as the claim; the
+        delivery that computes the answer first gets their results as `compute`'s arguments
+        (any other gets none)."""
         full = Keys.once(scope, key)
-        if self.redis.set(full, "", nx=True, ex=ttl):
+        if read_along is None:
+            claimed, along = self.redis.set(full, "", nx=True, ex=ttl), []
+        else:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(full, "", nx=True, ex=ttl)
+                read_along(pipe)
+                claimed, *along = pipe.execute()
+        if claimed:
             try:
-                body = compute()
+                body = compute(*along)
             except BaseException:
                 self.redis.delete(full)  # let a retry compute it again
                 raise
@@ -261,7 +272,7 @@ class Store:
                      events=(), deadlines=(), counters: dict | None = None, pipe=None) -> dict | None:
         """None when created; the existing document when `key` already existed.
         With `pipe`, the write is only queued there (bulk loading) and None is returned."""
-        args = [member, json.dumps(doc), self.retention, self._event_minid(), len(events), len(deadlines)]
+        args = [member, json.dumps(doc, separators=(",", ":")), self.retention, self._event_minid(), len(events), len(deadlines)]
         for entry in events:
             args += [entry["state"], entry["at"]]
         for deadline_member, score in deadlines:
@@ -283,14 +294,28 @@ class Store:
     def create_conversation(self, doc: dict, pipe=None) -> dict | None:
         """Create once. Returns None when created, else the conversation already stored
         (nothing is overwritten: a retried webhook finds the first one)."""
-        return self._create_item(Keys.conversations, Keys.conversation(doc["id"]), doc["id"], doc, pipe=pipe)
+        # Stored without its id and empty fields (handoff/compact.py).
+        existing = self._create_item(Keys.conversations, Keys.conversation(doc["id"]), doc["id"],
+                                     compact.pack_conversation(doc), pipe=pipe)
+        return None if existing is None else compact.unpack_conversation(existing, doc["id"])
 
     def get_conversation(self, conversation_id: str) -> dict | None:
-        return self._get_json(Keys.conversation(conversation_id))
+        doc = self._get_json(Keys.conversation(conversation_id))
+        return compact.unpack_conversation(doc, conversation_id) if doc else None
 
     def update_conversation(self, conversation_id: str, mutate: Callable[[dict], Any]) -> dict | None:
-        doc, _ = self._update_json(Keys.conversation(conversation_id), mutate)
-        return doc
+        box: dict[str, dict] = {}
+
+        def apply(stored: dict) -> Any:
+            full = compact.unpack_conversation(stored, conversation_id)
+            result = mutate(full)
+            stored.clear()
+            stored.update(compact.pack_conversation(full))
+            box["doc"] = full
+            return result
+
+        doc, _ = self._update_json(Keys.conversation(conversation_id), apply)
+        return None if doc is None else box["doc"]
 
     def append_conversation(self, conversation_id: str, part: str, entry: dict) -> None:
         key = Keys.conversation_part(conversation_id, part)
@@ -321,12 +346,13 @@ class Store:
         if handoff.reason:
             extra.append(Keys.handoffs_with_reason(handoff.reason))
         doc = handoff.to_dict()
-        self._create_item(Keys.handoffs, Keys.handoff(handoff.id), handoff.id, doc,
+        # Stored without what can be derived (handoff/compact.py); counted from the full document.
+        self._create_item(Keys.handoffs, Keys.handoff(handoff.id), handoff.id, compact.pack(doc),
                           extra, handoff.history, deadlines, self._stat_writes(None, doc), pipe)
 
     def get_handoff(self, handoff_id: str) -> Handoff | None:
         doc = self._get_json(Keys.handoff(handoff_id))
-        return Handoff.from_dict(doc) if doc else None
+        return Handoff.from_dict(compact.unpack(doc, handoff_id)) if doc else None
 
     def newest_handoff_for_shared_id(self, shared_id: str) -> Handoff | None:
         for handoff_id in self.redis.zrevrange(Keys.shared(shared_id), 0, 10):
@@ -351,16 +377,17 @@ class Store:
         box: dict[str, Any] = {}
 
         def apply(doc: dict) -> Any:
+            full = compact.unpack(doc, handoff_id)
             # Facts first: the handoff shares the document's lists, so mutate changes them too.
-            box["facts_before"] = self._facts(doc)
-            handoff = Handoff.from_dict(doc)
+            box["facts_before"] = self._facts(full)
+            handoff = Handoff.from_dict(full)
             before = len(handoff.history)
             result = mutate(handoff)
+            box["doc"] = handoff.to_dict()
             doc.clear()
-            doc.update(handoff.to_dict())
+            doc.update(compact.pack(box["doc"]))
             box["handoff"] = handoff
             box["new"] = handoff.history[before:]
-            box["doc"] = doc
             return result
 
         def queue_events(pipe, _result) -> None:
@@ -469,14 +496,14 @@ class Store:
         if not ids:
             return []
         raws = self.redis.mget([Keys.handoff(i) for i in ids])
-        return [Handoff.from_dict(json.loads(r)) if r else None for r in raws]
+        return [Handoff.from_dict(compact.unpack(json.loads(r), i)) if r else None for i, r in zip(ids, raws)]
 
     def get_conversations(self, ids: Iterable[str]) -> list[dict | None]:
         ids = list(ids)
         if not ids:
             return []
         raws = self.redis.mget([Keys.conversation(i) for i in ids])
-        return [json.loads(r) if r else None for r in raws]
+        return [compact.unpack_conversation(json.loads(r), i) if r else None for i, r in zip(ids, raws)]
 
     def forget_from_index(self, index: str, members: list[str]) -> None:
         if members:

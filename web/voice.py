@@ -228,12 +228,15 @@ def handoff(values):
     if not call_sid:
         return offline_transfer(values, handoff_request)
 
-    def answer() -> str:
-        conversation = call_conversation(values, state=sip_header_state(values))
-        return str(transfer_call(values, conversation, handoff_request))
+    def answer(*live_version) -> str:
+        # The live configuration's version came with the idempotency claim: one round trip less.
+        with svc.config_store.live_version_known(*live_version):
+            conversation = call_conversation(values, state=sip_header_state(values))
+            return str(transfer_call(values, conversation, handoff_request))
 
     ttl = 3600 if request.headers.get("I-Twilio-Idempotency-Token") else 30
-    return svc.store.answer_once("handoff", f"{call_sid}:{_fingerprint(values)}", answer, ttl=ttl)
+    return svc.store.answer_once("handoff", f"{call_sid}:{_fingerprint(values)}", answer, ttl=ttl,
+                                 read_along=svc.config_store.queue_live_version)
 
 
 @bp.route("/handoff/<handoff_id>/status", methods=["POST", "GET"])

@@ -1,0 +1,173 @@
+"""The stored form of a handoff: its JSON without what can be derived, in short field names.
+
+A handoff is kept for the whole retention window, so its bytes are multiplied by every
+call of a month: the full document (`Handoff.to_dict()`) spent most of its ~1,100 bytes on
+field names and on empty or default values. `pack` drops
+
+- the id (it is in the key) and every field equal to its default (`null`, `{}`, `[]`,
+  channel `voice`);
+- `call_sid` when it equals `conversation_id` (a voice handoff: the conversation is the call);
+- `created_at` / `updated_at` when they equal the first / last history entry's time;
+- a history entry's empty `detail`, and its time when it equals the entry before it;
+- `attempts` when it names only the handoff's destination; the destination summary and an
+  attempt's detail (`{"destination", "attempt"}`) are lists of their values;
+
+and names the fields with one or two letters. `unpack` gives back exactly the document
+`pack` was given. Unknown fields pass through unchanged, and a document stored before this
+format (long names, every field) reads as it is: `unpack` maps only the short names.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+SHORT = {
+    "conversation_id": "c", "channel": "ch", "shared_id": "sh", "destination": "d", "reason": "r",
+    "utterance": "u", "data": "da", "sip_headers": "h", "state": "s", "history": "hi", "warnings": "w",
+    "outcome": "o", "created_at": "ca", "updated_at": "ua", "attempts": "at", "header_overrides": "ho",
+    "call_sid": "cs", "claimed_by": "cb", "callback_base": "b", "leg": "l", "route_override": "ro",
+    "attempt_marks": "am",
+}
+LONG = {short: name for name, short in SHORT.items()}
+# Values a field takes when it is absent from the stored form (the model's defaults).
+DEFAULTS: dict[str, Any] = {
+    "channel": "voice", "shared_id": None, "destination": None, "reason": None, "utterance": None,
+    "data": {}, "sip_headers": {}, "warnings": [], "outcome": None, "attempts": [], "header_overrides": {},
+    "call_sid": None, "claimed_by": None, "callback_base": None, "leg": None, "route_override": None,
+    "attempt_marks": {},
+}
+SAME_AS_CONVERSATION = 1  # stored `call_sid`: the same as `conversation_id`
+FIRST_DESTINATION = 1  # stored `attempts`: only the destination the handoff names
+ENTRY_KEYS = frozenset({"state", "at", "detail"})
+# Dicts always written with these keys in this order are stored as lists of their values:
+# the destination a handoff names (`Destination.summary()`) and a transfer attempt's detail.
+SUMMARY = ("id", "name", "method", "route")
+ATTEMPT = ("destination", "attempt")
+
+
+def _as_list(value: Any, keys: tuple[str, ...]) -> Any:
+    if type(value) is dict and tuple(value) == keys:
+        return [value[key] for key in keys]
+    return value
+
+
+def _as_dict(value: Any, keys: tuple[str, ...]) -> Any:
+    if type(value) is list and len(value) == len(keys):
+        return dict(zip(keys, value))
+    return value
+
+
+def _pack_history(history: list) -> list:
+    out, previous_at = [], None
+    for entry in history:
+        if not isinstance(entry, dict) or not set(entry) <= ENTRY_KEYS or "state" not in entry or "at" not in entry:
+            out.append(entry)  # not one move_to() wrote: kept as it is
+            previous_at = entry.get("at") if isinstance(entry, dict) else None
+            continue
+        short = {"s": entry["state"]}
+        if entry["at"] != previous_at:
+            short["a"] = entry["at"]
+        if "detail" not in entry:
+            short["n"] = 1  # no detail key at all (kept apart from an empty one)
+        elif entry["detail"] != {} or type(entry["detail"]) is not dict:
+            short["d"] = _as_list(entry["detail"], ATTEMPT)
+        previous_at = entry["at"]
+        out.append(short)
+    return out
+
+
+def _unpack_history(history: list) -> list:
+    out, previous_at = [], None
+    for entry in history:
+        if isinstance(entry, dict) and "s" in entry and "state" not in entry:
+            full = {"state": entry["s"], "at": entry.get("a", previous_at)}
+            if not entry.get("n"):
+                full["detail"] = _as_dict(entry.get("d", {}), ATTEMPT)
+            entry = full
+        previous_at = entry.get("at") if isinstance(entry, dict) else None
+        out.append(entry)
+    return out
+
+
+def pack(doc: dict[str, Any]) -> dict[str, Any]:
+    """The stored form of a full handoff document (`Handoff.to_dict()`)."""
+    history = doc.get("history") or []
+    out: dict[str, Any] = {}
+    for name, value in doc.items():
+        if name == "id":
+            continue
+        if name in DEFAULTS and value == DEFAULTS[name] and type(value) is type(DEFAULTS[name]):
+            continue
+        if name == "call_sid" and value == doc.get("conversation_id"):
+            value = SAME_AS_CONVERSATION
+        elif name == "created_at" and history and isinstance(history[0], dict) and history[0].get("at") == value:
+            continue
+        elif name == "updated_at" and history and isinstance(history[-1], dict) and history[-1].get("at") == value:
+            continue
+        elif name == "history":
+            value = _pack_history(value)
+        elif name == "destination":
+            value = _as_list(value, SUMMARY)
+        elif (name == "attempts" and type(doc.get("destination")) is dict
+              and value == [doc["destination"].get("id")]):
+            value = FIRST_DESTINATION
+        out[SHORT.get(name, name)] = value
+    return out
+
+
+def unpack(stored: dict[str, Any], handoff_id: str) -> dict[str, Any]:
+    """The full document back from its stored form (or from a document stored in full)."""
+    doc: dict[str, Any] = {"id": handoff_id}
+    for name, value in stored.items():
+        doc[LONG.get(name, name)] = value
+    if "history" in doc and isinstance(doc["history"], list):
+        doc["history"] = _unpack_history(doc["history"])
+    history = doc.get("history") or []
+    for name, default in DEFAULTS.items():
+        if name not in doc:
+            doc[name] = default.copy() if isinstance(default, (dict, list)) else default
+    if doc.get("call_sid") == SAME_AS_CONVERSATION and type(doc["call_sid"]) is int:
+        doc["call_sid"] = doc.get("conversation_id")
+    doc["destination"] = _as_dict(doc["destination"], SUMMARY)
+    if doc.get("attempts") == FIRST_DESTINATION and type(doc["attempts"]) is int:
+        doc["attempts"] = [doc["destination"].get("id")]
+    if "created_at" not in doc and history:
+        doc["created_at"] = history[0].get("at")
+    if "updated_at" not in doc and history:
+        doc["updated_at"] = history[-1].get("at")
+    return doc
+
+
+# -- conversations --------------------------------------------------------------------
+# The fields `Conversations.create` writes, in its order, and their empty values.
+CONVERSATION_FIELDS = ("id", "shared_id", "channel", "from", "to", "started_at", "ended_at", "state", "outcome")
+CONVERSATION_EMPTY: dict[str, Any] = {"shared_id": None, "from": None, "to": None, "ended_at": None,
+                                      "state": {}, "outcome": None}
+
+
+def pack_conversation(doc: dict[str, Any]) -> dict[str, Any]:
+    """A conversation without its id (in the key) and its empty fields. A document without
+    every field `Conversations.create` writes is stored as it is (and read back so)."""
+    if not all(name in doc for name in CONVERSATION_FIELDS):
+        return doc
+    return {name: value for name, value in doc.items()
+            if name != "id" and not (name in CONVERSATION_EMPTY and value == CONVERSATION_EMPTY[name]
+                                     and type(value) is type(CONVERSATION_EMPTY[name]))}
+
+
+def unpack_conversation(stored: dict[str, Any], conversation_id: str) -> dict[str, Any]:
+    """The document `pack_conversation` was given, its fields in the same order."""
+    if "id" in stored:
+        return stored
+    doc: dict[str, Any] = {}
+    for name in CONVERSATION_FIELDS:
+        if name == "id":
+            doc["id"] = conversation_id
+        elif name in stored:
+            doc[name] = stored[name]
+        else:
+            empty = CONVERSATION_EMPTY[name]
+            doc[name] = empty.copy() if isinstance(empty, dict) else empty
+    for name, value in stored.items():
+        if name not in doc:
+            doc[name] = value
+    return doc

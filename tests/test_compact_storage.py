@@ -1,0 +1,70 @@
+"""Handoffs and conversations are stored compactly (handoff/compact.py) and read back unchanged."""
+import json
+
+from handoff.compact import pack, pack_conversation, unpack, unpack_conversation
+from handoff.models import Handoff
+from handoff.store import Keys
+from tests.conftest import call_params
+from tests.helpers import add_destination
+
+
+def test_a_voice_handoff_reads_back_the_same_and_is_stored_in_under_half_its_json(api, twilio, services):
+    add_destination(api, "Billing", sip_headers=[{"name": "X-Caller", "value": "$caller_id"}])
+    answer = twilio.post("/voice/handoff", call_params(destination="Billing", reason="billing",
+                                                       utterance="put me through", data='{"customer": "C1"}'))
+    assert answer.status_code == 200
+    conversation = api.get("/v1/conversations/" + "CA" + "1" * 32).get_json()
+    shown = api.get(f"/v1/handoffs/{conversation['handoff']['id']}").get_json()
+    handoff = services.store.get_handoff(shown["id"])
+    assert shown == json.loads(json.dumps(handoff.public()))
+    assert shown["destination"]["name"] == "Billing" and shown["data"] == {"customer": "C1"}
+    assert [entry["state"] for entry in shown["history"]] == ["requested", "transferring"]
+    assert all("detail" in entry for entry in shown["history"])
+    assert conversation["from"] and conversation["ended_at"] is None and conversation["outcome"] is None
+
+    stored = services.store.redis.get(Keys.handoff(shown["id"]))
+    assert len(stored) * 2 < len(json.dumps(handoff.to_dict()))
+    assert shown["id"] not in stored  # the id is the key's
+
+
+def test_documents_stored_in_full_before_still_read(api, services):
+    """Data written before the compact format (every field, long names) reads as it was."""
+    conversation = api.post("/v1/conversations", json={"shared_id": "S-9"}).get_json()
+    handoff = api.post(f"/v1/conversations/{conversation['id']}/handoff", json={"reason": "old"}).get_json()
+    shown_before = api.get(f"/v1/handoffs/{handoff['id']}").get_json()
+    conversation_before = api.get(f"/v1/conversations/{conversation['id']}").get_json()
+    redis = services.store.redis
+    full = services.store.get_handoff(handoff["id"]).to_dict()
+    redis.set(Keys.handoff(handoff["id"]), json.dumps(full), keepttl=True)
+    redis.set(Keys.conversation(conversation["id"]),
+              json.dumps(services.store.get_conversation(conversation["id"])), keepttl=True)
+
+    assert redis.get(Keys.handoff(handoff["id"])).startswith('{"id"')
+    assert api.get(f"/v1/handoffs/{handoff['id']}").get_json() == shown_before
+    assert api.get(f"/v1/conversations/{conversation['id']}").get_json() == conversation_before
+    claimed = api.post(f"/v1/handoffs/{handoff['id']}/claim", json={"agent": "ana"})
+    assert claimed.status_code == 200, claimed.get_json()
+    assert api.get(f"/v1/handoffs/{handoff['id']}").get_json()["state"] == "claimed"
+
+
+def test_pack_and_unpack_keep_every_unusual_value():
+    handoff = Handoff(id="HO1", conversation_id="CA1", call_sid="CA2", channel="webchat", shared_id="",
+                      destination={"id": "d", "name": "D", "method": "sip_refer", "route": None, "extra": 1},
+                      data={"k": [1, None]}, attempts=["a", "b"], attempt_marks={"1": "voicemail"})
+    handoff.move_to("requested")
+    handoff.move_to("transferring", {"destination": "a", "attempt": 1})
+    handoff.move_to("failed", {"destination": "a", "attempt": 1, "why": "busy"})
+    handoff.history += [{"state": "x", "at": "t"}, {"state": "y", "at": "t", "detail": None},
+                        {"state": "z", "at": "u", "detail": {}, "by": "someone"}, "not a dict"]
+    handoff.updated_at = "later"
+    doc = handoff.to_dict()
+    assert unpack(json.loads(json.dumps(pack(doc))), "HO1") == doc
+    odd = Handoff(id="HO2", conversation_id="CA1", destination={"name": "no id"}, attempts=[None]).to_dict()
+    assert unpack(json.loads(json.dumps(pack(odd))), "HO2") == odd
+
+    conversation = {"id": "CO1", "shared_id": None, "channel": "webchat", "from": None, "to": None,
+                    "started_at": "t", "ended_at": "u", "state": {"a": 1}, "outcome": None, "_agent_done": True}
+    back = unpack_conversation(json.loads(json.dumps(pack_conversation(conversation))), "CO1")
+    assert back == conversation and list(back) == list(conversation)
+    partial = {"id": "CO2", "channel": "sms"}  # not written by Conversations.create: kept whole
+    assert unpack_conversation(pack_conversation(partial), "CO2") == partial
