@@ -4,8 +4,7 @@ import json
 from handoff.compact import pack, pack_conversation, unpack, unpack_conversation
 from handoff.models import Handoff
 from handoff.store import Keys
-from tests.conftest import call_params
-from tests.helpers import add_destination
+from tests.helpers import add_destination, call_params
 
 
 def test_a_voice_handoff_reads_back_the_same_and_is_stored_in_under_half_its_json(api, twilio, services):
