@@ -13,8 +13,8 @@ from werkzeug.serving import make_server
 from app import create_app
 from handoff import jobs
 from handoff.config import Config
-from handoff.redis_server import EmbeddedServer, client_for
-from tests.helpers import API_KEY, AUTH_TOKEN, BASE_URL, Api, Twilio
+from handoff.redis_server import EmbeddedServer
+from tests.helpers import API_KEY, AUTH_TOKEN, BASE_URL, Api, Twilio, flush
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ def config(valkey, data_dir):
 
 @pytest.fixture
 def app(config, valkey):
-    client_for(valkey.url).flushall()
+    flush(valkey.url)
     application = create_app(config)
     jobs.use(application.extensions["handoff"])
     yield application

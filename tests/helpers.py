@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 
 from twilio.request_validator import RequestValidator
 
+from handoff.redis_server import client_for
+
 
 def parse(response_or_text):
     text = response_or_text if isinstance(response_or_text, str) else response_or_text.get_data(as_text=True)
@@ -83,3 +85,9 @@ def call_params(call_sid="CA" + "1" * 32, **extra):
               "CallStatus": "in-progress", "Direction": "inbound"}
     params.update(extra)
     return {k: v for k, v in params.items() if v is not None}
+
+
+def flush(redis_url: str) -> None:
+    """Empty the test server. A generous timeout: the service's own clients fail fast by
+    design (0.5 s), but a busy machine can take longer than that to empty a database."""
+    client_for(redis_url, timeout=10).flushall()

@@ -11,8 +11,7 @@ from rq import SimpleWorker
 
 from app import create_app
 from handoff import jobs
-from handoff.redis_server import client_for
-from tests.helpers import Twilio, call_params, latest_handoff, parse, path, verbs
+from tests.helpers import Twilio, call_params, flush, latest_handoff, parse, path, verbs
 from tests.helpers import add_destination as make
 
 CALL = "CA" + "7" * 32
@@ -229,7 +228,7 @@ def test_without_a_caller_id_a_sip_caller_to_a_number_is_warned(api, twilio):
 def test_default_caller_id_fills_in(config, valkey, client_of):
     from tests.helpers import Api
 
-    client_for(valkey.url).flushall()
+    flush(valkey.url)
     app = create_app(config.with_overrides(default_caller_id="+14155550177"))
     jobs.use(app.extensions["handoff"])
     try:
