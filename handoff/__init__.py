@@ -1,13 +1,13 @@
 """handoff: hand callers and chat users from an AI agent to a human, context intact.
 
-`from handoff import Conversation` is the Python API (see handoff/conversation.py);
+`from handoff import Conversation` is the Python API (see handoff/agent_api.py);
 `handoff.from_polyai_return(conv, value)` acts on a PolyAI function's return value."""
 
 
 def __getattr__(name):
     # Imported lazily so `handoff.sip` and friends stay importable without the app's deps.
     if name == "Conversation":
-        from .conversation import Conversation
+        from .agent_api import Conversation
 
         return Conversation
     if name == "from_polyai_return":

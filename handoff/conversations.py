@@ -5,7 +5,7 @@ import uuid
 from typing import Any
 
 from .errors import NotFound
-from .models import utcnow
+from .models import now_iso
 from .paging import page
 from .services import Services
 from .store import Keys
@@ -50,7 +50,7 @@ class Conversations:
             "channel": channel,
             "from": from_,
             "to": to,
-            "started_at": utcnow(),
+            "started_at": now_iso(),
             "ended_at": None,
             "state": state or {},
             "outcome": None,
@@ -96,13 +96,13 @@ class Conversations:
 
     def append(self, conversation_id: str, part: str, entry: dict) -> dict:
         self.get_doc(conversation_id)
-        entry = {**entry, "at": entry.get("at") or utcnow()}
+        entry = {**entry, "at": entry.get("at") or now_iso()}
         self.store.append_conversation(conversation_id, part, entry)
         return entry
 
     def end(self, conversation_id: str) -> dict | None:
         def mutate(doc: dict) -> None:
-            doc["ended_at"] = doc.get("ended_at") or utcnow()
+            doc["ended_at"] = doc.get("ended_at") or now_iso()
 
         return self.store.update_conversation(conversation_id, mutate)
 

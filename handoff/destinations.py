@@ -10,9 +10,9 @@ from typing import Any
 
 from . import hours, sip, versions
 from .errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
-from .models import Destination, utcnow, warning
+from .models import Destination, now_iso, warning
 from .services import Services
-from .snapshot import Configuration
+from .snapshot import RoutingTable
 
 DEFAULT_INTEGRATION = {
     "provider": "twilio",
@@ -23,7 +23,7 @@ DEFAULT_INTEGRATION = {
 WARM_MODES = ("warm_message", "warm_accept")
 
 
-def integration_of(configuration: Configuration) -> dict[str, Any]:
+def integration_of(configuration: RoutingTable) -> dict[str, Any]:
     return {**DEFAULT_INTEGRATION, **(configuration.integration or {})}
 
 
@@ -79,7 +79,7 @@ def constraint_warnings(destination: Destination, integration: dict, now=None,
     return found
 
 
-def present(destination: Destination, configuration: Configuration, now=None,
+def present(destination: Destination, configuration: RoutingTable, now=None,
             default_caller_id: str | None = None) -> dict[str, Any]:
     """A destination as the API shows it: stored fields plus default flag and warnings."""
     body = destination.to_dict()
@@ -91,7 +91,7 @@ def present(destination: Destination, configuration: Configuration, now=None,
     return body
 
 
-def _check(destination: Destination, configuration: Configuration, sip_domain: str | None,
+def _check(destination: Destination, configuration: RoutingTable, sip_domain: str | None,
            changed: set[str]) -> None:
     """Cross-field rules; raises ValidationFailed naming the field."""
     integration = integration_of(configuration)
@@ -223,11 +223,11 @@ class Destinations:
     def store(self):
         return self.services.store
 
-    def configuration(self) -> Configuration:
+    def configuration(self) -> RoutingTable:
         """What the API and the page edit: the sandbox draft (live too unless CONFIG_PROMOTION)."""
         return self.services.configuration("sandbox")
 
-    def present(self, destination: Destination, configuration: Configuration,
+    def present(self, destination: Destination, configuration: RoutingTable,
                 tests: dict | None = None) -> dict:
         body = present(destination, configuration, self.services.clock(),
                        self.services.config.default_caller_id)
@@ -258,7 +258,7 @@ class Destinations:
     def names(self, env: str = "sandbox") -> dict[str, str]:
         return {d.id: d.name for d in self.services.configuration(env).destinations}
 
-    def _get(self, configuration: Configuration, destination_id: str) -> Destination:
+    def _get(self, configuration: RoutingTable, destination_id: str) -> Destination:
         destination = configuration.by_id().get(destination_id)
         if destination is None:
             raise NotFound(f"no destination with id {destination_id!r}")
@@ -268,7 +268,7 @@ class Destinations:
         configuration = self.configuration()
         return self.present(self._get(configuration, destination_id), configuration)
 
-    def _free_id(self, configuration: Configuration, name: str) -> str:
+    def _free_id(self, configuration: RoutingTable, name: str) -> str:
         base = slugify(name)
         taken = configuration.by_id()
         candidate, n = base, 2
@@ -277,7 +277,7 @@ class Destinations:
         return candidate
 
     @staticmethod
-    def _name_free(configuration: Configuration, destination: Destination) -> None:
+    def _name_free(configuration: RoutingTable, destination: Destination) -> None:
         holder = configuration.find_name(destination.name)
         if holder is not None and holder.id != destination.id:
             raise Conflict(f"a destination named {destination.name!r} already exists",
@@ -293,7 +293,7 @@ class Destinations:
         return self.present(destination, self.configuration())
 
     def create(self, fields: dict[str, Any]) -> dict:
-        def mutate(configuration: Configuration, entities: dict) -> Destination:
+        def mutate(configuration: RoutingTable, entities: dict) -> Destination:
             destination = Destination(id=self._free_id(configuration, fields["name"]), **fields)
             _check(destination, configuration, self.services.config.sip_domain, set(fields))
             self._name_free(configuration, destination)
@@ -305,9 +305,9 @@ class Destinations:
         return self._done(self._change(mutate))
 
     def update(self, destination_id: str, fields: dict[str, Any]) -> dict:
-        def mutate(configuration: Configuration, entities: dict) -> Destination:
+        def mutate(configuration: RoutingTable, entities: dict) -> Destination:
             current = self._get(configuration, destination_id)
-            updated = Destination.from_dict({**current.to_dict(), **fields, "updated_at": utcnow()})
+            updated = Destination.from_dict({**current.to_dict(), **fields, "updated_at": now_iso()})
             _check(updated, configuration, self.services.config.sip_domain, set(fields))
             self._name_free(configuration, updated)
             entities[f"d:{destination_id}"] = updated.to_dict()
@@ -316,12 +316,12 @@ class Destinations:
         return self._done(self._change(mutate))
 
     def duplicate(self, destination_id: str) -> dict:
-        def mutate(configuration: Configuration, entities: dict) -> Destination:
+        def mutate(configuration: RoutingTable, entities: dict) -> Destination:
             source = self._get(configuration, destination_id)
             name, n = f"{source.name} (copy)", 2
             while configuration.find_name(name) is not None:
                 name, n = f"{source.name} (copy {n})", n + 1
-            now = utcnow()
+            now = now_iso()
             copy = Destination.from_dict({**source.to_dict(), "name": name, "created_at": now,
                                           "updated_at": now, "id": self._free_id(configuration, name)})
             entities[f"d:{copy.id}"] = copy.to_dict()  # a copy is never made the default
@@ -330,7 +330,7 @@ class Destinations:
         return self._done(self._change(mutate))
 
     def set_default(self, destination_id: str) -> dict:
-        def mutate(configuration: Configuration, entities: dict) -> Destination:
+        def mutate(configuration: RoutingTable, entities: dict) -> Destination:
             destination = self._get(configuration, destination_id)
             entities["default"] = destination_id
             return destination
@@ -338,7 +338,7 @@ class Destinations:
         return self._done(self._change(mutate))
 
     def delete(self, destination_id: str, confirm: str | None) -> None:
-        def mutate(configuration: Configuration, entities: dict) -> None:
+        def mutate(configuration: RoutingTable, entities: dict) -> None:
             destination = self._get(configuration, destination_id)
             if confirm != destination.name:
                 raise ConfirmationRequired(
@@ -354,7 +354,7 @@ class Destinations:
         return integration_of(self.configuration())
 
     def put_integration(self, integration: dict) -> dict:
-        def mutate(_configuration: Configuration, entities: dict) -> None:
+        def mutate(_configuration: RoutingTable, entities: dict) -> None:
             entities["integration"] = {**DEFAULT_INTEGRATION, **integration}
 
         self._change(mutate)

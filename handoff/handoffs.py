@@ -31,11 +31,11 @@ from .models import (
     TRANSFERRING,
     Destination,
     Handoff,
-    utcnow,
+    now_iso,
 )
 from .paging import page
 from .services import Services
-from .snapshot import Configuration
+from .snapshot import RoutingTable
 from .store import Keys
 from .transfers import Planner, call_leg, next_destination, whisper_text
 
@@ -176,7 +176,7 @@ class Handoffs:
     def store(self):
         return self.services.store
 
-    def planner(self, configuration: Configuration, offline: bool = False) -> Planner:
+    def planner(self, configuration: RoutingTable, offline: bool = False) -> Planner:
         config = self.services.config
         return Planner(configuration, config.sip_domain, self.services.clock(), config.default_caller_id,
                        offline=offline)
@@ -212,7 +212,7 @@ class Handoffs:
         handoff.move_to(REQUESTED)
         return handoff
 
-    def _resolve(self, handoff: Handoff, configuration: Configuration,
+    def _resolve(self, handoff: Handoff, configuration: RoutingTable,
                  ref: str | None) -> Destination | None:
         found = configuration.find(ref)
         if ref and found is None:
@@ -241,7 +241,7 @@ class Handoffs:
         self._persist_new(handoff)
         return handoff, twiml
 
-    def plan_voice(self, configuration: Configuration, conversation: dict, request: HandoffRequest, *,
+    def plan_voice(self, configuration: RoutingTable, conversation: dict, request: HandoffRequest, *,
                    call_sid: str, base_url: str, leg: str | None) -> tuple[Handoff, VoiceResponse]:
         """The handoff and TwiML a voice handoff answers, nothing stored: shared by real
         handoffs and previews, so a preview is exactly what a call would get."""
@@ -268,7 +268,7 @@ class Handoffs:
         return self.plan_voice(configuration, conversation, request, call_sid=call_sid,
                                base_url=base_url, leg=leg)
 
-    def start_offline(self, configuration: Configuration, request: HandoffRequest, *,
+    def start_offline(self, configuration: RoutingTable, request: HandoffRequest, *,
                       call: dict, base_url: str) -> VoiceResponse:
         """Redis is unreachable: TwiML from the last known configuration, nothing stored.
         The action URL carries the chain so the callback can continue it."""
@@ -398,7 +398,7 @@ class Handoffs:
         return expired
 
     # -- callbacks on a live call -----------------------------------------------------
-    def _load(self, handoff_id: str) -> tuple[Handoff, Configuration, dict]:
+    def _load(self, handoff_id: str) -> tuple[Handoff, RoutingTable, dict]:
         handoff = self.store.get_handoff(handoff_id)
         if handoff is None:
             raise NotFound(handoff_id)
@@ -446,7 +446,7 @@ class Handoffs:
         _, twiml = self.update(handoff_id, mutate)
         return twiml if twiml is not None else voice_twiml.hangup()
 
-    def _after_failure(self, h: Handoff, configuration: Configuration, conversation: dict,
+    def _after_failure(self, h: Handoff, configuration: RoutingTable, conversation: dict,
                        detail: dict) -> VoiceResponse:
         """Where the caller goes when an attempt failed: the failed destination's `on_failure`."""
         failed = configuration.by_id().get(detail["destination"])
@@ -468,7 +468,7 @@ class Handoffs:
         return self.planner(configuration).attempt(h, next_destination(configuration, h.attempts),
                                                    conversation, failed=detail)
 
-    def attempt_finished_offline(self, configuration: Configuration, handoff_id: str,
+    def attempt_finished_offline(self, configuration: RoutingTable, handoff_id: str,
                                  tried: list[str], params: dict[str, str], base_url: str) -> VoiceResponse:
         """The stateless continuation of a handoff that was never stored."""
         result = read_callback(params)
@@ -645,7 +645,7 @@ class Handoffs:
                 # worker: claiming it must not stop that.
                 h.move_to(CLAIMED, {"agent": agent})
             else:
-                h.updated_at = utcnow()  # a live call keeps its state: claiming is not a change of it
+                h.updated_at = now_iso()  # a live call keeps its state: claiming is not a change of it
             return True
 
         handoff, won = self.update(handoff_id, mutate)
@@ -660,14 +660,14 @@ class Handoffs:
 
         def mutate(h: Handoff) -> None:
             h.data = {**h.data, **data}
-            h.updated_at = utcnow()
+            h.updated_at = now_iso()
 
         handoff, _ = self.update(handoff_id, mutate)
         return handoff
 
     def record_outcome(self, ref: str, outcome: dict) -> Handoff:
         handoff_id = self.get(ref).id
-        outcome = {**outcome, "at": utcnow()}
+        outcome = {**outcome, "at": now_iso()}
 
         def mutate(h: Handoff) -> None:
             h.outcome = outcome

@@ -20,7 +20,7 @@ FINAL_STATES = frozenset({COMPLETED, FAILED, ABANDONED})
 OPEN_STATES = frozenset({REQUESTED, TRANSFERRING, PENDING})
 
 
-def utcnow() -> str:
+def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -53,8 +53,8 @@ class Destination:
     # is announced to both as the human joins.
     hold_audio_url: str | None = None
     intro: str = "private"
-    created_at: str = field(default_factory=utcnow)
-    updated_at: str = field(default_factory=utcnow)
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Destination:
@@ -84,8 +84,8 @@ class Handoff:
     history: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     outcome: dict[str, Any] | None = None
-    created_at: str = field(default_factory=utcnow)
-    updated_at: str = field(default_factory=utcnow)
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
     # Bookkeeping for the fallback chain: destination ids already tried, in order, and
     # the call-time header overrides that every attempt re-renders.
     attempts: list[str] = field(default_factory=list)
@@ -137,7 +137,7 @@ class Handoff:
         failed one is its own history entry (and event), naming the destination tried."""
         if state == self.state and self.history and not again:
             return False
-        now = utcnow()
+        now = now_iso()
         self.state = state
         self.updated_at = now
         self.history.append({"state": state, "at": now, "detail": detail or {}})

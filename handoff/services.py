@@ -12,7 +12,7 @@ from .config_store import ConfigStore
 from .hours import utc_now
 from .models import Destination
 from .redis_server import client_for, resolve_redis_url
-from .snapshot import Configuration, Snapshot
+from .snapshot import RoutingTable, Snapshot
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Services:
         self.redis_url: str | None = config.redis_url
         self._config_store: ConfigStore | None = None
         # env → (version, parsed configuration): a version never changes once written.
-        self._parsed: dict[str, tuple[int, Configuration]] = {}
+        self._parsed: dict[str, tuple[int, RoutingTable]] = {}
         # What time it is, for opening hours; tests swap in a fixed clock.
         self.clock = utc_now
 
@@ -78,7 +78,7 @@ class Services:
             self._connect()
         return self._config_store
 
-    def configuration(self, env: str = "live") -> Configuration:
+    def configuration(self, env: str = "live") -> RoutingTable:
         """The routing configuration callers meet (`live`), or the draft being edited
         (`sandbox`: what a test number pointed at `/voice/call?env=sandbox` meets).
 
@@ -93,7 +93,7 @@ class Services:
             self.snapshot.remember(configuration)
         return configuration
 
-    def parsed(self, key: str, snapshot) -> Configuration:
+    def parsed(self, key: str, snapshot) -> RoutingTable:
         """`snapshot` parsed, once per version (version 0, data from before versions, is
         parsed every time: nothing says when it changed)."""
         cached = self._parsed.get(key)
@@ -130,9 +130,9 @@ class Services:
             return None
 
 
-def configuration_of(entities: dict) -> Configuration:
+def configuration_of(entities: dict) -> RoutingTable:
     """Destinations (oldest first), default and integration from configuration entities."""
     destinations = sorted((Destination.from_dict(v) for k, v in entities.items() if k.startswith("d:")),
                           key=lambda d: (d.created_at, d.id))
-    return Configuration(destinations, entities.get("default"), entities.get("integration"),
+    return RoutingTable(destinations, entities.get("default"), entities.get("integration"),
                          topics=[v for k, v in entities.items() if k.startswith("t:")])

@@ -24,7 +24,7 @@ FILE_NAME = "config-snapshot.json"
 
 
 @dataclass
-class Configuration:
+class RoutingTable:
     destinations: list[Destination] = field(default_factory=list)
     default_id: str | None = None
     integration: dict | None = None
@@ -71,7 +71,7 @@ class Configuration:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> Configuration:
+    def from_json(cls, text: str) -> RoutingTable:
         doc = json.loads(text)
         return cls(
             destinations=[Destination.from_dict(d) for d in doc.get("destinations", [])],
@@ -85,10 +85,10 @@ class Snapshot:
     def __init__(self, data_dir: str):
         self.path = Path(data_dir) / FILE_NAME
         self._lock = threading.Lock()
-        self._current: Configuration | None = None
+        self._current: RoutingTable | None = None
         self._digest: str | None = None
 
-    def remember(self, configuration: Configuration) -> None:
+    def remember(self, configuration: RoutingTable) -> None:
         text = configuration.to_json()
         digest = hashlib.sha1(text.encode()).hexdigest()
         with self._lock:
@@ -105,16 +105,16 @@ class Snapshot:
         except OSError:
             log.exception("could not write the configuration snapshot to %s", self.path)
 
-    def last_known(self) -> Configuration:
+    def last_known(self) -> RoutingTable:
         metrics.snapshot_answer()  # read only to answer a call from it (web/voice.py)
         with self._lock:
             if self._current is not None:
                 return self._current
         try:
-            configuration = Configuration.from_json(self.path.read_text())
+            configuration = RoutingTable.from_json(self.path.read_text())
         except (OSError, ValueError):
             log.error("no configuration snapshot at %s: no destination is known", self.path)
-            return Configuration()
+            return RoutingTable()
         with self._lock:
             self._current = configuration
         return configuration

@@ -160,10 +160,6 @@ return out
 """
 
 
-class Conflict(Exception):
-    """A write that lost to a concurrent one it must not overwrite."""
-
-
 class Store:
     def __init__(self, client: redis.Redis, retention_seconds: int = 30 * 86400):
         self.redis = client
@@ -236,7 +232,7 @@ class Store:
                 return compute()
             time.sleep(0.05)
 
-    # Configuration (destinations, topics, integration) is written only through
+    # RoutingTable (destinations, topics, integration) is written only through
     # `config_store.ConfigStore`, which versions every change.
 
     # -- small records: SMS threads, page sessions, failed keys --------------------------

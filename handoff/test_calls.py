@@ -9,7 +9,7 @@ from collections.abc import Callable
 from . import sip
 from .destinations import routes_of
 from .errors import Conflict, NotFound, ValidationFailed
-from .models import Destination, utcnow
+from .models import Destination, now_iso
 from .services import Services
 
 DEFAULT_MESSAGE = ("This is a test call from the handoff service, checking that transfers reach you. "
@@ -52,7 +52,7 @@ class TestCalls:
             raise ValidationFailed.field("from", "calling a phone number needs a caller ID: a Twilio "
                                                  "or verified number")
         test = {"id": "TC" + uuid.uuid4().hex, "status": "queued", "sip_code": None,
-                "requested_at": utcnow(), "finished_at": None, "detail": None}
+                "requested_at": now_iso(), "finished_at": None, "detail": None}
         self.services.config_store.save_test(destination_id, test)
         self.services.enqueue("handoff.jobs.place_test_call", destination_id, test["id"], message or DEFAULT_MESSAGE,
                               caller or SIP_TEST_CALLER, status_url(test["id"]), job_id=f"test-{test['id']}")
@@ -64,7 +64,7 @@ class TestCalls:
 
     def refused(self, destination_id: str, test_id: str, detail: str) -> None:
         self.services.config_store.finish_test(destination_id, test_id, {
-            "status": "failed", "detail": detail[:300], "finished_at": utcnow()})
+            "status": "failed", "detail": detail[:300], "finished_at": now_iso()})
 
     def finished(self, destination_id: str, test_id: str, params: dict[str, str]) -> dict | None:
         """Twilio's status callback of the test call: its final status, and the SIP
@@ -77,4 +77,4 @@ class TestCalls:
         except ValueError:
             code = None
         return self.services.config_store.finish_test(destination_id, test_id, {
-            "status": RESULTS[status], "sip_code": code, "finished_at": utcnow()})
+            "status": RESULTS[status], "sip_code": code, "finished_at": now_iso()})

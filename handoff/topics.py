@@ -13,9 +13,9 @@ from typing import Any
 
 from . import versions
 from .errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
-from .models import utcnow, warning
+from .models import now_iso, warning
 from .services import Services
-from .snapshot import Configuration
+from .snapshot import RoutingTable
 
 HUMAN_PHRASES = ("agent", "human", "operator", "representative", "speak to someone",
                  "talk to someone", "real person", "a person")
@@ -41,8 +41,8 @@ class Topic:
     name: str
     phrases: list[str]
     action: dict[str, Any]
-    created_at: str = field(default_factory=utcnow)
-    updated_at: str = field(default_factory=utcnow)
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,14 +85,14 @@ class Topics:
         self.env = env
         self.who = who
 
-    def _configuration(self, env: str | None = None) -> Configuration:
+    def _configuration(self, env: str | None = None) -> RoutingTable:
         return self.services.configuration(env or self.env)
 
-    def all(self, configuration: Configuration | None = None) -> list[Topic]:
+    def all(self, configuration: RoutingTable | None = None) -> list[Topic]:
         configuration = configuration or self._configuration()
         return sorted((Topic(**doc) for doc in configuration.topics), key=lambda t: (t.created_at, t.id))
 
-    def present(self, topic: Topic, configuration: Configuration | None = None) -> dict:
+    def present(self, topic: Topic, configuration: RoutingTable | None = None) -> dict:
         configuration = configuration or self._configuration("sandbox")
         body = topic.to_dict()
         found = []
@@ -108,7 +108,7 @@ class Topics:
         return [self.present(t, configuration) for t in self.all(configuration)]
 
     @staticmethod
-    def _find(configuration: Configuration, topic_id: str) -> Topic:
+    def _find(configuration: RoutingTable, topic_id: str) -> Topic:
         for doc in configuration.topics:
             if doc["id"] == topic_id:
                 return Topic(**doc)
@@ -117,7 +117,7 @@ class Topics:
     def get(self, topic_id: str) -> dict:
         return self.present(self._find(self._configuration("sandbox"), topic_id))
 
-    def _check(self, topic: Topic, configuration: Configuration) -> None:
+    def _check(self, topic: Topic, configuration: RoutingTable) -> None:
         for other in self.all(configuration):
             if other.id != topic.id and other.name.casefold() == topic.name.casefold():
                 raise Conflict(f"a topic named {topic.name!r} already exists", {"name": ["already used"]})
@@ -131,7 +131,7 @@ class Topics:
     def create(self, fields: dict) -> dict:
         from .destinations import slugify
 
-        def mutate(configuration: Configuration, entities: dict) -> Topic:
+        def mutate(configuration: RoutingTable, entities: dict) -> Topic:
             base = slugify(fields["name"])
             topic_id, n = base, 2
             while f"t:{topic_id}" in entities:
@@ -144,9 +144,9 @@ class Topics:
         return self.present(self._change(mutate), self._configuration("sandbox"))
 
     def update(self, topic_id: str, fields: dict) -> dict:
-        def mutate(configuration: Configuration, entities: dict) -> Topic:
+        def mutate(configuration: RoutingTable, entities: dict) -> Topic:
             current = self._find(configuration, topic_id)
-            topic = Topic(**{**current.to_dict(), **fields, "updated_at": utcnow()})
+            topic = Topic(**{**current.to_dict(), **fields, "updated_at": now_iso()})
             self._check(topic, configuration)
             entities[f"t:{topic.id}"] = topic.to_dict()
             return topic
@@ -154,7 +154,7 @@ class Topics:
         return self.present(self._change(mutate), self._configuration("sandbox"))
 
     def delete(self, topic_id: str, confirm: str | None) -> None:
-        def mutate(configuration: Configuration, entities: dict) -> None:
+        def mutate(configuration: RoutingTable, entities: dict) -> None:
             topic = self._find(configuration, topic_id)
             if confirm != topic.name:
                 raise ConfirmationRequired(f"pass ?confirm= with the topic's exact name ({topic.name!r})")

@@ -18,7 +18,7 @@ from twiml import voice as voice_twiml
 from . import callback_urls, hours, sip
 from .destinations import integration_of
 from .models import FAILED, TRANSFERRING, Destination, Handoff
-from .snapshot import Configuration
+from .snapshot import RoutingTable
 from .templating import merge_headers, render_headers, render_value
 
 SUMMARY_HEADER = "X-Transfer-Summary"
@@ -45,7 +45,7 @@ def call_leg(params: dict[str, str]) -> str | None:
     return None
 
 
-def next_destination(configuration: Configuration, tried: list[str]) -> Destination | None:
+def next_destination(configuration: RoutingTable, tried: list[str]) -> Destination | None:
     """The last tried destination's fallback, else the default; none tried twice."""
     by_id = configuration.by_id()
     if tried:
@@ -161,7 +161,7 @@ def task_attributes(handoff: Handoff, conversation: dict, headers: dict[str, str
 class Planner:
     """Turns a destination into the TwiML of one attempt, recording it on the handoff."""
 
-    configuration: Configuration
+    configuration: RoutingTable
     sip_domain: str | None = None
     now: datetime | None = None  # for opening hours; None means "always open"
     default_caller_id: str | None = None  # DEFAULT_CALLER_ID

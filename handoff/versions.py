@@ -11,7 +11,7 @@ from typing import Any
 
 from .config_store import ConfigStore, ConfigVersion, undo
 from .errors import Conflict, NotFound
-from .models import utcnow
+from .models import now_iso
 from .services import Services
 
 # Fields every edit changes: not worth a line in a diff.
@@ -81,7 +81,7 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
 def change(services: Services, who: str, mutate: Callable[[ConfigVersion, dict], Any]) -> Any:
     """Apply one change to the draft as a new version (live at once unless CONFIG_PROMOTION)."""
     result, record = services.config_store.change(
-        mutate, who=who, at=utcnow(), go_live=not services.config.config_promotion, summary=summarize)
+        mutate, who=who, at=now_iso(), go_live=not services.config.config_promotion, summary=summarize)
     if record is not None:
         services.configuration()  # refresh the outage snapshot now, not at the next call
     return result
@@ -120,7 +120,7 @@ class Versions:
         return diff(self._entities(from_, "live"), self._entities(to, "sandbox"))
 
     def promote(self) -> dict:
-        record = self.store.promote(who=self.who, at=utcnow())
+        record = self.store.promote(who=self.who, at=now_iso())
         if record is None:
             raise Conflict("nothing to promote: the sandbox draft is already live")
         self.services.configuration()  # the outage snapshot follows what callers meet
@@ -136,12 +136,12 @@ class Versions:
             entities.clear()
             entities.update(undo(content.entities, newer))
 
-        _, record = self.store.change(restore, who=self.who, at=utcnow(), go_live=True,
+        _, record = self.store.change(restore, who=self.who, at=now_iso(), go_live=True,
                                       summary=lambda _c: f"Rolled back to version {version}")
         if record is None:
             # Already that content: make it live all the same (with promotion on, the
             # draft may match while live does not).
-            record = self.store.promote(who=self.who, at=utcnow())
+            record = self.store.promote(who=self.who, at=now_iso())
             if record is None:
                 raise Conflict(f"version {version} is already what callers meet")
         self.services.configuration()

@@ -9,7 +9,7 @@ from handoff.handoffs import read_callback
 from handoff.hours import is_open
 from handoff.models import ABANDONED, COMPLETED, CONNECTED, FAILED, Destination
 from handoff.paging import decode_cursor, encode_cursor, page
-from handoff.snapshot import Configuration
+from handoff.snapshot import RoutingTable
 from handoff.transfers import next_destination
 
 
@@ -43,7 +43,7 @@ def test_read_callback_prefers_the_notify_code():
 
 
 def chain(*destinations, default=None):
-    return Configuration(destinations=list(destinations), default_id=default)
+    return RoutingTable(destinations=list(destinations), default_id=default)
 
 
 def test_next_destination_follows_fallbacks_then_the_default_each_once():

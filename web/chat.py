@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from handoff.chat import Chat
+from handoff.bot_sessions import Chat
 from handoff.topics import Topics
 from schemas.chat import ChatClose, ChatCreate, ChatRespond, TopicInput
 

@@ -17,7 +17,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from werkzeug.exceptions import HTTPException
 
 from handoff import polyai
-from handoff.chat import Chat
+from handoff.bot_sessions import Chat
 from handoff.errors import Conflict, NotFound, ServiceError
 from handoff.paging import decode_cursor
 from handoff.services import REDIS_ERRORS

@@ -5,7 +5,7 @@ import logging
 
 from flask import Blueprint, Response, request
 
-from handoff.chat import Sms
+from handoff.bot_sessions import Sms
 from twiml.messaging import reply
 
 from .context import services

@@ -1,4 +1,4 @@
-"""Webchat and SMS conversations through the built-in router."""
+"""Bot sessions: webchat and SMS conversations with the built-in router, until a handoff."""
 from __future__ import annotations
 
 from .conversations import Conversations
