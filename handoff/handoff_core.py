@@ -1,0 +1,126 @@
+"""What every part of a handoff's lifecycle shares: loading, planning, and the one atomic
+update whose new history entries become events and webhooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from . import logs, metrics
+from .errors import NotFound
+from .models import (
+    PENDING,
+    TRANSFERRING,
+    Handoff,
+)
+from .services import Services
+from .snapshot import RoutingTable
+from .transfers import Planner
+
+log = logging.getLogger(__name__)
+
+
+# No deadline for these attempts: a Flex caller may wait in the queue as long as TaskRouter
+# keeps them, and a BYE has no outcome callback (the call's end completes it).
+UNTIMED_METHODS = ("twilio_flex", "sip_bye")
+
+# The deadline member of a pending chat/SMS handoff (an attempt number names a transfer's).
+PENDING_DEADLINE = "pending"
+
+
+def env_of(conversation: dict | None) -> str:
+    """Which routing configuration a conversation runs on: `sandbox` for a call that came
+    in on /voice/call?env=sandbox (and everything that call leads to), else `live`."""
+    return "sandbox" if (conversation or {}).get("_env") == "sandbox" else "live"
+
+
+class HandoffCore:
+    """The store, the planner and `update`, for the lifecycle classes built on it."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    @property
+    def store(self):
+        return self.services.store
+
+    def planner(self, configuration: RoutingTable, offline: bool = False) -> Planner:
+        config = self.services.config
+        return Planner(
+            configuration, config.sip_domain, self.services.clock(), config.default_caller_id, offline=offline
+        )
+
+    def context(self, conversation: dict) -> dict:
+        """The conversation as planning needs it: the last transcript turns are read only
+        if a summary needs them (not on every transfer)."""
+        store, conversation_id = self.store, conversation["id"]
+        return {
+            **conversation,
+            "transcript_tail": lambda: store.conversation_part(conversation_id, "transcript", last=3),
+        }
+
+    def _persist_new(self, handoff: Handoff) -> None:
+        self.store.create_handoff(handoff, self._deadlines(handoff, handoff.history))
+        self._after_change(handoff, 0)
+
+    def _deadlines(self, handoff: Handoff, entries: list[dict]) -> list[tuple[str, float]]:
+        """When each new attempt times out if no outcome comes, and when a chat/SMS handoff
+        left pending is given up on (both swept by the worker)."""
+        config = self.services.config
+        now = self.services.clock().timestamp()
+        found = []
+        if config.pending_timeout and any(entry["state"] == PENDING for entry in entries):
+            found.append((f"{handoff.id}:{PENDING_DEADLINE}", now + config.pending_timeout))
+        method = (handoff.destination or {}).get("method")
+        if not config.transfer_timeout or method in UNTIMED_METHODS:
+            return found
+        due = now + config.transfer_timeout
+        return found + [
+            (f"{handoff.id}:{entry['detail']['attempt']}", due)
+            for entry in entries
+            if entry["state"] == TRANSFERRING and (entry.get("detail") or {}).get("attempt")
+        ]
+
+    def _after_change(self, handoff: Handoff, first_new: int) -> None:
+        """Side effects of new history entries: one signed webhook each, from the worker."""
+        metrics.record_history(handoff, first_new)
+        logs.bind_handoff(handoff)
+        if not self.services.config.webhook_url:
+            return
+        for index in range(first_new, len(handoff.history)):
+            self.services.enqueue(
+                "handoff.jobs.deliver_event",
+                handoff.id,
+                index,
+                job_id=f"event-{handoff.id}-{index}",
+                retry=self.services.job_retry(),
+            )
+
+    def update(self, handoff_id: str, mutate) -> tuple[Handoff, Any]:
+        """Atomically change a handoff; new history entries become events and webhooks."""
+        holder: dict[str, int] = {}
+
+        def wrapped(handoff: Handoff):
+            holder["before"] = len(handoff.history)
+            return mutate(handoff)
+
+        handoff, result, new_states = self.store.update_handoff(handoff_id, wrapped, self._deadlines)
+        if handoff is None:
+            raise NotFound(f"no handoff with id {handoff_id!r}")
+        if new_states:
+            self._after_change(handoff, holder["before"])
+        return handoff, result
+
+    def _load(self, handoff_id: str) -> tuple[Handoff, RoutingTable, dict]:
+        handoff = self.store.get_handoff(handoff_id)
+        if handoff is None:
+            raise NotFound(handoff_id)
+        conversation = self.store.get_conversation(handoff.conversation_id) or {"id": handoff.conversation_id}
+        return handoff, self.services.configuration(env_of(conversation)), self.context(conversation)
+
+    def get(self, ref: str) -> Handoff:
+        handoff = self.store.get_handoff(ref) or self.store.newest_handoff_for_shared_id(ref)
+        if handoff is None:
+            raise NotFound(f"no handoff with id or shared_id {ref!r}")
+        return handoff

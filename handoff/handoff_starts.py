@@ -1,0 +1,263 @@
+"""Starting a handoff: from a voice webhook, the API or Python, or a preview that stores nothing."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from . import route_allowlist, sip
+from .errors import NotFound, ValidationFailed
+from .handoff_core import HandoffCore, env_of
+from .models import (
+    CONNECTED,
+    PENDING,
+    REQUESTED,
+    TRANSFERRING,
+    Destination,
+    Handoff,
+)
+from .snapshot import RoutingTable
+from .transfers import call_leg
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HandoffRequest:
+    destination: str | None = None
+    reason: str | None = None
+    utterance: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    sip_headers: dict[str, str] = field(default_factory=dict)
+    route: str | None = None  # call-time route override, only within ALLOWED_ROUTE_PATTERNS
+    # Problems found while reading the request that did not stop it (bad `data` text…).
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+
+# Sample caller and called addresses of a preview, per caller leg.
+PREVIEW_ADDRESSES = {
+    "sip": ("sip:+14155550100@sbc.example.com", "sip:+14155550199@example.sip.twilio.com"),
+    "pstn": ("+14155550100", "+14155550199"),
+    "client": ("client:preview", "+14155550199"),
+}
+
+
+def new_handoff_id() -> str:
+    return "HO" + uuid.uuid4().hex
+
+
+def route_problem(route: str) -> str | None:
+    """Why a route override cannot be dialled at all, or None."""
+    try:
+        sip.classify_route(route)
+    except sip.RouteError as exc:
+        return str(exc)
+    return None
+
+
+class HandoffStarts(HandoffCore):
+    """One code path for every trigger: a `HandoffRequest` resolved against the destinations,
+    planned into its first attempt's TwiML and persisted."""
+
+    def _new(
+        self,
+        conversation: dict,
+        request: HandoffRequest,
+        *,
+        channel: str,
+        call_sid: str | None,
+        base_url: str | None,
+        leg: str | None = None,
+    ) -> Handoff:
+        handoff = Handoff(
+            id=new_handoff_id(),
+            conversation_id=conversation["id"],
+            channel=channel,
+            shared_id=conversation.get("shared_id"),
+            reason=request.reason,
+            utterance=request.utterance,
+            data=dict(request.data or {}),
+            header_overrides=dict(request.sip_headers or {}),
+            call_sid=call_sid,
+            callback_base=base_url,
+            leg=leg or conversation.get("_leg"),
+        )
+        for entry in request.warnings:
+            handoff.add_warning(entry["code"], entry["message"])
+        if request.route:
+            problem = route_problem(request.route)
+            if problem:
+                # Ignored, never dialled: the requested destination is still tried.
+                handoff.add_warning("route_unusable", f"the route override cannot be dialled ({problem}); ignored")
+            elif route_allowlist.route_allowed(request.route, self.services.config.allowed_route_patterns):
+                handoff.route_override = request.route
+            else:
+                handoff.add_warning("route_refused", "the route override is not in ALLOWED_ROUTE_PATTERNS; ignored")
+        handoff.move_to(REQUESTED)
+        return handoff
+
+    def _resolve(self, handoff: Handoff, configuration: RoutingTable, ref: str | None) -> Destination | None:
+        found = configuration.find(ref)
+        if ref and found is None:
+            handoff.add_warning("unknown_destination", f"no destination {ref!r}; used the default instead")
+        return found or configuration.default
+
+    def check_route(self, request: HandoffRequest) -> None:
+        """API callers get a 422 for a route override they may not use (voice gets a warning)."""
+        if not request.route:
+            return
+        problem = route_problem(request.route)
+        if problem:
+            raise ValidationFailed.field("route", problem)
+        if not route_allowlist.route_allowed(request.route, self.services.config.allowed_route_patterns):
+            raise ValidationFailed.field(
+                "route",
+                "route overrides must match ALLOWED_ROUTE_PATTERNS"
+                + ("" if self.services.config.allowed_route_patterns else " (none are allowed: it is unset)"),
+            )
+
+    def start_voice(
+        self, conversation: dict, request: HandoffRequest, *, call_sid: str, base_url: str, leg: str | None = None
+    ) -> tuple[Handoff, VoiceResponse]:
+        """A handoff on a live call whose webhook is waiting for TwiML now."""
+        configuration = self.services.configuration(env_of(conversation))
+        handoff, twiml = self.plan_voice(
+            configuration, conversation, request, call_sid=call_sid, base_url=base_url, leg=leg
+        )
+        self._persist_new(handoff)
+        return handoff, twiml
+
+    def plan_voice(
+        self,
+        configuration: RoutingTable,
+        conversation: dict,
+        request: HandoffRequest,
+        *,
+        call_sid: str,
+        base_url: str,
+        leg: str | None,
+    ) -> tuple[Handoff, VoiceResponse]:
+        """The handoff and TwiML a voice handoff answers, nothing stored: shared by real
+        handoffs and previews, so a preview is exactly what a call would get."""
+        handoff = self._new(conversation, request, channel="voice", call_sid=call_sid, base_url=base_url, leg=leg)
+        destination = self._resolve(handoff, configuration, request.destination)
+        if destination is None and not configuration.destinations:
+            handoff.add_warning("no_destinations", "no destination is configured")
+        twiml = self.planner(configuration).attempt(handoff, destination, self.context(conversation))
+        return handoff, twiml
+
+    def preview(
+        self,
+        destination_id: str,
+        leg: str,
+        request: HandoffRequest,
+        *,
+        state: dict,
+        caller: str | None,
+        called: str | None,
+        base_url: str,
+    ) -> tuple[Handoff, VoiceResponse]:
+        """What a handoff to this destination (in the sandbox draft) would answer on a
+        call from `leg`, with sample state; nothing is created."""
+        configuration = self.services.configuration("sandbox")
+        if configuration.by_id().get(destination_id) is None:
+            raise NotFound(f"no destination with id {destination_id!r}")
+        sample_from, sample_to = PREVIEW_ADDRESSES[leg]
+        call_sid = "CA" + uuid.uuid4().hex
+        conversation = {
+            "id": call_sid,
+            "from": caller or sample_from,
+            "to": called or sample_to,
+            "state": state,
+            "shared_id": None,
+        }
+        request.destination = destination_id
+        return self.plan_voice(configuration, conversation, request, call_sid=call_sid, base_url=base_url, leg=leg)
+
+    def start_offline(
+        self, configuration: RoutingTable, request: HandoffRequest, *, call: dict, base_url: str
+    ) -> VoiceResponse:
+        """Redis is unreachable: TwiML from the last known configuration, nothing stored.
+        The action URL carries the chain so the callback can continue it."""
+        conversation = {
+            "id": call.get("CallSid") or "unknown",
+            "from": call.get("From"),
+            "to": call.get("To"),
+            "state": {},
+        }
+        handoff = self._new(
+            conversation, request, channel="voice", call_sid=call.get("CallSid"), base_url=base_url, leg=call_leg(call)
+        )
+        destination = self._resolve(handoff, configuration, request.destination)
+        twiml = self.planner(configuration, offline=True).attempt(handoff, destination, conversation)
+        log.warning(
+            "Redis unreachable: handoff for call %s sent to %s from the configuration snapshot (not recorded)",
+            call.get("CallSid"),
+            handoff.destination and handoff.destination["id"],
+        )
+        return twiml
+
+    def start(self, conversation_id: str, request: HandoffRequest, *, base_url: str | None) -> Handoff:
+        """The API / Python trigger. A live voice call is redirected by a background job;
+        chat and SMS handoffs wait `pending` for a connector to claim them."""
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise NotFound(f"no conversation with id {conversation_id!r}")
+        self.check_route(request)
+        configuration = self.services.configuration(env_of(conversation))
+        channel = conversation.get("channel") or "voice"
+        live_call = channel == "voice" and not conversation.get("ended_at")
+        if request.destination and configuration.find(request.destination) is None and not configuration.default:
+            raise ValidationFailed.field("destination", f"no destination {request.destination!r} and no default")
+        handoff = self._new(
+            conversation,
+            request,
+            channel=channel,
+            call_sid=conversation["id"] if channel == "voice" else None,
+            base_url=base_url or self.services.config.public_base_url,
+        )
+        destination = self._resolve(handoff, configuration, request.destination)
+        if destination is not None:
+            handoff.destination = destination.summary()
+            # The context a connector shows the human, rendered as a transfer would send it.
+            handoff.sip_headers = self.planner(configuration).render(handoff, destination, self.context(conversation))
+        if channel != "voice":
+            handoff.move_to(PENDING)
+        elif live_call and not handoff.callback_base:
+            handoff.add_warning("no_public_url", "PUBLIC_BASE_URL is not set: the call cannot be redirected")
+        self._persist_new(handoff)
+        if live_call and handoff.callback_base:
+            self.services.enqueue(
+                "handoff.jobs.redirect_call",
+                handoff.id,
+                job_id=f"redirect-{handoff.id}",
+                retry=self.services.job_retry(),
+            )
+        return handoff
+
+    def in_progress_for_call(self, conversation_id: str) -> VoiceResponse | None:
+        """The TwiML for a call this service is already handing off (None if it is not).
+
+        An API handoff moves the live call with a REST update, and that update ends the
+        agent's <Connect>, whose action then reaches /voice/agent/ended: it must not start
+        a second handoff. Still `requested` (the worker has not moved the call yet), the
+        first attempt is answered here and the worker's redirect finds nothing to do;
+        already under way, the REST update's TwiML runs and this answer is not used."""
+        handoff = self.store.newest_handoff_for_conversation(conversation_id)
+        if handoff is None or handoff.channel != "voice" or handoff.state not in (REQUESTED, TRANSFERRING, CONNECTED):
+            return None
+        configuration = self.services.configuration()
+        conversation = self.store.get_conversation(conversation_id) or {"id": conversation_id}
+
+        def mutate(h: Handoff) -> VoiceResponse:
+            if h.state != REQUESTED:
+                return VoiceResponse()
+            destination = configuration.find((h.destination or {}).get("id")) or configuration.default
+            return self.planner(configuration).attempt(h, destination, self.context(conversation))
+
+        _, twiml = self.update(handoff.id, mutate)
+        return twiml
