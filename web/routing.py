@@ -57,6 +57,7 @@ def list_versions():
     description="Default: live → sandbox (what promoting would change).",
     query=DiffQuery,
     responses={200: DiffSchema},
+    errors={404: "`not_found`: no version with that number"},
 )
 def config_diff():
     q = query(DiffQuery())
@@ -79,7 +80,8 @@ def promote():
     description="That version's content becomes live and the draft, recorded as a new version.",
     body=RollbackInput,
     responses={200: VersionItem},
-    errors={409: "`conflict`: that content is already live"},
+    errors={404: "`not_found`: no version with that number",
+            409: "`conflict`: that content is already live"},
 )
 def rollback():
     fields = body(RollbackInput())
