@@ -3,6 +3,7 @@ every /v1 operation in the document: whatever schemathesis sends, no answer is a
 every answer is one the document promises (its status, content type and body schema)."""
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -41,10 +42,24 @@ def spec_operations(spec: dict) -> set[tuple[str, str]]:
 
 
 # -- the document ---------------------------------------------------------------------
-def test_every_v1_endpoint_has_a_registry_entry(app):
+def test_every_v1_endpoint_is_documented_on_its_view(app):
     missing = openapi.undocumented_endpoints(app)
     assert not missing, (f"/v1 endpoint(s) {sorted(missing)} have no @documented(...) on their "
                          "view: add their summary, body/query schema and responses")
+
+
+def test_documented_leaves_its_entry_on_the_view_and_refuses_typos():
+    def view():
+        return ""
+    assert openapi.documented(summary="List topics", responses={200: None})(view) is view
+    assert getattr(view, openapi.ENTRY_ATTRIBUTE) == {"summary": "List topics", "responses": {200: None}}
+    # A decorator stacked on top with functools.wraps (as Flask's own do) keeps the entry.
+    wrapped = functools.wraps(view)(lambda: view())
+    assert getattr(wrapped, openapi.ENTRY_ATTRIBUTE)["summary"] == "List topics"
+    with pytest.raises(TypeError):
+        openapi.documented(summary="x", respones={200: None})
+    with pytest.raises(ValueError, match="bdy"):
+        openapi.documented(summary="x", variants={"log": {"bdy": None}})
 
 
 def test_a_new_v1_route_is_noticed_even_before_it_is_documented(app, config):
