@@ -120,17 +120,17 @@ def test_security_schemes_and_error_responses(app):
     assert set(spec["components"]["schemas"]["ErrorBody"]["properties"]) == {"code", "message", "fields"}
 
     create = spec["paths"]["/v1/destinations"]["post"]
-    assert set(create["responses"]) == {"201", "401", "409", "413", "415", "422", "503"}
+    assert set(create["responses"]) == {"201", "401", "409", "413", "415", "422", "429", "503"}
     assert create["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}
     assert create["responses"]["409"]["content"]["application/json"]["schema"] == \
         {"$ref": "#/components/schemas/Error"}
     assert create["requestBody"]["content"]["application/json"]["schema"] == \
         {"$ref": "#/components/schemas/DestinationInput"}
     delete = spec["paths"]["/v1/destinations/{destination_id}"]["delete"]
-    assert set(delete["responses"]) == {"204", "401", "404", "409", "422", "503"}
+    assert set(delete["responses"]) == {"204", "401", "404", "409", "422", "429", "503"}
     assert "confirmation_required" in delete["responses"]["409"]["description"]
     listing = spec["paths"]["/v1/destinations"]["get"]
-    assert set(listing["responses"]) == {"200", "401", "422", "503"}  # a bad cursor or limit
+    assert set(listing["responses"]) == {"200", "401", "422", "429", "503"}  # a bad cursor or limit
 
 
 def test_bodies_parameters_and_queries_come_from_the_schemas(app):

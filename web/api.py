@@ -359,7 +359,8 @@ def list_handoffs():
     query=EventsQuery,
     responses={200: EventPage},
     errors={429: "`too_many_requests`: this web process already holds its limit of waiting "
-                 "polls (HANDOFF_MAX_LONG_POLLS); poll again after `Retry-After` seconds"},
+                 "polls (HANDOFF_MAX_LONG_POLLS), or this client sent too many wrong API keys; "
+                 "poll again after `Retry-After` seconds"},
 )
 def handoff_events():
     q = query(EVENTS_QUERY)

@@ -92,6 +92,8 @@ ERROR_RESPONSES = {
     413: ("PayloadTooLarge", "`payload_too_large`: the body is over 1 MiB"),
     415: ("UnsupportedMediaType", "`unsupported_media_type`: send the body as application/json"),
     422: ("ValidationError", "`validation_error`: `fields` names each invalid field"),
+    429: ("TooManyRequests", "`too_many_requests`: too many wrong API keys from this client; "
+                             "try again after `Retry-After` seconds"),
     503: ("Unavailable", "`unavailable`: the store is unreachable; try again shortly"),
 }
 
@@ -204,7 +206,7 @@ def _responses(rule: Rule, entry: dict) -> dict:
                                  "content": {"application/json": {"schema": schema}}}
     errors: set[int] = set()
     if not entry.get("public"):
-        errors |= {401, 503}
+        errors |= {401, 429, 503}  # 429: the key check throttles a client guessing keys
     if _path_names(rule):
         errors.add(404)
     if entry.get("query") is not None:
