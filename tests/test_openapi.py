@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app import create_app
 from handoff.config import Config
+from tests import response_conformance
 from tests.conftest import API_KEY
 from web import openapi
 
@@ -200,6 +201,22 @@ def test_docs_page_escapes_what_it_shows(app, monkeypatch):
     assert "<script>" not in page and "<img" not in page
     assert ("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &#34;quoted&#34; "
             "<code>&lt;img src=x onerror=alert(1)&gt;</code>") in page
+
+
+def test_an_answer_off_the_document_is_named():
+    """tests/response_conformance.py, which checks every /v1 answer of the suite."""
+    topic = {"id": "refunds", "name": "Refunds", "phrases": ["refund"], "created_at": "2026-01-01T00:00:00Z",
+             "updated_at": "2026-01-01T00:00:00Z", "warnings": [],
+             "action": {"type": "handoff", "destination": "support", "reason": None, "utterance": None}}
+    assert response_conformance.mismatch("GET", "/v1/topics", 200, "application/json", {"items": [topic]}) is None
+    assert "'bogus' was unexpected" in response_conformance.mismatch(
+        "GET", "/v1/topics", 200, "application/json", {"items": [topic], "bogus": 1})
+    assert "at items/0/phrases" in response_conformance.mismatch(
+        "GET", "/v1/topics", 200, "application/json", {"items": [{**topic, "phrases": "refund"}]})
+    assert "418, which the document does not list" in response_conformance.mismatch(
+        "GET", "/v1/topics/refunds", 418, "application/json", {})
+    assert "text/html" in response_conformance.mismatch("POST", "/v1/topics", 201, "text/html", None)
+    assert response_conformance.mismatch("GET", "/v1/widgets", 404, "text/html", None) is None
 
 
 # -- property-based: every answer as documented, none a 5xx -------------------------
