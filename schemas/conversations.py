@@ -34,6 +34,13 @@ class LogEntry(Schema):
     at = fields.String()
 
 
+class LoggedEntry(LogEntry):
+    """A log entry as the conversation holds it: the agent's `conv.log.info("text", key=value)`
+    also keeps its key=value pairs (the API's POST of a log entry takes none)."""
+
+    fields_ = fields.Dict(data_key="fields", metadata={"description": "key=value pairs given to conv.log"})
+
+
 class MetricEntry(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     value = fields.Raw(required=True, metadata={"description": "a number, text or boolean"})
@@ -57,7 +64,7 @@ class ConversationSchema(Schema):
     ended_at = fields.String(allow_none=True)
     state = fields.Dict()
     transcript = fields.List(fields.Nested(TranscriptEntry))
-    log = fields.List(fields.Nested(LogEntry))
+    log = fields.List(fields.Nested(LoggedEntry))
     metrics = fields.List(fields.Nested(MetricEntry))
     annotations = fields.List(fields.Nested(AnnotationEntry))
     handoff = fields.Nested(HandoffSchema, allow_none=True)
@@ -66,6 +73,8 @@ class ConversationSchema(Schema):
     classification = fields.String(allow_none=True, metadata={
         "description": "outbound calls: what answered (human, voicemail, fax, unknown, "
                        "not_in_service); null until known"})
+    integration_attributes = fields.Dict(metadata={
+        "description": "chats started through the PolyAI-shaped chat/create: what the widget passed"})
 
 
 class ConversationPage(Schema):

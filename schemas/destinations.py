@@ -28,7 +28,9 @@ class DestinationInput(Schema):
         "description": "SIP URI (sip:/sips:), bare extension or E.164 number; required for "
                        "sip_refer and sip_invite, ignored for sip_bye; for sip_invite a list of up "
                        "to 10 rung at once; for twilio_flex a TaskRouter Workflow SID",
-        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 10}],
+        # null inside a branch: OpenAPI 3.0's `nullable` does not reach into a oneOf
+        "oneOf": [{"type": "string", "nullable": True},
+                  {"type": "array", "items": {"type": "string"}, "maxItems": 10}],
         "example": "sip:billing@pbx.example.com"})
     sip_headers = fields.List(fields.Nested(SipHeaderSchema), load_default=list,
                               validate=validate.Length(max=20))

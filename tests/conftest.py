@@ -14,7 +14,16 @@ from app import create_app
 from handoff import jobs
 from handoff.config import Config
 from handoff.redis_server import EmbeddedServer
+from tests import response_conformance
 from tests.helpers import API_KEY, AUTH_TOKEN, BASE_URL, Api, Twilio, flush
+
+
+@pytest.fixture(scope="session", autouse=True)
+def answers_match_the_api_document():
+    """Every /v1 answer a test receives is one /v1/openapi.json promises
+    (tests/response_conformance.py)."""
+    with response_conformance.checking():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +98,9 @@ class HttpClient:
         response = self.session.request(method, self.base_url + path, json=json, data=data,
                                         headers=headers, params=query_string, timeout=30,
                                         allow_redirects=False)
-        return HttpResponse(response)
+        answer = HttpResponse(response)
+        response_conformance.check(method, path, answer)
+        return answer
 
     def __getattr__(self, verb):
         if verb not in ("get", "post", "put", "patch", "delete"):

@@ -1,7 +1,9 @@
 """/v1/openapi.json and /docs as a connector author reads them, and a property-based run of
-every /v1 operation in the document: whatever schemathesis sends, no answer is a 5xx."""
+every /v1 operation in the document: whatever schemathesis sends, no answer is a 5xx, and
+every answer is one the document promises (its status, content type and body schema)."""
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -12,9 +14,15 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from markupsafe import escape
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from app import create_app
 from handoff.config import Config
+from tests import response_conformance
 from tests.helpers import API_KEY
 from web import openapi
 
@@ -35,10 +43,24 @@ def spec_operations(spec: dict) -> set[tuple[str, str]]:
 
 
 # -- the document ---------------------------------------------------------------------
-def test_every_v1_endpoint_has_a_registry_entry(app):
+def test_every_v1_endpoint_is_documented_on_its_view(app):
     missing = openapi.undocumented_endpoints(app)
-    assert not missing, (f"/v1 endpoint(s) {sorted(missing)} have no entry in web/openapi.py "
-                         "OPERATIONS: add their summary, body/query schema and responses")
+    assert not missing, (f"/v1 endpoint(s) {sorted(missing)} have no @documented(...) on their "
+                         "view: add their summary, body/query schema and responses")
+
+
+def test_documented_leaves_its_entry_on_the_view_and_refuses_typos():
+    def view():
+        return ""
+    assert openapi.documented(summary="List topics", responses={200: None})(view) is view
+    assert getattr(view, openapi.ENTRY_ATTRIBUTE) == {"summary": "List topics", "responses": {200: None}}
+    # A decorator stacked on top with functools.wraps (as Flask's own do) keeps the entry.
+    wrapped = functools.wraps(view)(lambda: view())
+    assert getattr(wrapped, openapi.ENTRY_ATTRIBUTE)["summary"] == "List topics"
+    with pytest.raises(TypeError):
+        openapi.documented(summary="x", respones={200: None})
+    with pytest.raises(ValueError, match="bdy"):
+        openapi.documented(summary="x", variants={"log": {"bdy": None}})
 
 
 def test_a_new_v1_route_is_noticed_even_before_it_is_documented(app, config):
@@ -99,17 +121,17 @@ def test_security_schemes_and_error_responses(app):
     assert set(spec["components"]["schemas"]["ErrorBody"]["properties"]) == {"code", "message", "fields"}
 
     create = spec["paths"]["/v1/destinations"]["post"]
-    assert set(create["responses"]) == {"201", "401", "409", "413", "415", "422", "503"}
+    assert set(create["responses"]) == {"201", "401", "409", "413", "415", "422", "429", "503"}
     assert create["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}
     assert create["responses"]["409"]["content"]["application/json"]["schema"] == \
         {"$ref": "#/components/schemas/Error"}
     assert create["requestBody"]["content"]["application/json"]["schema"] == \
         {"$ref": "#/components/schemas/DestinationInput"}
     delete = spec["paths"]["/v1/destinations/{destination_id}"]["delete"]
-    assert set(delete["responses"]) == {"204", "401", "404", "409", "422", "503"}
+    assert set(delete["responses"]) == {"204", "401", "404", "409", "422", "429", "503"}
     assert "confirmation_required" in delete["responses"]["409"]["description"]
     listing = spec["paths"]["/v1/destinations"]["get"]
-    assert set(listing["responses"]) == {"200", "401", "422", "503"}  # a bad cursor or limit
+    assert set(listing["responses"]) == {"200", "401", "422", "429", "503"}  # a bad cursor or limit
 
 
 def test_bodies_parameters_and_queries_come_from_the_schemas(app):
@@ -171,8 +193,9 @@ def test_docs_page_lists_every_operation(app):
 
 def test_docs_page_escapes_what_it_shows(app, monkeypatch):
     hostile = '<script>alert("x")</script> & "quoted" `<img src=x onerror=alert(1)>`'
-    monkeypatch.setitem(openapi.OPERATIONS, "api.list_destinations",
-                        {**openapi.OPERATIONS["api.list_destinations"], "summary": hostile,
+    view = app.view_functions["api.list_destinations"]
+    monkeypatch.setattr(view, openapi.ENTRY_ATTRIBUTE,
+                        {**openapi.entry_of(app, "api.list_destinations"), "summary": hostile,
                          "description": hostile})
     page = app.test_client().get("/docs").get_data(as_text=True)
     assert "<script>" not in page and "<img" not in page
@@ -180,7 +203,23 @@ def test_docs_page_escapes_what_it_shows(app, monkeypatch):
             "<code>&lt;img src=x onerror=alert(1)&gt;</code>") in page
 
 
-# -- property-based: no 5xx anywhere ---------------------------------------------------
+def test_an_answer_off_the_document_is_named():
+    """tests/response_conformance.py, which checks every /v1 answer of the suite."""
+    topic = {"id": "refunds", "name": "Refunds", "phrases": ["refund"], "created_at": "2026-01-01T00:00:00Z",
+             "updated_at": "2026-01-01T00:00:00Z", "warnings": [],
+             "action": {"type": "handoff", "destination": "support", "reason": None, "utterance": None}}
+    assert response_conformance.mismatch("GET", "/v1/topics", 200, "application/json", {"items": [topic]}) is None
+    assert "'bogus' was unexpected" in response_conformance.mismatch(
+        "GET", "/v1/topics", 200, "application/json", {"items": [topic], "bogus": 1})
+    assert "at items/0/phrases" in response_conformance.mismatch(
+        "GET", "/v1/topics", 200, "application/json", {"items": [{**topic, "phrases": "refund"}]})
+    assert "418, which the document does not list" in response_conformance.mismatch(
+        "GET", "/v1/topics/refunds", 418, "application/json", {})
+    assert "text/html" in response_conformance.mismatch("POST", "/v1/topics", 201, "text/html", None)
+    assert response_conformance.mismatch("GET", "/v1/widgets", 404, "text/html", None) is None
+
+
+# -- property-based: every answer as documented, none a 5xx -------------------------
 # Stand-ins a fuzzed id (path parameter or top-level body field) takes half the time;
 # `known_ids` swaps them for ids that exist, so requests get past the 404 into the handlers.
 # (URL-safe: schemathesis quotes path parameters.)
@@ -248,7 +287,7 @@ def known_ids(api):
 @schema.parametrize()
 @settings(max_examples=150, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
-def test_no_operation_answers_a_server_error(case, app, known_ids, twilio_rest):
+def test_every_answer_is_documented_and_none_is_a_server_error(case, app, known_ids, twilio_rest):
     for values in (case.path_parameters, case.body):
         if isinstance(values, dict):
             for name, value in values.items():
@@ -262,4 +301,5 @@ def test_no_operation_answers_a_server_error(case, app, known_ids, twilio_rest):
         pass  # absent or not a number (the API answers 422 at once)
     response = case.call(app=app, headers=AUTH)
     assert response.status_code != 401, "the API key did not reach the app: this run tests nothing"
-    case.validate_response(response, checks=[not_a_server_error])
+    case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
+                                            content_type_conformance, response_schema_conformance])

@@ -3,9 +3,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from handoff.callback_reading import read_callback
 from handoff.config import Config
 from handoff.errors import ValidationFailed
-from handoff.callback_reading import read_callback
 from handoff.hours import is_open
 from handoff.models import ABANDONED, COMPLETED, CONNECTED, FAILED, Destination
 from handoff.paging import decode_cursor, encode_cursor, page

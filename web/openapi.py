@@ -1,9 +1,9 @@
 """`GET /v1/openapi.json` and `GET /docs`: the /v1 API described from its marshmallow schemas.
 
 The document is generated, never written by hand: the paths come from the app's URL map
-(every rule under /v1), the bodies, query strings and responses from the schemas that
-`OPERATIONS` names for each endpoint. A /v1 endpoint without an entry still appears, marked
-undocumented, and `tests/test_openapi.py` fails until it gets one.
+(every rule under /v1), the bodies, query strings and responses from the schemas that each
+view declares with `@documented(...)`, next to its route. A /v1 endpoint without one still
+appears, marked undocumented, and `tests/test_openapi.py` fails until it gets one.
 
 Both routes live on their own blueprint so that they need no API key: the api blueprint's
 `before_request` only runs for the api blueprint's own endpoints.
@@ -23,59 +23,7 @@ from flask import Blueprint, Flask, current_app, jsonify, render_template_string
 from markupsafe import Markup, escape
 from werkzeug.routing import AnyConverter, FloatConverter, IntegerConverter, PathConverter, Rule, UUIDConverter
 
-from schemas.calls import CallCreate
-from schemas.chat import (
-    ChatClose,
-    ChatClosed,
-    ChatCreate,
-    ChatCreated,
-    ChatRespond,
-    ChatResponse,
-    TopicInput,
-    TopicList,
-    TopicSchema,
-)
-from schemas.common import ConfirmQuery, ErrorSchema
-from schemas.conversations import (
-    AnnotationEntry,
-    ConversationCreate,
-    ConversationListQuery,
-    ConversationPage,
-    ConversationPatch,
-    ConversationSchema,
-    LogEntry,
-    MetricEntry,
-    TranscriptEntry,
-)
-from schemas.destinations import DestinationInput, DestinationSchema, IntegrationSchema
-from schemas.handoffs import (
-    ClaimSchema,
-    EventPage,
-    EventsQuery,
-    HandoffListQuery,
-    HandoffPage,
-    HandoffPatchSchema,
-    HandoffRequestSchema,
-    HandoffSchema,
-    HandoffStateQuery,
-    HandoffStateSchema,
-    OutcomeSchema,
-)
-from schemas.handoffs_yaml import ImportQuery, ImportResult
-from schemas.routing import (
-    DestinationListQuery,
-    DestinationPage,
-    DiffQuery,
-    DiffSchema,
-    LastTestSchema,
-    PreviewInput,
-    PreviewSchema,
-    RollbackInput,
-    TestCallInput,
-    VersionItem,
-    VersionList,
-)
-from schemas.stats import StatsPage, StatsQuery
+from schemas.common import ErrorSchema
 
 log = logging.getLogger(__name__)
 
@@ -97,304 +45,42 @@ PATH_PARAMETERS = {
     "topic_id": "the topic's id (the slug made from its name at creation)",
 }
 
-# Endpoint name -> what its request and responses are. Keys of an entry:
-#   summary, description  text for the document
-#   body                  marshmallow schema of the JSON body (adds 413, 415, 422)
-#   query                 marshmallow schema of the query string (adds 422)
-#   responses             {status: schema, or None for no body}
-#   errors                {status: description} beyond the ones derived from the above
-#   public                True: readable without an API key
-#   tag                   the group it is listed under (default: the path's first segment)
-#   variants              for a rule with an `any(...)` segment: {value: entry overrides}
-OPERATIONS: dict[str, dict[str, Any]] = {
-    # destinations
-    "api.list_destinations": {
-        "summary": "List destinations",
-        "description": "Without `limit` and `cursor`: every destination, `{\"items\"}`. With "
-                       "either: one page, oldest first, and `next_cursor` (null on the last page).",
-        "query": DestinationListQuery,
-        "responses": {200: DestinationPage},
-    },
-    "api.create_destination": {
-        "summary": "Create a destination",
-        "description": "The id is a slug made from the name. The first destination created "
-                       "becomes the default.",
-        "body": DestinationInput,
-        "responses": {201: DestinationSchema},
-        "errors": {409: "`conflict`: a destination with that name (case-insensitive) exists"},
-    },
-    "api.get_destination": {
-        "summary": "Get a destination",
-        "responses": {200: DestinationSchema},
-    },
-    "api.update_destination": {
-        "summary": "Update a destination",
-        "description": "A partial update: only the fields sent change. The id never changes.",
-        "body": DestinationInput(partial=True),
-        "responses": {200: DestinationSchema},
-        "errors": {409: "`conflict`: another destination has that name"},
-    },
-    "api.duplicate_destination": {
-        "summary": "Duplicate a destination",
-        "description": 'The copy is named "<name> (copy)" (then " (copy 2)", ...) and is never '
-                       "the default.",
-        "responses": {201: DestinationSchema},
-        "errors": {409: "`conflict`: the copy's id was taken at the same moment; retry"},
-    },
-    "api.make_default": {
-        "summary": "Make a destination the default",
-        "description": "Exactly one destination is the default at any time.",
-        "responses": {200: DestinationSchema},
-    },
-    "api.delete_destination": {
-        "summary": "Delete a destination",
-        "description": "Deleting the default leaves none: every destination then carries the "
-                       "warning `no_default` until one is set.",
-        "query": ConfirmQuery,
-        "responses": {204: None},
-        "errors": {409: "`confirmation_required`: `confirm` is missing or not the exact name"},
-    },
-    "routing.preview": {
-        "summary": "Preview a handoff to a destination",
-        "description": "Exactly what a handoff to this destination (in the sandbox draft) would "
-                       "answer on a call from the given caller leg, with sample state: the same "
-                       "code path as a real handoff. Nothing is created.",
-        "body": PreviewInput,
-        "responses": {200: PreviewSchema},
-    },
-    "routing.test_call": {
-        "summary": "Place a test call to a destination",
-        "description": "The worker calls the destination's first route through Twilio with a short "
-                       "spoken message; the result (answered, busy, no-answer, failed + SIP code) "
-                       "shows on the destination as `last_test`.",
-        "body": TestCallInput,
-        "responses": {202: LastTestSchema},
-        "errors": {409: "`conflict`: Twilio credentials are not configured"},
-    },
-    "routing.list_versions": {
-        "summary": "List versions of the routing configuration",
-        "description": "Every change to destinations, topics or the integration, newest first; "
-                       "`live` marks the version callers meet.",
-        "responses": {200: VersionList},
-    },
-    "routing.config_diff": {
-        "summary": "Compare two versions",
-        "description": "Default: live → sandbox (what promoting would change).",
-        "query": DiffQuery,
-        "responses": {200: DiffSchema},
-    },
-    "routing.promote": {
-        "summary": "Promote the sandbox draft to live",
-        "responses": {200: VersionItem},
-        "errors": {409: "`conflict`: nothing to promote"},
-    },
-    "routing.rollback": {
-        "summary": "Roll back to a version",
-        "description": "That version's content becomes live and the draft, recorded as a new version.",
-        "body": RollbackInput,
-        "responses": {200: VersionItem},
-        "errors": {409: "`conflict`: that content is already live"},
-    },
-    "api.get_integration": {
-        "summary": "Get the integration constraints",
-        "responses": {200: IntegrationSchema},
-    },
-    "api.put_integration": {
-        "summary": "Set the integration constraints",
-        "description": "Existing destinations that no longer fit carry a warning "
-                       "(`method_mismatch`, `route_not_editable`, `sip_headers_unsupported`).",
-        "body": IntegrationSchema,
-        "responses": {200: IntegrationSchema},
-    },
-    # conversations
-    "api.create_conversation": {
-        "summary": "Start a conversation",
-        "body": ConversationCreate,
-        "responses": {201: ConversationSchema},
-    },
-    "api.list_conversations": {
-        "summary": "List conversations",
-        "description": "Oldest first; pass `next_cursor` back as `cursor` for the next page.",
-        "query": ConversationListQuery,
-        "responses": {200: ConversationPage},
-    },
-    "api.get_conversation": {
-        "summary": "Get a conversation",
-        "responses": {200: ConversationSchema},
-    },
-    "api.update_conversation": {
-        "summary": "Update a conversation",
-        "description": "`state` is merged into the conversation's state.",
-        "body": ConversationPatch,
-        "responses": {200: ConversationSchema},
-    },
-    "api.append_entry": {
-        "summary": "Append one entry to a conversation",
-        "variants": {
-            "transcript": {"summary": "Append a transcript turn",
-                           "body": TranscriptEntry, "responses": {201: TranscriptEntry}},
-            "log": {"summary": "Append a log line",
-                    "body": LogEntry, "responses": {201: LogEntry}},
-            "metrics": {"summary": "Record a metric",
-                        "body": MetricEntry, "responses": {201: MetricEntry}},
-            "annotations": {"summary": "Annotate a conversation",
-                            "body": AnnotationEntry, "responses": {201: AnnotationEntry}},
-        },
-    },
-    "api.create_handoff": {
-        "summary": "Hand a conversation off to a human",
-        "description": "For a live voice call the call is redirected into the handoff through "
-                       "Twilio's REST API; chat and SMS handoffs wait `pending` for a connector "
-                       "to claim them.",
-        "body": HandoffRequestSchema,
-        "responses": {201: HandoffSchema},
-    },
-    "api.place_call": {
-        "summary": "Place an outbound call",
-        "description": "Twilio places the call with answering-machine detection; the "
-                       "conversation's `classification` says what answered once it is known. "
-                       "A number Twilio refuses is a 422; Twilio unreachable is a 503.",
-        "body": CallCreate,
-        "responses": {201: ConversationSchema},
-    },
-    # handoffs
-    "api.list_handoffs": {
-        "summary": "List handoffs",
-        "description": "Oldest first, stable across polls; pass `next_cursor` back as `cursor`.",
-        "query": HandoffListQuery,
-        "responses": {200: HandoffPage},
-    },
-    "api.handoff_events": {
-        "summary": "Poll the handoff event feed",
-        "description": "Every state change exactly once, in order. `wait` holds the request "
-                       "open until something happens; pass `next_cursor` back as `after`.",
-        "query": EventsQuery,
-        "responses": {200: EventPage},
-        "errors": {429: "`too_many_requests`: this web process already holds its limit of waiting "
-                        "polls (HANDOFF_MAX_LONG_POLLS); poll again after `Retry-After` seconds"},
-    },
-    "api.get_handoff": {
-        "summary": "Get a handoff",
-        "responses": {200: HandoffSchema},
-    },
-    "api.patch_handoff": {
-        "summary": "Merge data into a handoff, or mark it abandoned",
-        "description": "`{\"state\": \"abandoned\"}`: the user left before a human answered.",
-        "body": HandoffPatchSchema,
-        "responses": {200: HandoffSchema},
-    },
-    "api.claim_handoff": {
-        "summary": "Claim a handoff for an agent",
-        "body": ClaimSchema,
-        "responses": {200: HandoffSchema},
-        "errors": {409: "`conflict`: already claimed"},
-    },
-    "api.handoff_outcome": {
-        "summary": "Record a handoff's outcome",
-        "description": "The outcome is also visible on the conversation.",
-        "body": OutcomeSchema,
-        "responses": {200: HandoffSchema},
-    },
-    "handoffs_yaml.export_destinations": {
-        "summary": "Export destinations as PolyAI ADK's handoffs.yaml",
-        "description": "The body is YAML (`application/yaml`): `handoffs: [{name, description, "
-                       "is_default, sip_config: {method, phone_number, outbound_endpoint, "
-                       "outbound_encryption}, sip_headers: [{key, value}]}]`. SIP REFER, INVITE "
-                       "and BYE destinations only (ADK has no Flex).",
-        "responses": {200: None},
-        "tag": "destinations",
-    },
-    "handoffs_yaml.import_destinations": {
-        "summary": "Import PolyAI ADK's handoffs.yaml",
-        "description": "Send the file as the body (YAML). Destinations are matched by name: "
-                       "created or updated, never deleted. Every entry is checked first; one "
-                       "invalid entry → 422 naming it (`handoffs[2] (name)`) and nothing is written.",
-        "query": ImportQuery,
-        "responses": {200: ImportResult},
-        "errors": {413: "`payload_too_large`: the body is over 1 MiB"},
-        "tag": "destinations",
-    },
-    "api.handoff_state": {
-        "summary": "Read a handoff as PolyAI's Handoff API does",
-        "description": "`shared_id` wins when both are given; give at least one.",
-        "query": HandoffStateQuery,
-        "responses": {200: HandoffStateSchema},
-        "errors": {404: "`not_found`: no handoff for that conversation or shared_id"},
-        "tag": "handoffs",
-    },
-    # figures
-    "api.handoff_stats": {
-        "summary": "Handoff figures for a period",
-        "description": "Counts kept as handoffs change state (never a scan of conversations), "
-                       "by the day each handoff was created (UTC): one item per day, reason or "
-                       "destination. `connected` counts handoffs that reached a human at any "
-                       "attempt, `resolved` those with a pushed outcome. A period is at most "
-                       "366 days.",
-        "query": StatsQuery,
-        "responses": {200: StatsPage},
-        "tag": "stats",
-    },
-    # chat (PolyAI's chat API names) and the built-in router's topics
-    "chat.chat_create": {
-        "summary": "Start a chat conversation",
-        "description": "Answers with the agent's greeting.",
-        "body": ChatCreate,
-        "responses": {201: ChatCreated},
-    },
-    "chat.chat_respond": {
-        "summary": "Send the user's message, get the agent's response",
-        "description": "A handoff sets `end_conversation` and leaves a `webchat` handoff `pending` "
-                       "until a connector claims it.",
-        "body": ChatRespond,
-        "responses": {200: ChatResponse},
-        "errors": {404: "`not_found`: no conversation with that id",
-                   409: "`conflict`: the conversation has ended"},
-    },
-    "chat.chat_close": {
-        "summary": "End a chat conversation",
-        "description": "`PUT /v1/chat/close` and `POST /v1/chat/end` are the same route. It ends "
-                       "the bot session only: a pending handoff waits for a connector, and is "
-                       "abandoned after HANDOFF_PENDING_TIMEOUT if nobody claims it.",
-        "body": ChatClose,
-        "responses": {200: ChatClosed},
-        "errors": {404: "`not_found`: no conversation with that id"},
-    },
-    "chat.list_topics": {
-        "summary": "List topics",
-        "responses": {200: TopicList},
-    },
-    "chat.create_topic": {
-        "summary": "Create a topic",
-        "description": "Speech, DTMF and chat text that match one of its phrases run its action.",
-        "body": TopicInput,
-        "responses": {201: TopicSchema},
-        "errors": {409: "`conflict`: a topic with that name exists"},
-    },
-    "chat.get_topic": {
-        "summary": "Get a topic",
-        "responses": {200: TopicSchema},
-    },
-    "chat.update_topic": {
-        "summary": "Update a topic",
-        "description": "A partial update: only the fields sent change.",
-        "body": TopicInput(partial=True),
-        "responses": {200: TopicSchema},
-        "errors": {409: "`conflict`: another topic has that name"},
-    },
-    "chat.delete_topic": {
-        "summary": "Delete a topic",
-        "query": ConfirmQuery,
-        "responses": {204: None},
-        "errors": {409: "`confirmation_required`: `confirm` is missing or not the exact name"},
-    },
-    # this document
-    "openapi.openapi_document": {
-        "summary": "This OpenAPI document",
-        "public": True,
-        "tag": "documentation",
-        "responses": {200: OPENAPI_DOCUMENT},
-    },
-}
+ENTRY_ATTRIBUTE = "openapi_entry"  # where @documented leaves a view's entry
+
+
+def documented(*, summary: str, description: str | None = None, body: Any = None, query: Any = None,
+               responses: dict[int, Any] | None = None, errors: dict[int, str] | None = None,
+               public: bool = False, tag: str | None = None,
+               variants: dict[str, dict[str, Any]] | None = None):
+    """Declare, on the view itself, what its request and responses are:
+      summary, description  text for the document
+      body                  marshmallow schema of the JSON body (adds 413, 415, 422)
+      query                 marshmallow schema of the query string (adds 422)
+      responses             {status: schema, or None for no body}
+      errors                {status: description} beyond the ones derived from the above
+      public                True: readable without an API key
+      tag                   the group it is listed under (default: the path's first segment)
+      variants              for a rule with an `any(...)` segment: {value: entry overrides}
+    Put it under the route decorator(s): the entry rides on the function Flask registers."""
+    given = {"summary": summary, "description": description, "body": body, "query": query,
+             "responses": responses, "errors": errors, "public": public, "tag": tag,
+             "variants": variants}
+    entry = {key: value for key, value in given.items() if value is not None and value is not False}
+    for overrides in (variants or {}).values():
+        unknown = set(overrides) - ENTRY_KEYS
+        if unknown:
+            raise ValueError(f"unknown key(s) in a variant: {sorted(unknown)}")
+
+    def attach(view):
+        setattr(view, ENTRY_ATTRIBUTE, entry)
+        return view
+    return attach
+
+
+def entry_of(app: Flask, endpoint: str) -> dict | None:
+    """The @documented entry of an endpoint's view, or None."""
+    return getattr(app.view_functions.get(endpoint), ENTRY_ATTRIBUTE, None)
+
 
 ENTRY_KEYS = frozenset({"summary", "description", "body", "query", "responses", "errors",
                         "public", "tag", "variants"})
@@ -406,6 +92,8 @@ ERROR_RESPONSES = {
     413: ("PayloadTooLarge", "`payload_too_large`: the body is over 1 MiB"),
     415: ("UnsupportedMediaType", "`unsupported_media_type`: send the body as application/json"),
     422: ("ValidationError", "`validation_error`: `fields` names each invalid field"),
+    429: ("TooManyRequests", "`too_many_requests`: too many wrong API keys from this client; "
+                             "try again after `Retry-After` seconds"),
     503: ("Unavailable", "`unavailable`: the store is unreachable; try again shortly"),
 }
 
@@ -440,8 +128,8 @@ def v1_rules(app: Flask) -> list[Rule]:
 
 
 def undocumented_endpoints(app: Flask) -> set[str]:
-    """/v1 endpoints that OPERATIONS does not describe yet."""
-    return {rule.endpoint for rule in v1_rules(app)} - set(OPERATIONS)
+    """/v1 endpoints whose view has no @documented entry yet."""
+    return {rule.endpoint for rule in v1_rules(app) if entry_of(app, rule.endpoint) is None}
 
 
 def _converters(rule: Rule) -> dict:
@@ -518,7 +206,7 @@ def _responses(rule: Rule, entry: dict) -> dict:
                                  "content": {"application/json": {"schema": schema}}}
     errors: set[int] = set()
     if not entry.get("public"):
-        errors |= {401, 503}
+        errors |= {401, 429, 503}  # 429: the key check throttles a client guessing keys
     if _path_names(rule):
         errors.add(404)
     if entry.get("query") is not None:
@@ -536,7 +224,7 @@ def _responses(rule: Rule, entry: dict) -> dict:
 def _operation(rule: Rule, entry: dict, operation_id: str) -> dict:
     unknown = set(entry) - ENTRY_KEYS
     if unknown:
-        raise ValueError(f"{rule.endpoint}: unknown key(s) in its OPERATIONS entry: {sorted(unknown)}")
+        raise ValueError(f"{rule.endpoint}: unknown key(s) in its @documented entry: {sorted(unknown)}")
     segments = rule.rule.split("/")
     operation: dict[str, Any] = {
         "operationId": operation_id,
@@ -586,9 +274,9 @@ def build_spec(app: Flask) -> dict:
     served = Counter(rule.endpoint for rule in rules for method in HTTP_METHODS
                      if method.upper() in (rule.methods or ()))
     for rule in rules:
-        entry = OPERATIONS.get(rule.endpoint)
+        entry = entry_of(app, rule.endpoint)
         if entry is None:
-            log.warning("/v1 endpoint %s has no OPERATIONS entry in web/openapi.py", rule.endpoint)
+            log.warning("/v1 endpoint %s has no @documented entry on its view", rule.endpoint)
             entry = {}
         for variant, path, variant_entry in _variants(rule, entry):
             for method in HTTP_METHODS:
@@ -609,6 +297,12 @@ def current_spec() -> dict:
 
 
 @bp.get(SPEC_PATH)
+@documented(
+    summary="This OpenAPI document",
+    public=True,
+    tag="documentation",
+    responses={200: OPENAPI_DOCUMENT},
+)
 def openapi_document():
     return jsonify(current_spec())
 

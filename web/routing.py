@@ -12,10 +12,21 @@ from handoff.handoffs import HandoffRequest, Handoffs
 from handoff.services import REDIS_ERRORS
 from handoff.test_calls import TestCalls
 from handoff.versions import Versions
-from schemas.routing import DiffQuery, PreviewInput, RollbackInput, TestCallInput
+from schemas.routing import (
+    DiffQuery,
+    DiffSchema,
+    LastTestSchema,
+    PreviewInput,
+    PreviewSchema,
+    RollbackInput,
+    TestCallInput,
+    VersionItem,
+    VersionList,
+)
 
 from .api import body, query, require_api_key
 from .context import api_actor, public_base_url, services
+from .openapi import documented
 from .twilio_auth import twilio_signed
 
 log = logging.getLogger(__name__)
@@ -30,28 +41,62 @@ def test_status_url(destination_id: str, test_id: str) -> str:
 
 
 @bp.get("/config/versions")
+@documented(
+    summary="List versions of the routing configuration",
+    description="Every change to destinations, topics or the integration, newest first; "
+                "`live` marks the version callers meet.",
+    responses={200: VersionList},
+)
 def list_versions():
     return jsonify(items=Versions(services()).list())
 
 
 @bp.get("/config/diff")
+@documented(
+    summary="Compare two versions",
+    description="Default: live → sandbox (what promoting would change).",
+    query=DiffQuery,
+    responses={200: DiffSchema},
+    errors={404: "`not_found`: no version with that number"},
+)
 def config_diff():
     q = query(DiffQuery())
     return jsonify(changes=Versions(services()).diff(q.get("from_"), q.get("to")))
 
 
 @bp.post("/config/promote")
+@documented(
+    summary="Promote the sandbox draft to live",
+    responses={200: VersionItem},
+    errors={409: "`conflict`: nothing to promote"},
+)
 def promote():
     return jsonify(Versions(services(), api_actor()).promote())
 
 
 @bp.post("/config/rollback")
+@documented(
+    summary="Roll back to a version",
+    description="That version's content becomes live and the draft, recorded as a new version.",
+    body=RollbackInput,
+    responses={200: VersionItem},
+    errors={404: "`not_found`: no version with that number",
+            409: "`conflict`: that content is already live"},
+)
 def rollback():
     fields = body(RollbackInput())
     return jsonify(Versions(services(), api_actor()).rollback(fields["version"]))
 
 
 @bp.post("/destinations/<destination_id>/preview")
+@documented(
+    summary="Preview a handoff to a destination",
+    description="Exactly what a handoff to this destination (in the sandbox draft) would "
+                "answer on a call from the given caller leg, with sample state: the same "
+                "code path as a real handoff. Nothing is created.",
+    body=PreviewInput,
+    responses={200: PreviewSchema},
+)
 def preview(destination_id):
     fields = body(PreviewInput())
     handoff, twiml = Handoffs(services()).preview(
@@ -62,6 +107,15 @@ def preview(destination_id):
 
 
 @bp.post("/destinations/<destination_id>/test_call")
+@documented(
+    summary="Place a test call to a destination",
+    description="The worker calls the destination's first route through Twilio with a short "
+                "spoken message; the result (answered, busy, no-answer, failed + SIP code) "
+                "shows on the destination as `last_test`.",
+    body=TestCallInput,
+    responses={202: LastTestSchema},
+    errors={409: "`conflict`: Twilio credentials are not configured"},
+)
 def test_call(destination_id):
     fields = body(TestCallInput())
     test = TestCalls(services()).request(destination_id, fields["message"], fields["from_"],

@@ -1,0 +1,94 @@
+"""Every /v1 answer any test receives (through Flask's test client, or over loopback HTTP
+with tests/conftest.py's HttpClient) is one /v1/openapi.json promises: a documented status, and a JSON body that fits that status's schema.
+
+The schemathesis run in tests/test_openapi.py checks this for fuzzed requests; this checks
+it for the far richer states the rest of the suite builds (claimed handoffs, outcomes,
+voice legs, PolyAI-started chats…). A mismatch fails the test that received the answer."""
+from __future__ import annotations
+
+import contextlib
+import re
+from functools import cache
+from urllib.parse import urlsplit
+
+from flask.testing import FlaskClient
+from jsonschema import Draft202012Validator
+from werkzeug.test import TestResponse
+
+from tests.polyai_schemas import _openapi30_to_json_schema
+
+
+@cache
+def _document() -> tuple[dict, list[tuple[re.Pattern, str]]]:
+    """The document as JSON Schema, and each path's pattern, literal paths before templated
+    ones (`/v1/handoffs/events` is not `/v1/handoffs/{ref}`)."""
+    from app import create_app
+    from handoff.config import Config
+    from web.openapi import build_spec
+
+    # Never connected to anything: the document is the URL map's, the same for every app.
+    spec = _openapi30_to_json_schema(build_spec(create_app(Config(redis_url="redis://127.0.0.1:1/0"))))
+    paths = sorted(spec["paths"], key=lambda path: (path.count("{"), path))
+    patterns = [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"), path)
+                for path in paths]
+    return spec, patterns
+
+
+def mismatch(method: str, path: str, status: int, mimetype: str, body) -> str | None:
+    """Why this answer is not one the document promises, or None."""
+    spec, patterns = _document()
+    template = next((template for pattern, template in patterns if pattern.match(path)), None)
+    operation = spec["paths"].get(template, {}).get(method.lower()) if template else None
+    if operation is None:
+        return None  # not a documented operation (a 404 or 405 from the URL map)
+    response = operation["responses"].get(str(status))
+    if response is None:
+        return f"{method} {template} answered {status}, which the document does not list"
+    if "$ref" in response:
+        response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    media = response.get("content", {}).get("application/json")
+    if media is None:
+        return None
+    if mimetype != "application/json":
+        return f"{method} {template} {status} answered {mimetype}, not application/json"
+    validator = Draft202012Validator({**media["schema"], "components": spec["components"]})
+    error = next(iter(validator.iter_errors(body)), None)
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "the body"
+        return f"{method} {template} {status}: at {where}: {error.message}"
+    return None
+
+
+def check(method: str, url: str, response) -> None:
+    """Fail the running test if this answer (Flask's, or tests/conftest.py's HttpResponse)
+    is off the document."""
+    path = urlsplit(url).path
+    if path.startswith("/v1/"):
+        body = response.get_json(silent=True) if isinstance(response, TestResponse) else _json_or_none(response)
+        problem = mismatch(method, path, response.status_code, response.mimetype, body)
+        assert problem is None, f"answer off /v1/openapi.json: {problem}"
+
+
+def _json_or_none(response):
+    try:
+        return response.get_json()
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def checking():
+    """While open, Flask's test client fails the test on an answer off the document."""
+    original = FlaskClient.open
+
+    def open_and_check(self, *args, **kwargs):
+        response = original(self, *args, **kwargs)
+        if args and isinstance(args[0], str):  # not a redirect's follow-up request
+            check(kwargs.get("method", "GET"), args[0], response)
+        return response
+
+    FlaskClient.open = open_and_check
+    try:
+        yield
+    finally:
+        FlaskClient.open = original
