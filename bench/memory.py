@@ -25,7 +25,6 @@ the figure: they grow with every handoff. Prints bytes per item and how many ite
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from handoff.redis_server import EmbeddedServer, client_for  # noqa: E402
 from handoff.store import Keys  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import ACCOUNT_SID, API_KEY, AUTH_TOKEN, DESTINATIONS, SIP_DOMAIN, UTTERANCE  # noqa: E402
+from run import ACCOUNT_SID, API_KEY, AUTH_TOKEN, DESTINATIONS, SIP_DOMAIN, signed_handoff  # noqa: E402
 
 BASE = "http://127.0.0.1:8000"
 GB = 1024 ** 3
@@ -89,17 +88,7 @@ def main() -> int:
         validator = RequestValidator(AUTH_TOKEN)
 
         def voice(i: int) -> None:
-            params = {
-                "CallSid": "CA" + f"{i:032x}", "AccountSid": ACCOUNT_SID,
-                "From": f"+1415555{i % 10000:04d}", "To": "+14155550199",
-                "CallStatus": "in-progress", "Direction": "inbound",
-                "destination": DESTINATIONS[i % 2]["name"],
-                "reason": "billing_question" if i % 2 == 0 else "wants_to_buy",
-                "utterance": UTTERANCE,
-                "data": json.dumps({"intent": "billing", "customer_id": f"C{i:07d}", "sentiment": "neutral"}),
-            }
-            headers = {"X-Twilio-Signature": validator.compute_signature(BASE + "/voice/handoff", params),
-                       "I-Twilio-Idempotency-Token": f"tok-{i}"}
+            params, headers = signed_handoff(validator, i, BASE)
             response = client.post("/voice/handoff", data=params, headers=headers)
             assert response.status_code == 200 and (b"<Refer" in response.data or b"<Dial" in response.data)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import pstats
 import shutil
 import sys
@@ -38,7 +37,7 @@ from handoff.config import Config  # noqa: E402
 from handoff.redis_server import EmbeddedServer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import ACCOUNT_SID, API_KEY, AUTH_TOKEN, DESTINATIONS, SIP_DOMAIN, UTTERANCE  # noqa: E402
+from run import ACCOUNT_SID, API_KEY, AUTH_TOKEN, DESTINATIONS, SIP_DOMAIN, signed_handoff  # noqa: E402
 
 BASE = "http://127.0.0.1:8000"
 
@@ -151,17 +150,7 @@ def main() -> int:
         validator = RequestValidator(AUTH_TOKEN)
         prepared = []
         for i in range(args.n + 200):
-            params = {
-                "CallSid": "CA" + f"{i:032x}", "AccountSid": ACCOUNT_SID,
-                "From": f"+1415555{i % 10000:04d}", "To": "+14155550199",
-                "CallStatus": "in-progress", "Direction": "inbound",
-                "destination": DESTINATIONS[i % 2]["name"],
-                "reason": "billing_question" if i % 2 == 0 else "wants_to_buy",
-                "utterance": UTTERANCE,
-                "data": json.dumps({"intent": "billing", "customer_id": f"C{i:07d}", "sentiment": "neutral"}),
-            }
-            headers = {"X-Twilio-Signature": validator.compute_signature(BASE + "/voice/handoff", params),
-                       "I-Twilio-Idempotency-Token": f"tok-{i}"}
+            params, headers = signed_handoff(validator, i, BASE)
             prepared.append((params, headers))
 
         def handoffs(batch):

@@ -119,6 +119,23 @@ CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 CONNECTION_CLOSE = re.compile(rb"\r\nconnection:[ \t]*close", re.IGNORECASE)
 
 
+def signed_handoff(validator, i: int, base: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The form and headers of the i-th signed `/voice/handoff` of the in-process benchmarks
+    (bench/profile_handoff.py, bench/memory.py): a new CallSid each, both destinations."""
+    params = {
+        "CallSid": "CA" + f"{i:032x}", "AccountSid": ACCOUNT_SID,
+        "From": f"+1415555{i % 10000:04d}", "To": "+14155550199",
+        "CallStatus": "in-progress", "Direction": "inbound",
+        "destination": DESTINATIONS[i % 2]["name"],
+        "reason": "billing_question" if i % 2 == 0 else "wants_to_buy",
+        "utterance": UTTERANCE,
+        "data": json.dumps({"intent": "billing", "customer_id": f"C{i:07d}", "sentiment": "neutral"}),
+    }
+    headers = {"X-Twilio-Signature": validator.compute_signature(base + "/voice/handoff", params),
+               "I-Twilio-Idempotency-Token": f"tok-{i}"}
+    return params, headers
+
+
 def parse_response(buf: bytearray):
     """(bytes consumed, status, body, server closes) for one complete response in `buf`,
     or None while it is incomplete. Responses here always carry Content-Length."""
