@@ -13,7 +13,6 @@ from . import route_allowlist, sip
 from .errors import NotFound, ValidationFailed
 from .handoff_core import HandoffCore, env_of
 from .models import (
-    CONNECTED,
     PENDING,
     REQUESTED,
     TRANSFERRING,
@@ -246,12 +245,14 @@ class HandoffStarts(HandoffCore):
         agent's <Connect>, whose action then reaches /voice/agent/ended: it must not start
         a second handoff. Still `requested` (the worker has not moved the call yet), the
         first attempt is answered here and the worker's redirect finds nothing to do;
-        already under way, the REST update's TwiML runs and this answer is not used."""
+        already under way, the REST update's TwiML runs and this answer is not used. A
+        handoff that already connected is over as far as this call's agent is concerned: an
+        agent that has the caller again may hand them off anew."""
         handoff = self.store.newest_handoff_for_conversation(conversation_id)
-        if handoff is None or handoff.channel != "voice" or handoff.state not in (REQUESTED, TRANSFERRING, CONNECTED):
+        if handoff is None or handoff.channel != "voice" or handoff.state not in (REQUESTED, TRANSFERRING):
             return None
-        configuration = self.services.configuration()
         conversation = self.store.get_conversation(conversation_id) or {"id": conversation_id}
+        configuration = self.services.configuration(env_of(conversation))
 
         def mutate(h: Handoff) -> VoiceResponse:
             if h.state != REQUESTED:
