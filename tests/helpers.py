@@ -91,3 +91,11 @@ def flush(redis_url: str) -> None:
     """Empty the test server. A generous timeout: the service's own clients fail fast by
     design (0.5 s), but a busy machine can take longer than that to empty a database."""
     client_for(redis_url, timeout=10).flushall()
+
+
+def work(app) -> None:
+    """Run every queued background job now, as the Procfile's worker would (rq, in-process)."""
+    from rq import SimpleWorker
+
+    services = app.extensions["handoff"]
+    SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)

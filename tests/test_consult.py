@@ -19,11 +19,10 @@ from urllib.parse import parse_qs
 
 import pytest
 import responses
-from rq import SimpleWorker
 
 from app import create_app
 from handoff.redis_server import EmbeddedServer
-from tests.helpers import API_KEY, BASE_URL, Twilio, call_params, latest_handoff, parse, path, verbs
+from tests.helpers import API_KEY, BASE_URL, Twilio, call_params, latest_handoff, parse, path, verbs, work
 from tests.helpers import add_destination as make
 
 
@@ -48,10 +47,6 @@ def rest():
         mock.add_passthru(re.compile(r"http://127\.0\.0\.1:\d+"))
         yield mock
 
-
-def work(app):
-    services = app.extensions["handoff"]
-    SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
 
 
 def sent(rest):

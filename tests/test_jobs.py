@@ -7,12 +7,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import responses
-from rq import SimpleWorker
 from rq.registry import FailedJobRegistry
 
 from app import create_app
 from handoff import jobs
-from tests.helpers import API_KEY, call_params, parse
+from tests.helpers import API_KEY, call_params, parse, work
 
 CALL = "CA" + "5" * 32
 SECRET = "whsec-test"
@@ -60,10 +59,6 @@ def hooked(app, config, receiver):
     yield app
     jobs.use(None)
 
-
-def work(app):
-    services = app.extensions["handoff"]
-    SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
 
 
 def make_destination(client):

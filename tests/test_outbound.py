@@ -4,9 +4,8 @@ from urllib.parse import parse_qs
 
 import pytest
 import responses
-from rq import SimpleWorker
 
-from tests.helpers import BASE_URL, call_params, parse, verbs
+from tests.helpers import BASE_URL, call_params, parse, verbs, work
 
 
 @pytest.fixture
@@ -27,10 +26,6 @@ def rest():
         mock.add_passthru(re.compile(r"http://127\.0\.0\.1:\d+"))
         yield mock
 
-
-def work(app):
-    services = app.extensions["handoff"]
-    SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
 
 
 def place(api, rest, **extra):

@@ -7,11 +7,10 @@ from urllib.parse import parse_qs
 
 import pytest
 import responses
-from rq import SimpleWorker
 
 from app import create_app
 from handoff import jobs
-from tests.helpers import Twilio, call_params, flush, latest_handoff, parse, path, verbs
+from tests.helpers import Twilio, call_params, flush, latest_handoff, parse, path, verbs, work
 from tests.helpers import add_destination as make
 
 CALL = "CA" + "7" * 32
@@ -37,10 +36,6 @@ def outcome(twilio, url, leg=None, **params):
 def history(api):
     return [(h["state"], h["detail"]) for h in latest_handoff(api, CALL)["history"]]
 
-
-def work(app):
-    services = app.extensions["handoff"]
-    SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
 
 
 # -- <Dial>: https://www.twilio.com/docs/voice/twiml/dial (action parameters) -----------
