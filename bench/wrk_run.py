@@ -176,14 +176,19 @@ class Runner:
             raise RuntimeError(f"wrk failed: {out.stderr or out.stdout}")
         return parse_wrk(out.stdout)
 
-    def measure(self, label: str, url: str, connections: int, port: int | None = None) -> dict:
-        """A warm-up run (not reported), then the measured one."""
+    def measure(self, label: str, url: str, connections: int, port: int | None = None,
+                cpu: Bench | None = None, extra: dict[str, list[int]] | None = None) -> dict:
+        """A warm-up run (not reported), then the measured one (with `cpu`, the CPU each part
+        of the machine used during it)."""
         handoff = port is not None
         budget = int(4000 * (self.args.duration + 1)) + 1000
         warm = self._write_requests(port, 4000) if handoff else None
         warmed = self.wrk_run(url, connections, 1, warm)
         measured = self._write_requests(port, budget) if handoff else None
+        started, before = time.monotonic(), cpu._cpu_snapshot(extra or {}) if cpu else None
         result = self.wrk_run(url, connections, self.args.duration, measured)
+        if cpu:
+            result["cpu"] = cpu._cpu_percent(before, cpu._cpu_snapshot(extra or {}), time.monotonic() - started)
         self.sent += warmed["sent"] + result["sent"]
         result["label"] = label
         result["connections"] = connections
@@ -250,14 +255,16 @@ def main() -> int:
         base = f"http://{HOST}:{deployment.port}"
         before = redis_client.zcard(Keys.handoffs)
         rows["healthz"] = runner.measure("GET /healthz, c=32", f"{base}/healthz", 32)
-        rows["hook32"] = runner.measure("POST /voice/handoff, c=32", f"{base}/voice/handoff", 32, deployment.port)
-        rows["hook1"] = runner.measure("POST /voice/handoff, c=1", f"{base}/voice/handoff", 1, deployment.port)
         bench = Bench(SimpleNamespace(), deployment)
+        rows["hook32"] = runner.measure("POST /voice/handoff, c=32", f"{base}/voice/handoff", 32, deployment.port,
+                                        cpu=bench)
+        rows["hook1"] = runner.measure("POST /voice/handoff, c=1", f"{base}/voice/handoff", 1, deployment.port)
         events_before = redis_client.xlen(Keys.events)
         created_before = redis_client.zcard(Keys.handoffs)
         process, pipe, split = bench.start_pollers(args.pollers)
         rows["polled"] = runner.measure(f"POST /voice/handoff, c=32, {args.pollers} pollers",
-                                        f"{base}/voice/handoff", 32, deployment.port)
+                                        f"{base}/voice/handoff", 32, deployment.port,
+                                        cpu=bench, extra={"pollers": [process.pid]})
         feed = FeedCheck()
         feed.add(bench.finish_pollers(process, pipe), expected=redis_client.xlen(Keys.events) - events_before,
                  created=redis_client.zcard(Keys.handoffs) - created_before)
@@ -304,6 +311,13 @@ def main() -> int:
         lines.append(f"| {row['label']} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['errors']} |")
     lines += ["", "| goal | measured | |", "|---|---|---|"]
     lines += [f"| {goal} | {value} | {'met' if ok else 'MISSED'} |" for goal, value, ok in goals]
+    lines += ["", "CPU while each webhook figure at 32 connections was measured, % of one core (200 % in all; "
+              "\"other\" is wrk and anything else on the machine):", "",
+              "| figure | gunicorn workers | Valkey | pollers (client) | other |", "|---|---:|---:|---:|---:|"]
+    for key in ("hook32", "polled"):
+        used = rows[key]["cpu"]
+        lines.append(f"| {rows[key]['label']} | {used['server']:.0f} | {used['valkey']:.0f} | "
+                     f"{used.get('pollers', 0):.0f} | {used['other']:.0f} |")
     lines += ["", f"- {feed.summary(args.pollers)}",
               f"- {stored} handoffs stored for the {answered} signed requests wrk's threads took (warm-ups "
               "included; a thread takes each connection's next request before its clock stops, so up to one "

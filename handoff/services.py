@@ -9,6 +9,7 @@ from rq import Queue, Retry
 
 from .config import Config
 from .config_store import ConfigStore
+from .event_feed import EventFeed
 from .hours import utc_now
 from .models import Destination
 from .redis_server import client_for, resolve_redis_url
@@ -33,6 +34,7 @@ class Services:
         self._blocking: redis.Redis | None = None
         self.redis_url: str | None = config.redis_url
         self._config_store: ConfigStore | None = None
+        self._event_feed: EventFeed | None = None
         # env → (version, parsed configuration): a version never changes once written.
         self._parsed: dict[str, tuple[int, RoutingTable]] = {}
         # What time it is, for opening hours; tests swap in a fixed clock.
@@ -71,6 +73,16 @@ class Services:
         if self._blocking is None:
             self._connect()
         return self._blocking
+
+    @property
+    def event_feed(self) -> EventFeed:
+        """This process's event feed (its reader starts with the first waiting poll)."""
+        if self._event_feed is None:
+            store, client = self.store, self.blocking_redis  # outside the lock: they take it
+            with self._lock:
+                if self._event_feed is None:
+                    self._event_feed = EventFeed(store, client)
+        return self._event_feed
 
     @property
     def config_store(self) -> ConfigStore:

@@ -510,6 +510,10 @@ class Store:
         start = f"({after}" if after else "-"
         return self.redis.xrange(Keys.events, min=start, max="+", count=limit)
 
+    def last_event_id(self) -> str | None:
+        newest = self.redis.xrevrange(Keys.events, count=1)
+        return newest[0][0] if newest else None
+
     def wait_for_events(self, client: redis.Redis, after: str, limit: int, block_ms: int) -> list[tuple[str, dict]]:
         result = client.xread({Keys.events: after}, count=limit, block=block_ms)
         return result[0][1] if result else []

@@ -4,12 +4,11 @@ from __future__ import annotations
 import hmac
 import json
 import re
-import time
 
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError
 
-from handoff import jsontext, polyai, shutdown
+from handoff import jsontext, polyai
 from handoff.calls import Calls
 from handoff.conversations import Conversations
 from handoff.destinations import Destinations
@@ -54,7 +53,6 @@ from .openapi import documented
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
 EVENT_ID = re.compile(r"^\d+-\d+$")
-EVENT_LINGER = 0.1  # seconds
 EVENTS_QUERY = EventsQuery()  # built once: the feed is polled constantly
 DESTINATION_PAGE = 100  # destinations per page when a cursor comes without a limit
 
@@ -373,25 +371,9 @@ def handoff_events():
         return _event_page(after, q) if held else too_many_polls()
 
 
-def _event_page(after: str | None, q: dict):
-    svc = services()
-    store = svc.store
-    rows = store.read_events(after, q["limit"])
-    deadline = time.monotonic() + q["wait"]
-    while not rows and time.monotonic() < deadline and not shutdown.stopping.is_set():
-        # Block in short slices so a poll is never stuck past the client's wait, and ends
-        # within a slice when the process is stopping (handoff/shutdown.py).
-        slice_ms = max(1, int(min(1.0, deadline - time.monotonic()) * 1000))
-        rows = store.wait_for_events(svc.blocking_redis, after or "0-0", q["limit"], slice_ms)
-    if q["wait"] and rows and len(rows) < q["limit"]:
-        # A connector that is willing to wait gets batches: linger briefly so the rest of a
-        # burst (a handoff's requested + transferring…) goes out in the same answer. Under
-        # load this caps each connector at ~10 polls a second instead of one per event.
-        time.sleep(EVENT_LINGER)
-        rows += store.read_events(rows[-1][0], q["limit"] - len(rows))
-    items = [{"cursor": event_id, "handoff_id": fields["handoff_id"], "state": fields["state"],
-              "at": fields["at"]} for event_id, fields in rows]
-    return jsonify(items=items, next_cursor=items[-1]["cursor"] if items else after)
+def _event_page(after: str | None, q: dict) -> Response:
+    page = services().event_feed.page(after, q["limit"], q["wait"])
+    return Response(page.to_json(), mimetype="application/json")
 
 
 @bp.get("/handoffs/<ref>")
