@@ -74,7 +74,7 @@ class State(MutableMapping):
         object.__setattr__(self, "_id", conversation_id)
 
     def _stored(self) -> dict[str, Any]:
-        return self._conversations.get_doc(self._id).state or {}
+        return self._conversations.load(self._id).state or {}
 
     def _change(self, mutate) -> None:
         def apply(conversation: models.Conversation) -> None:
@@ -153,7 +153,7 @@ class Conversation:
         self.id = conversation_id
         self._services = services or _services()
         self._conversations = Conversations(self._services)
-        self._conversations.get_doc(conversation_id)  # NotFound early, not at first use
+        self._conversations.load(conversation_id)  # NotFound early, not at first use
         self.state = State(self._conversations, conversation_id)
         self.log = Log(self._conversations, conversation_id)
 
@@ -172,7 +172,7 @@ class Conversation:
         return self._services
 
     def _record(self) -> models.Conversation:
-        return self._conversations.get_doc(self.id)
+        return self._conversations.load(self.id)
 
     def update_state(self, **values: Any) -> dict[str, Any]:
         return self._conversations.update(self.id, state=values)["state"]

@@ -32,7 +32,7 @@ class Chat:
         return {"conversation_id": conversation.id, "response": GREETING}
 
     def respond(self, conversation_id: str, message: str) -> dict:
-        conversation = self.conversations.get_doc(conversation_id)
+        conversation = self.conversations.load(conversation_id)
         if conversation.ended_at or conversation.agent_done:
             raise Conflict(f"conversation {conversation_id!r} has ended; start a new one")
         turn = self.router.turn(conversation_id, message)
@@ -50,7 +50,7 @@ class Chat:
         """Ends the bot session only. A pending handoff stays pending for a connector:
         PolyAI's widget closes the bot session as soon as it routes to live chat. It is
         abandoned after HANDOFF_PENDING_TIMEOUT, or when a connector says the user left."""
-        self.conversations.get_doc(conversation_id)
+        self.conversations.load(conversation_id)
         self.conversations.end(conversation_id)
         return {"success": True}
 

@@ -52,7 +52,8 @@ class Conversations:
         existing = self.store.create_conversation(conversation)
         return (conversation, True) if existing is None else (existing, False)
 
-    def get_doc(self, conversation_id: str) -> Conversation:
+    def load(self, conversation_id: str) -> Conversation:
+        """The stored conversation (NotFound without one); `get` is what the API shows."""
         conversation = self.store.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation with id {conversation_id!r}")
@@ -66,7 +67,7 @@ class Conversations:
         return body
 
     def get(self, conversation_id: str) -> dict:
-        return self.present(self.get_doc(conversation_id))
+        return self.present(self.load(conversation_id))
 
     def update(self, conversation_id: str, *, shared_id: str | None = None,
                state: dict | None = None) -> dict:
@@ -82,7 +83,7 @@ class Conversations:
         return self.present(conversation)
 
     def append(self, conversation_id: str, part: str, entry: dict) -> dict:
-        self.get_doc(conversation_id)
+        self.load(conversation_id)
         entry = {**entry, "at": entry.get("at") or now_iso()}
         self.store.append_conversation(conversation_id, part, entry)
         return entry

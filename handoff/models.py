@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -148,9 +149,9 @@ class Handoff:
 class Conversation:
     """One conversation (a call, a webchat or an SMS thread) as the store keeps it.
 
-    `public()` is what the API shows; the bookkeeping fields after it are the service's own
-    and never shown. They are stored under `_`-prefixed names (`STORED_AS`), as they always
-    were, so documents written before this class read the same."""
+    The fields down to `classification` are what the API shows (`public()`); those after
+    are the service's own bookkeeping, stored under `_`-prefixed names (`STORED_AS`) as
+    they always were, so documents written before this class read the same."""
 
     id: str
     shared_id: str | None = None
@@ -189,11 +190,10 @@ class Conversation:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Conversation:
         """From a stored document (`_`-prefixed bookkeeping, `from`), whatever it holds."""
-        by_stored_name = {cls.STORED_AS.get(f.name, f.name): f.name for f in fields(cls) if f.name != "other"}
         values: dict[str, Any] = {"other": {}}
         for key, value in data.items():
-            if key in by_stored_name:
-                values[by_stored_name[key]] = value
+            if key in _CONVERSATION_ATTRIBUTES:
+                values[_CONVERSATION_ATTRIBUTES[key]] = value
             else:
                 values["other"][key] = value
         if "env" in values:
@@ -221,7 +221,7 @@ class Conversation:
         metrics, annotations and handoff, which live elsewhere)."""
         return {key: value for key, value in self.to_dict().items() if not key.startswith("_")}
 
-    def _set_optionals(self):
+    def _set_optionals(self) -> Iterator[tuple[str, Any]]:
         if self.integration_attributes is not None:
             yield "integration_attributes", self.integration_attributes
         if self.direction is not None:
@@ -241,3 +241,8 @@ class Conversation:
     def merge_state(self, values: dict[str, Any]) -> None:
         """`values` over the state (a PATCH, or what an agent learnt before handing off)."""
         self.state = {**(self.state or {}), **values}
+
+
+# Stored name → attribute, for reading stored documents.
+_CONVERSATION_ATTRIBUTES = {Conversation.STORED_AS.get(f.name, f.name): f.name
+                            for f in fields(Conversation) if f.name != "other"}
