@@ -1,6 +1,7 @@
 """handoff: hand callers and chat users from an AI agent to a human, context intact.
 
-`from handoff import Conversation` is the Python API (see handoff/agent_api.py);
+`from handoff import Conversation` is the Python API (see handoff/agent_api.py), a live
+handle on one conversation; the stored record it reads is `handoff.models.Conversation`.
 `handoff.from_polyai_return(conv, value)` acts on a PolyAI function's return value."""
 
 

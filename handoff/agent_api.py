@@ -18,6 +18,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from . import models
 from .config import Config
 from .conversations import Conversations
 from .errors import ValidationFailed
@@ -73,12 +74,12 @@ class State(MutableMapping):
         object.__setattr__(self, "_id", conversation_id)
 
     def _stored(self) -> dict[str, Any]:
-        return self._conversations.get_doc(self._id).get("state") or {}
+        return self._conversations.load(self._id).state or {}
 
     def _change(self, mutate) -> None:
-        def apply(doc: dict) -> None:
-            doc["state"] = dict(doc.get("state") or {})
-            mutate(doc["state"])
+        def apply(conversation: models.Conversation) -> None:
+            conversation.state = dict(conversation.state or {})
+            mutate(conversation.state)
 
         self._conversations.store.update_conversation(self._id, apply)
 
@@ -152,7 +153,7 @@ class Conversation:
         self.id = conversation_id
         self._services = services or _services()
         self._conversations = Conversations(self._services)
-        self._conversations.get_doc(conversation_id)  # NotFound early, not at first use
+        self._conversations.load(conversation_id)  # NotFound early, not at first use
         self.state = State(self._conversations, conversation_id)
         self.log = Log(self._conversations, conversation_id)
 
@@ -160,45 +161,45 @@ class Conversation:
     def create(cls, *, channel: str = "webchat", shared_id: str | None = None,
                state: dict | None = None, services: Services | None = None, **kwargs) -> Conversation:
         services = services or _services()
-        extra = {"integration_attributes": kwargs["integration_attributes"]} if kwargs.get("integration_attributes") else None
-        doc, _ = Conversations(services).create(channel=channel, shared_id=shared_id, state=state,
-                                                from_=kwargs.get("from_"), to=kwargs.get("to"), extra=extra)
-        return cls(doc["id"], services)
+        created, _ = Conversations(services).create(
+            channel=channel, shared_id=shared_id, state=state, from_=kwargs.get("from_"), to=kwargs.get("to"),
+            integration_attributes=kwargs.get("integration_attributes") or None)
+        return cls(created.id, services)
 
     @property
     def services(self) -> Services:
         """The deployment this conversation lives in."""
         return self._services
 
-    def _doc(self) -> dict:
-        return self._conversations.get_doc(self.id)
+    def _record(self) -> models.Conversation:
+        return self._conversations.load(self.id)
 
     def update_state(self, **values: Any) -> dict[str, Any]:
         return self._conversations.update(self.id, state=values)["state"]
 
     @property
     def shared_id(self) -> str | None:
-        return self._doc().get("shared_id")
+        return self._record().shared_id
 
     @property
     def integration_attributes(self) -> dict[str, Any]:
         """What the widget passed at chat/create (PolyAI's `integration_attributes`)."""
-        return dict(self._doc().get("integration_attributes") or {})
+        return dict(self._record().integration_attributes or {})
 
     @property
     def caller_number(self) -> str | None:
-        return self._doc().get("from")
+        return self._record().from_
 
     @property
     def callee_number(self) -> str | None:
-        return self._doc().get("to")
+        return self._record().to
 
     @property
     def channel_type(self) -> str:
         """PolyAI's channel names: `sip.polyai`, `webchat.polyai`, `sms.twilio`…"""
         from .polyai import channel_type
 
-        return channel_type(self._doc())
+        return channel_type(self._record())
 
     def write_metric(self, name: str, value: Any = None, write_once: bool = False) -> dict | None:
         """Record a metric; with `write_once`, a second write of the same name is ignored
@@ -229,8 +230,8 @@ class Conversation:
 
     def hangup(self) -> None:
         """End the conversation; a live call is hung up (Twilio REST, from the worker)."""
-        doc = self._doc()
-        live_call = (doc.get("channel") or "voice") == "voice" and not doc.get("ended_at")
+        record = self._record()
+        live_call = (record.channel or "voice") == "voice" and not record.ended_at
         self._conversations.end(self.id)
         if live_call:
             self._services.enqueue("handoff.jobs.end_call_leg", self.id, job_id=f"hangup-{self.id}",

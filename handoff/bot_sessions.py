@@ -4,7 +4,7 @@ from __future__ import annotations
 from .conversations import Conversations
 from .errors import Conflict
 from .handoffs import Handoffs
-from .models import CLAIMED, FINAL_STATES, PENDING
+from .models import CLAIMED, FINAL_STATES, PENDING, Conversation
 from .router import GREETING, Router
 from .services import Services
 
@@ -21,23 +21,26 @@ class Chat:
         self.router = Router(services)
 
     def create(self, shared_id: str | None = None, state: dict | None = None, *,
-               channel: str = "webchat", extra: dict | None = None) -> dict:
-        """A new bot session; `extra` keeps what a PolyAI widget sent (integration
-        attributes, variant, language codes) on the conversation."""
-        doc, _ = self.conversations.create(channel=channel, shared_id=shared_id, state=state, extra=extra)
-        self.router.say(doc["id"], GREETING)
-        return {"conversation_id": doc["id"], "response": GREETING}
+               channel: str = "webchat", integration_attributes: dict | None = None,
+               polyai_chat: dict | None = None) -> dict:
+        """A new bot session; a PolyAI widget's integration attributes, variant and language
+        codes are kept on the conversation."""
+        conversation, _ = self.conversations.create(channel=channel, shared_id=shared_id, state=state,
+                                                    integration_attributes=integration_attributes,
+                                                    polyai_chat=polyai_chat)
+        self.router.say(conversation.id, GREETING)
+        return {"conversation_id": conversation.id, "response": GREETING}
 
     def respond(self, conversation_id: str, message: str) -> dict:
-        doc = self.conversations.get_doc(conversation_id)
-        if doc.get("ended_at") or doc.get("_agent_done"):
+        conversation = self.conversations.load(conversation_id)
+        if conversation.ended_at or conversation.agent_done:
             raise Conflict(f"conversation {conversation_id!r} has ended; start a new one")
         turn = self.router.turn(conversation_id, message)
         body = {"conversation_id": conversation_id, "response": turn.response, "handoff": None,
                 "end_conversation": False}
         if turn.handoff is not None:
             handoff = Handoffs(self.services).start(conversation_id, turn.handoff, base_url=None)
-            self.services.store.update_conversation(conversation_id, lambda d: d.update(_agent_done=True))
+            self.router.agent_done(conversation_id)
             body["handoff"] = {"id": handoff.id, "destination": (handoff.destination or {}).get("name"),
                                "reason": handoff.reason}
             body["end_conversation"] = True
@@ -47,7 +50,7 @@ class Chat:
         """Ends the bot session only. A pending handoff stays pending for a connector:
         PolyAI's widget closes the bot session as soon as it routes to live chat. It is
         abandoned after HANDOFF_PENDING_TIMEOUT, or when a connector says the user left."""
-        self.conversations.get_doc(conversation_id)
+        self.conversations.load(conversation_id)
         self.conversations.end(conversation_id)
         return {"success": True}
 
@@ -60,34 +63,35 @@ class Sms:
         self.conversations = Conversations(services)
         self.router = Router(services)
 
-    def _thread(self, sender: str, recipient: str) -> dict:
+    def _thread(self, sender: str, recipient: str) -> Conversation:
         store = self.services.store
         conversation_id = store.sms_thread(sender, recipient)
-        doc = store.get_conversation(conversation_id) if conversation_id else None
-        if doc is not None and not doc.get("ended_at"):
-            latest = store.newest_handoff_for_conversation(doc["id"])
-            if not (doc.get("_agent_done") and (latest is None or latest.state in FINAL_STATES)):
-                return doc
-            self.conversations.end(doc["id"])  # the person is done: the next text starts afresh
-        doc, _ = self.conversations.create(channel="sms", from_=sender, to=recipient)
-        store.remember_sms_thread(sender, recipient, doc["id"])
-        return doc
+        conversation = store.get_conversation(conversation_id) if conversation_id else None
+        if conversation is not None and not conversation.ended_at:
+            latest = store.newest_handoff_for_conversation(conversation.id)
+            if not (conversation.agent_done and (latest is None or latest.state in FINAL_STATES)):
+                return conversation
+            self.conversations.end(conversation.id)  # the person is done: the next text starts afresh
+        conversation, _ = self.conversations.create(channel="sms", from_=sender, to=recipient)
+        store.remember_sms_thread(sender, recipient, conversation.id)
+        return conversation
 
     def incoming(self, sender: str, recipient: str, body: str | None, media: int) -> str | None:
         """The reply to one inbound text, or None for no reply (a person has the thread)."""
-        doc = self._thread(sender or "unknown", recipient or "unknown")
+        conversation = self._thread(sender or "unknown", recipient or "unknown")
         text = (body or "").strip()
-        if doc.get("_agent_done"):
+        if conversation.agent_done:
             if text:
-                self.conversations.append(doc["id"], "transcript", {"role": "user", "text": text[:SMS_BODY_LIMIT]})
-            latest = self.services.store.newest_handoff_for_conversation(doc["id"])
+                self.conversations.append(conversation.id, "transcript",
+                                          {"role": "user", "text": text[:SMS_BODY_LIMIT]})
+            latest = self.services.store.newest_handoff_for_conversation(conversation.id)
             return SMS_WAITING if latest is not None and latest.state == PENDING else None
         if not text:
             return SMS_MEDIA_ONLY if media else SMS_EMPTY
-        turn = self.router.turn(doc["id"], text[:SMS_BODY_LIMIT])
+        turn = self.router.turn(conversation.id, text[:SMS_BODY_LIMIT])
         if turn.handoff is not None:
-            Handoffs(self.services).start(doc["id"], turn.handoff, base_url=None)
-            self.services.store.update_conversation(doc["id"], lambda d: d.update(_agent_done=True))
+            Handoffs(self.services).start(conversation.id, turn.handoff, base_url=None)
+            self.router.agent_done(conversation.id)
         return turn.response
 
 

@@ -9,6 +9,7 @@ from twilio.base.exceptions import TwilioRestException
 from . import callback_urls
 from .conversations import Conversations
 from .errors import Unavailable, ValidationFailed
+from .models import Conversation
 from .services import Services
 from .twilio_rest import twilio_client
 
@@ -53,30 +54,31 @@ class Calls:
             log.warning("Twilio's REST API unreachable placing a call: %s", exc)
             raise Unavailable(f"Twilio's REST API could not be reached ({type(exc).__name__}); "
                               "the call was not placed, try again shortly") from None
-        doc, _ = conversations.create(channel="voice", conversation_id=call.sid, from_=fields["from_"],
-                                      to=fields["to"], shared_id=fields.get("shared_id"),
-                                      state=fields.get("state"), leg="sip" if fields["to"].startswith("sip") else "pstn")
+        conversation, _ = conversations.create(
+            channel="voice", conversation_id=call.sid, from_=fields["from_"], to=fields["to"],
+            shared_id=fields.get("shared_id"), state=fields.get("state"),
+            leg="sip" if fields["to"].startswith("sip") else "pstn")
 
-        def outbound(d: dict) -> None:
-            d["direction"] = "outbound"
-            d["classification"] = None
-            d["_outbound"] = {"agent_url": fields.get("agent_url"), "on_voicemail": fields.get("on_voicemail")}
+        def outbound(c: Conversation) -> None:
+            c.direction = "outbound"
+            c.classification = None
+            c.outbound_options = {"agent_url": fields.get("agent_url"), "on_voicemail": fields.get("on_voicemail")}
 
-        doc = self.services.store.update_conversation(doc["id"], outbound)
-        return conversations.present(doc)
+        conversation = self.services.store.update_conversation(conversation.id, outbound)
+        return conversations.present(conversation)
 
-    def classified(self, call_sid: str, classification: str) -> dict | None:
+    def classified(self, call_sid: str, classification: str) -> Conversation | None:
         """Record what answered; returns the conversation when it needs acting on."""
 
-        def mutate(doc: dict) -> None:
-            doc["classification"] = doc.get("classification") or classification
+        def mutate(conversation: Conversation) -> None:
+            conversation.classification = conversation.classification or classification
 
         return self.services.store.update_conversation(call_sid, mutate)
 
     def ended(self, call_sid: str, params: dict[str, str]) -> None:
         """A call that never connected: an unreachable number is `not_in_service`."""
-        doc = self.services.store.get_conversation(call_sid)
-        if not doc or doc.get("direction") != "outbound" or doc.get("classification"):
+        conversation = self.services.store.get_conversation(call_sid)
+        if not conversation or conversation.direction != "outbound" or conversation.classification:
             return
         try:
             code = int(params.get("SipResponseCode") or 0)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .models import Conversation
+
 SHORT = {
     "conversation_id": "c", "channel": "ch", "shared_id": "sh", "destination": "d", "reason": "r",
     "utterance": "u", "data": "da", "sip_headers": "h", "state": "s", "history": "hi", "warnings": "w",
@@ -138,8 +140,8 @@ def unpack(stored: dict[str, Any], handoff_id: str) -> dict[str, Any]:
 
 
 # -- conversations --------------------------------------------------------------------
-# The fields `Conversations.create` writes, in its order, and their empty values.
-CONVERSATION_FIELDS = ("id", "shared_id", "channel", "from", "to", "started_at", "ended_at", "state", "outcome")
+# The fields every conversation is stored with (`Conversation.ALWAYS`), in order, and their empty values.
+CONVERSATION_FIELDS = tuple(Conversation.STORED_AS.get(name, name) for name in Conversation.ALWAYS)
 CONVERSATION_EMPTY: dict[str, Any] = {"shared_id": None, "from": None, "to": None, "ended_at": None,
                                       "state": {}, "outcome": None}
 

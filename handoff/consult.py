@@ -73,8 +73,7 @@ class Consults:
         handoff = self.store.get_handoff(handoff_id)
         if handoff is None:
             raise NotFound(handoff_id)
-        conversation = self.store.get_conversation(handoff.conversation_id) or {"id": handoff.conversation_id}
-        return handoff, self.handoffs.context(conversation)
+        return handoff, self.handoffs.context(self.handoffs.conversation_of(handoff))
 
     def destination_of(self, handoff: Handoff, attempt: int) -> Destination | None:
         if not 1 <= attempt <= len(handoff.attempts):

@@ -42,7 +42,7 @@ def call_human(handoff_id: str, attempt: int) -> str:
     if destination is None:
         consults.human_unavailable(handoff_id, attempt, "call_failed", reason="destination_deleted")
         return "failed"
-    conversation = svc.store.get_conversation(handoff.conversation_id) or {"id": handoff.conversation_id}
+    conversation = consults.handoffs.context(consults.handoffs.conversation_of(handoff))
     try:
         kind, target = human_target(human_route(handoff, destination, attempt), destination, svc.config.sip_domain)
     except RouteError as exc:

@@ -5,7 +5,7 @@ import uuid
 from typing import Any
 
 from .errors import NotFound
-from .models import now_iso
+from .models import Conversation, now_iso
 from .paging import page
 from .services import Services
 from .store import Keys
@@ -40,75 +40,63 @@ class Conversations:
 
     def create(self, *, channel: str = "webchat", shared_id: str | None = None,
                state: dict | None = None, from_: str | None = None, to: str | None = None,
-               conversation_id: str | None = None, leg: str | None = None,
-               extra: dict | None = None, env: str | None = None) -> tuple[dict, bool]:
-        """(conversation, created); an existing id is returned as it is, not overwritten.
-        `extra`: further top-level fields (a PolyAI widget's `integration_attributes`…)."""
-        doc = {
-            "id": conversation_id or new_id("CO"),
-            "shared_id": shared_id,
-            "channel": channel,
-            "from": from_,
-            "to": to,
-            "started_at": now_iso(),
-            "ended_at": None,
-            "state": state or {},
-            "outcome": None,
-        }
-        for name, value in (extra or {}).items():
-            doc.setdefault(name, value)
-        if leg:
-            doc["_leg"] = leg  # which TwiML the caller's leg accepts, for later handoffs
-        if env == "sandbox":
-            doc["_env"] = env  # a test number: this call runs on the sandbox draft throughout
-        existing = self.store.create_conversation(doc)
-        return (doc, True) if existing is None else (existing, False)
+               conversation_id: str | None = None, leg: str | None = None, env: str | None = None,
+               integration_attributes: dict | None = None,
+               polyai_chat: dict | None = None) -> tuple[Conversation, bool]:
+        """(conversation, created); an existing id is returned as it is, not overwritten."""
+        conversation = Conversation(
+            id=conversation_id or new_id("CO"), shared_id=shared_id, channel=channel, from_=from_, to=to,
+            state=state or {}, integration_attributes=integration_attributes, polyai_chat=polyai_chat,
+            leg=leg or None, env="sandbox" if env == "sandbox" else "live",
+        )
+        existing = self.store.create_conversation(conversation)
+        return (conversation, True) if existing is None else (existing, False)
 
-    def get_doc(self, conversation_id: str) -> dict:
-        doc = self.store.get_conversation(conversation_id)
-        if doc is None:
+    def load(self, conversation_id: str) -> Conversation:
+        """The stored conversation (NotFound without one); `get` is what the API shows."""
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation is None:
             raise NotFound(f"no conversation with id {conversation_id!r}")
-        return doc
+        return conversation
 
-    def present(self, doc: dict) -> dict:
-        # Keys starting with "_" are the service's own bookkeeping (router misses, …).
-        body = {k: v for k, v in doc.items() if not k.startswith("_")}
-        body.update(self.store.conversation_parts(doc["id"]))
-        latest = self.store.newest_handoff_for_conversation(doc["id"])
+    def present(self, conversation: Conversation) -> dict:
+        body = conversation.public()
+        body.update(self.store.conversation_parts(conversation.id))
+        latest = self.store.newest_handoff_for_conversation(conversation.id)
         body["handoff"] = latest.public() if latest else None
         return body
 
     def get(self, conversation_id: str) -> dict:
-        return self.present(self.get_doc(conversation_id))
+        return self.present(self.load(conversation_id))
 
     def update(self, conversation_id: str, *, shared_id: str | None = None,
                state: dict | None = None) -> dict:
-        def mutate(doc: dict) -> None:
+        def mutate(conversation: Conversation) -> None:
             if shared_id is not None:
-                doc["shared_id"] = shared_id
+                conversation.shared_id = shared_id
             if state:
-                doc["state"] = {**(doc.get("state") or {}), **state}
+                conversation.merge_state(state)
 
-        doc = self.store.update_conversation(conversation_id, mutate)
-        if doc is None:
+        conversation = self.store.update_conversation(conversation_id, mutate)
+        if conversation is None:
             raise NotFound(f"no conversation with id {conversation_id!r}")
-        return self.present(doc)
+        return self.present(conversation)
 
     def append(self, conversation_id: str, part: str, entry: dict) -> dict:
-        self.get_doc(conversation_id)
+        self.load(conversation_id)
         entry = {**entry, "at": entry.get("at") or now_iso()}
         self.store.append_conversation(conversation_id, part, entry)
         return entry
 
-    def end(self, conversation_id: str) -> dict | None:
-        def mutate(doc: dict) -> None:
-            doc["ended_at"] = doc.get("ended_at") or now_iso()
+    def end(self, conversation_id: str) -> Conversation | None:
+        def mutate(conversation: Conversation) -> None:
+            conversation.ended_at = conversation.ended_at or now_iso()
 
         return self.store.update_conversation(conversation_id, mutate)
 
     def set_outcome(self, conversation_id: str, outcome: dict) -> None:
-        def mutate(doc: dict) -> None:
-            doc["outcome"] = outcome
+        def mutate(conversation: Conversation) -> None:
+            conversation.outcome = outcome
 
         self.store.update_conversation(conversation_id, mutate)
 
@@ -116,13 +104,13 @@ class Conversations:
              has_handoff: bool | None = None, limit: int = 50, cursor: str | None = None):
         store = self.store
 
-        def keep(doc: dict) -> bool:
-            if shared_id is not None and doc.get("shared_id") != shared_id:
+        def keep(conversation: Conversation) -> bool:
+            if shared_id is not None and conversation.shared_id != shared_id:
                 return False
-            if channel is not None and doc.get("channel") != channel:
+            if channel is not None and conversation.channel != channel:
                 return False
             if has_handoff is not None:
-                if store.has_handoffs(doc["id"]) != has_handoff:
+                if store.has_handoffs(conversation.id) != has_handoff:
                     return False
             return True
 
@@ -131,4 +119,4 @@ class Conversations:
             store.get_conversations, keep, limit, cursor,
             lambda members: store.forget_from_index(Keys.conversations, members),
         )
-        return [self.present(doc) for doc in items], next_cursor, has_more
+        return [self.present(conversation) for conversation in items], next_cursor, has_more

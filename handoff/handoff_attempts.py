@@ -21,6 +21,7 @@ from .models import (
     FINAL_STATES,
     REQUESTED,
     TRANSFERRING,
+    Conversation,
     Handoff,
 )
 from .snapshot import RoutingTable
@@ -126,18 +127,18 @@ class HandoffAttempts(HandoffCore):
             return voice_twiml.VoiceResponse()
         if result.outcome != FAILED:
             return voice_twiml.hangup()
+        conversation = Conversation.for_call(params)
         handoff = Handoff(
             id=handoff_id,
-            conversation_id=params.get("CallSid") or "unknown",
+            conversation_id=conversation.id,
             attempts=list(tried),
             callback_base=base_url,
             call_sid=params.get("CallSid"),
             leg=call_leg(params),
         )
         handoff.move_to(TRANSFERRING)
-        conversation = {"id": handoff.conversation_id, "from": params.get("From"), "to": params.get("To"), "state": {}}
         return self.planner(configuration, offline=True).attempt(
-            handoff, next_destination(configuration, handoff.attempts), conversation
+            handoff, next_destination(configuration, handoff.attempts), conversation.public()
         )
 
     def screen(self, handoff_id: str, attempt: int, params: dict[str, str]) -> VoiceResponse:

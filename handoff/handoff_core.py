@@ -12,6 +12,7 @@ from .errors import NotFound
 from .models import (
     PENDING,
     TRANSFERRING,
+    Conversation,
     Handoff,
 )
 from .services import Services
@@ -27,12 +28,6 @@ UNTIMED_METHODS = ("twilio_flex", "sip_bye")
 
 # The deadline member of a pending chat/SMS handoff (an attempt number names a transfer's).
 PENDING_DEADLINE = "pending"
-
-
-def env_of(conversation: dict | None) -> str:
-    """Which routing configuration a conversation runs on: `sandbox` for a call that came
-    in on /voice/call?env=sandbox (and everything that call leads to), else `live`."""
-    return "sandbox" if (conversation or {}).get("_env") == "sandbox" else "live"
 
 
 class HandoffCore:
@@ -51,12 +46,17 @@ class HandoffCore:
             configuration, config.sip_domain, self.services.clock(), config.default_caller_id, offline=offline
         )
 
-    def context(self, conversation: dict) -> dict:
+    def conversation_of(self, handoff: Handoff) -> Conversation:
+        """The handoff's conversation; once it has expired, a bare one (no caller details,
+        the live configuration) so the handoff can still be planned."""
+        return self.store.get_conversation(handoff.conversation_id) or Conversation(id=handoff.conversation_id)
+
+    def context(self, conversation: Conversation) -> dict:
         """The conversation as planning needs it: the last transcript turns are read only
         if a summary needs them (not on every transfer)."""
-        store, conversation_id = self.store, conversation["id"]
+        store, conversation_id = self.store, conversation.id
         return {
-            **conversation,
+            **conversation.public(),
             "transcript_tail": lambda: store.conversation_part(conversation_id, "transcript", last=3),
         }
 
@@ -116,8 +116,8 @@ class HandoffCore:
         handoff = self.store.get_handoff(handoff_id)
         if handoff is None:
             raise NotFound(handoff_id)
-        conversation = self.store.get_conversation(handoff.conversation_id) or {"id": handoff.conversation_id}
-        return handoff, self.services.configuration(env_of(conversation)), self.context(conversation)
+        conversation = self.conversation_of(handoff)
+        return handoff, self.services.configuration(conversation.env), self.context(conversation)
 
     def get(self, ref: str) -> Handoff:
         handoff = self.store.get_handoff(ref) or self.store.newest_handoff_for_shared_id(ref)

@@ -11,11 +11,12 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from . import route_allowlist, sip
 from .errors import NotFound, ValidationFailed
-from .handoff_core import HandoffCore, env_of
+from .handoff_core import HandoffCore
 from .models import (
     PENDING,
     REQUESTED,
     TRANSFERRING,
+    Conversation,
     Destination,
     Handoff,
 )
@@ -64,7 +65,7 @@ class HandoffStarts(HandoffCore):
 
     def _new(
         self,
-        conversation: dict,
+        conversation: Conversation,
         request: HandoffRequest,
         *,
         channel: str,
@@ -74,16 +75,16 @@ class HandoffStarts(HandoffCore):
     ) -> Handoff:
         handoff = Handoff(
             id=new_handoff_id(),
-            conversation_id=conversation["id"],
+            conversation_id=conversation.id,
             channel=channel,
-            shared_id=conversation.get("shared_id"),
+            shared_id=conversation.shared_id,
             reason=request.reason,
             utterance=request.utterance,
             data=dict(request.data or {}),
             header_overrides=dict(request.sip_headers or {}),
             call_sid=call_sid,
             callback_base=base_url,
-            leg=leg or conversation.get("_leg"),
+            leg=leg or conversation.leg,
         )
         for entry in request.warnings:
             handoff.add_warning(entry["code"], entry["message"])
@@ -120,10 +121,11 @@ class HandoffStarts(HandoffCore):
             )
 
     def start_voice(
-        self, conversation: dict, request: HandoffRequest, *, call_sid: str, base_url: str, leg: str | None = None
+        self, conversation: Conversation, request: HandoffRequest, *, call_sid: str, base_url: str,
+        leg: str | None = None
     ) -> tuple[Handoff, VoiceResponse]:
         """A handoff on a live call whose webhook is waiting for TwiML now."""
-        configuration = self.services.configuration(env_of(conversation))
+        configuration = self.services.configuration(conversation.env)
         handoff, twiml = self.plan_voice(
             configuration, conversation, request, call_sid=call_sid, base_url=base_url, leg=leg
         )
@@ -133,7 +135,7 @@ class HandoffStarts(HandoffCore):
     def plan_voice(
         self,
         configuration: RoutingTable,
-        conversation: dict,
+        conversation: Conversation,
         request: HandoffRequest,
         *,
         call_sid: str,
@@ -167,13 +169,7 @@ class HandoffStarts(HandoffCore):
             raise NotFound(f"no destination with id {destination_id!r}")
         sample_from, sample_to = PREVIEW_ADDRESSES[leg]
         call_sid = "CA" + uuid.uuid4().hex
-        conversation = {
-            "id": call_sid,
-            "from": caller or sample_from,
-            "to": called or sample_to,
-            "state": state,
-            "shared_id": None,
-        }
+        conversation = Conversation(id=call_sid, from_=caller or sample_from, to=called or sample_to, state=state)
         request.destination = destination_id
         return self.plan_voice(configuration, conversation, request, call_sid=call_sid, base_url=base_url, leg=leg)
 
@@ -182,17 +178,12 @@ class HandoffStarts(HandoffCore):
     ) -> VoiceResponse:
         """Redis is unreachable: TwiML from the last known configuration, nothing stored.
         The action URL carries the chain so the callback can continue it."""
-        conversation = {
-            "id": call.get("CallSid") or "unknown",
-            "from": call.get("From"),
-            "to": call.get("To"),
-            "state": {},
-        }
+        conversation = Conversation.for_call(call)
         handoff = self._new(
             conversation, request, channel="voice", call_sid=call.get("CallSid"), base_url=base_url, leg=call_leg(call)
         )
         destination = self._resolve(handoff, configuration, request.destination)
-        twiml = self.planner(configuration, offline=True).attempt(handoff, destination, conversation)
+        twiml = self.planner(configuration, offline=True).attempt(handoff, destination, conversation.public())
         log.warning(
             "Redis unreachable: handoff for call %s sent to %s from the configuration snapshot (not recorded)",
             call.get("CallSid"),
@@ -207,16 +198,16 @@ class HandoffStarts(HandoffCore):
         if conversation is None:
             raise NotFound(f"no conversation with id {conversation_id!r}")
         self.check_route(request)
-        configuration = self.services.configuration(env_of(conversation))
-        channel = conversation.get("channel") or "voice"
-        live_call = channel == "voice" and not conversation.get("ended_at")
+        configuration = self.services.configuration(conversation.env)
+        channel = conversation.channel or "voice"
+        live_call = channel == "voice" and not conversation.ended_at
         if request.destination and configuration.find(request.destination) is None and not configuration.default:
             raise ValidationFailed.field("destination", f"no destination {request.destination!r} and no default")
         handoff = self._new(
             conversation,
             request,
             channel=channel,
-            call_sid=conversation["id"] if channel == "voice" else None,
+            call_sid=conversation.id if channel == "voice" else None,
             base_url=base_url or self.services.config.public_base_url,
         )
         destination = self._resolve(handoff, configuration, request.destination)
@@ -251,8 +242,8 @@ class HandoffStarts(HandoffCore):
         handoff = self.store.newest_handoff_for_conversation(conversation_id)
         if handoff is None or handoff.channel != "voice" or handoff.state not in (REQUESTED, TRANSFERRING):
             return None
-        conversation = self.store.get_conversation(conversation_id) or {"id": conversation_id}
-        configuration = self.services.configuration(env_of(conversation))
+        conversation = self.conversation_of(handoff)
+        configuration = self.services.configuration(conversation.env)
 
         def mutate(h: Handoff) -> VoiceResponse:
             if h.state != REQUESTED:

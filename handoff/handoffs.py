@@ -10,7 +10,6 @@ from __future__ import annotations
 from .callback_reading import AttemptResult, is_machine, read_callback  # noqa: F401
 from .handoff_attempts import HandoffAttempts
 from .handoff_claims import HandoffClaims
-from .handoff_core import env_of  # noqa: F401
 from .handoff_starts import HandoffRequest, HandoffStarts, new_handoff_id  # noqa: F401
 
 

@@ -15,7 +15,7 @@ from twiml import voice as voice_twiml
 from . import metrics
 from .config import Config
 from .errors import ValidationFailed
-from .handoffs import Handoffs, env_of
+from .handoffs import Handoffs
 from .models import FAILED, REQUESTED
 from .services import Services
 from .test_calls import TestCalls, test_target
@@ -108,8 +108,8 @@ def redirect_call(handoff_id: str) -> str:
     handoff = svc.store.get_handoff(handoff_id)
     if handoff is None or handoff.state != REQUESTED:
         return "nothing to do"
-    conversation = svc.store.get_conversation(handoff.conversation_id) or {"id": handoff.conversation_id}
-    configuration = svc.configuration(env_of(conversation))
+    conversation = handoffs.conversation_of(handoff)
+    configuration = svc.configuration(conversation.env)
     # Plan on a copy first: the call is updated before the handoff is, so a Twilio error
     # never leaves a record claiming a transfer that did not happen.
     destination = configuration.find((handoff.destination or {}).get("id")) or configuration.default
@@ -190,11 +190,11 @@ def act_on_classification(call_sid: str) -> str:
     """What an outbound call's answering-machine result asks for: leave the configured
     message on a voicemail box, hang up on a fax (or when told to); a person stays."""
     svc = services()
-    doc = svc.store.get_conversation(call_sid)
-    if doc is None:
+    conversation = svc.store.get_conversation(call_sid)
+    if conversation is None:
         return "gone"
-    classification = doc.get("classification")
-    on_voicemail = (doc.get("_outbound") or {}).get("on_voicemail") or {"action": "hangup"}
+    classification = conversation.classification
+    on_voicemail = (conversation.outbound_options or {}).get("on_voicemail") or {"action": "hangup"}
     call = twilio_client(svc.config).calls(call_sid)
     try:
         if classification == "voicemail" and on_voicemail.get("action") == "message" and on_voicemail.get("message"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -142,3 +143,106 @@ class Handoff:
         self.updated_at = now
         self.history.append({"state": state, "at": now, "detail": detail or {}})
         return True
+
+
+@dataclass
+class Conversation:
+    """One conversation (a call, a webchat or an SMS thread) as the store keeps it.
+
+    The fields down to `classification` are what the API shows (`public()`); those after
+    are the service's own bookkeeping, stored under `_`-prefixed names (`STORED_AS`) as
+    they always were, so documents written before this class read the same."""
+
+    id: str
+    shared_id: str | None = None
+    channel: str = "voice"  # a document without one is a call's, as every reader assumed
+    from_: str | None = None  # stored and shown as `from`
+    to: str | None = None
+    started_at: str = field(default_factory=now_iso)
+    ended_at: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    outcome: dict[str, Any] | None = None
+    # Shown only when set: what a widget passed to the PolyAI-shaped chat/create, and on
+    # calls placed with POST /v1/calls their direction and what answered (null until known).
+    integration_attributes: dict[str, Any] | None = None
+    direction: str | None = None
+    classification: str | None = None
+    # -- bookkeeping, never shown --
+    leg: str | None = None  # sip | client | pstn: which TwiML the caller's leg accepts, for later handoffs
+    env: str = "live"  # "sandbox": a call to a test number, run on the sandbox draft throughout
+    agent_done: bool = False  # the router handed off: the bot says no more (webchat, SMS)
+    router_misses: int = 0  # the router's unmatched turns in a row (a second one hands off)
+    # POST /v1/calls' `agent_url` and `on_voicemail`, for when the call is answered / classified.
+    outbound_options: dict[str, Any] | None = None
+    # PolyAI chat/create's variant_id, channel and language codes (PolyAI's channel_type, summaries).
+    polyai_chat: dict[str, Any] | None = None
+    # Stored fields this version does not know (a newer one wrote them): kept as they are.
+    other: dict[str, Any] = field(default_factory=dict)
+
+    # Attribute → stored name, where they differ.
+    STORED_AS = {
+        "from_": "from", "leg": "_leg", "env": "_env", "agent_done": "_agent_done", "router_misses": "_misses",
+        "outbound_options": "_outbound", "polyai_chat": "_polyai",
+    }
+    # Stored and shown always, in this order (what `Conversations.create` has always written).
+    ALWAYS = ("id", "shared_id", "channel", "from_", "to", "started_at", "ended_at", "state", "outcome")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Conversation:
+        """From a stored document (`_`-prefixed bookkeeping, `from`), whatever it holds."""
+        values: dict[str, Any] = {"other": {}}
+        for key, value in data.items():
+            if key in _CONVERSATION_ATTRIBUTES:
+                values[_CONVERSATION_ATTRIBUTES[key]] = value
+            else:
+                values["other"][key] = value
+        if "env" in values:
+            values["env"] = "sandbox" if values["env"] == "sandbox" else "live"
+        return cls(**values)
+
+    @classmethod
+    def for_call(cls, params: dict[str, str]) -> Conversation:
+        """The conversation of a call as its webhook parameters describe it, stored nowhere:
+        what a handoff is planned on while Redis is unreachable (Twilio's voice webhook
+        parameters `CallSid`, `From`, `To`)."""
+        return cls(id=params.get("CallSid") or "unknown", from_=params.get("From"), to=params.get("To"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored document: every field `ALWAYS` has, then those set (bookkeeping under
+        its `_` names), then `other`."""
+        doc = {self.STORED_AS.get(name, name): getattr(self, name) for name in self.ALWAYS}
+        for name, value in self._set_optionals():
+            doc[self.STORED_AS.get(name, name)] = value
+        doc.update({key: value for key, value in self.other.items() if key not in doc})
+        return doc
+
+    def public(self) -> dict[str, Any]:
+        """The conversation's own fields as the API shows them (without its transcript, log,
+        metrics, annotations and handoff, which live elsewhere)."""
+        return {key: value for key, value in self.to_dict().items() if not key.startswith("_")}
+
+    def _set_optionals(self) -> Iterator[tuple[str, Any]]:
+        if self.integration_attributes is not None:
+            yield "integration_attributes", self.integration_attributes
+        if self.direction is not None:
+            yield "direction", self.direction
+        if self.direction is not None or self.classification is not None:
+            yield "classification", self.classification
+        for name in ("leg", "polyai_chat", "outbound_options"):
+            if getattr(self, name) is not None:
+                yield name, getattr(self, name)
+        if self.env == "sandbox":
+            yield "env", self.env
+        if self.router_misses:
+            yield "router_misses", self.router_misses
+        if self.agent_done:
+            yield "agent_done", self.agent_done
+
+    def merge_state(self, values: dict[str, Any]) -> None:
+        """`values` over the state (a PATCH, or what an agent learnt before handing off)."""
+        self.state = {**(self.state or {}), **values}
+
+
+# Stored name → attribute, for reading stored documents.
+_CONVERSATION_ATTRIBUTES = {Conversation.STORED_AS.get(f.name, f.name): f.name
+                            for f in fields(Conversation) if f.name != "other"}

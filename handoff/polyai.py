@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import NotFound
-from .models import ABANDONED, COMPLETED, CONNECTED, FAILED, Handoff
+from .models import ABANDONED, COMPLETED, CONNECTED, FAILED, Conversation, Handoff
 from .paging import page
 from .services import Services
 from .store import Keys
@@ -24,11 +24,11 @@ POLYAI_CHANNEL_TYPES = {"webchat": "webchat.polyai", "whatsapp": "whatsapp.polya
                         "sms": "sms.twilio", "api": "chat.polyai"}
 
 
-def channel_type(conversation: dict) -> str:
-    polyai = (conversation.get("_polyai") or {}).get("channel")
+def channel_type(conversation: Conversation) -> str:
+    polyai = (conversation.polyai_chat or {}).get("channel")
     if polyai in POLYAI_CHANNEL_TYPES:
         return POLYAI_CHANNEL_TYPES[polyai]
-    return CHANNEL_TYPES.get(conversation.get("channel") or "voice", "chat.polyai")
+    return CHANNEL_TYPES.get(conversation.channel or "voice", "chat.polyai")
 
 
 def handoff_state(services: Services, conversation_id: str | None = None,
@@ -44,7 +44,7 @@ def handoff_state(services: Services, conversation_id: str | None = None,
     else:
         conversation = store.get_conversation(conversation_id) if conversation_id else None
         handoff = store.newest_handoff_for_conversation(conversation_id) if conversation else None
-    state = (conversation or {}).get("state") or {}
+    state = (conversation.state if conversation else None) or {}
     set_by_agent = state.get("handoff") if isinstance(state.get("handoff"), dict) else None
     if handoff is None and set_by_agent is None:
         raise NotFound("no handoff state for that conversation")
@@ -53,8 +53,8 @@ def handoff_state(services: Services, conversation_id: str | None = None,
         data.setdefault("handoff_to", (handoff.destination or {}).get("name"))
         data.setdefault("handoff_reason", handoff.reason)
         data.setdefault("handoff_state", HANDOFF_STATES.get(handoff.state, "handoff_initiated"))
-    body: dict[str, Any] = {"id": conversation["id"] if conversation else handoff.conversation_id}
-    found_shared_id = (conversation or {}).get("shared_id") or (handoff.shared_id if handoff else None)
+    body: dict[str, Any] = {"id": conversation.id if conversation else handoff.conversation_id}
+    found_shared_id = (conversation.shared_id if conversation else None) or (handoff.shared_id if handoff else None)
     if found_shared_id:
         body["shared_id"] = found_shared_id
     body["data"] = data
@@ -91,29 +91,31 @@ def _metrics(entries: list[dict]) -> dict[str, Any]:
     return {name: values[0] if len(values) == 1 else values for name, values in by_name.items()}
 
 
-def conversation_summary(services: Services, doc: dict, account_id: str, project_id: str) -> dict[str, Any]:
+def conversation_summary(services: Services, conversation: Conversation, account_id: str,
+                         project_id: str) -> dict[str, Any]:
     """A conversation as PolyAI's ConversationSummaryResponse (fields we have no value for
     are left out, as PolyAI's schema allows)."""
     store = services.store
-    parts = store.conversation_parts(doc["id"])
-    handoff = store.newest_handoff_for_conversation(doc["id"])
+    parts = store.conversation_parts(conversation.id)
+    handoff = store.newest_handoff_for_conversation(conversation.id)
     turns = _turns(parts["transcript"])
     body: dict[str, Any] = {
-        "id": doc["id"], "account_id": account_id, "project_id": project_id,
-        "environment": "live", "started_at": doc["started_at"],
-        "channel": CHANNEL_LABELS.get(doc.get("channel") or "voice", "CHAT"),
-        "in_progress": not doc.get("ended_at"),
+        "id": conversation.id, "account_id": account_id, "project_id": project_id,
+        "environment": "live", "started_at": conversation.started_at,
+        "channel": CHANNEL_LABELS.get(conversation.channel or "voice", "CHAT"),
+        "in_progress": not conversation.ended_at,
     }
-    variant_id = (doc.get("_polyai") or {}).get("variant_id")
+    variant_id = (conversation.polyai_chat or {}).get("variant_id")
     if variant_id:
         body["variant_id"] = variant_id
-    if doc.get("from"):
-        body["from_number"] = doc["from"]
-    if doc.get("to"):
-        body["to_number"] = doc["to"]
+    if conversation.from_:
+        body["from_number"] = conversation.from_
+    if conversation.to:
+        body["to_number"] = conversation.to
     body["num_turns"] = len(turns)
-    if doc.get("ended_at"):
-        body["total_duration"] = int((_parse_time(doc["ended_at"]) - _parse_time(doc["started_at"])).total_seconds())
+    if conversation.ended_at:
+        took = _parse_time(conversation.ended_at) - _parse_time(conversation.started_at)
+        body["total_duration"] = int(took.total_seconds())
     body["handoff"] = handoff is not None
     if handoff is not None:
         if handoff.reason:
@@ -121,7 +123,7 @@ def conversation_summary(services: Services, doc: dict, account_id: str, project
         if handoff.destination:
             body["handoff_destination"] = handoff.destination.get("name")
     body["metrics"] = _metrics(parts["metrics"])
-    body["state"] = doc.get("state") or {}
+    body["state"] = conversation.state or {}
     body["turns"] = turns
     return body
 
@@ -134,20 +136,21 @@ def list_conversations(services: Services, *, account_id: str, project_id: str, 
     store = services.store
     wanted = {c.upper() for c in channels or []}
 
-    def keep(doc: dict) -> bool:
-        started = _parse_time(doc.get("started_at"))
+    def keep(conversation: Conversation) -> bool:
+        started = _parse_time(conversation.started_at)
         if start_time and started and started < start_time:
             return False
         if end_time and started and started > end_time:
             return False
-        channel = doc.get("channel") or "voice"
+        channel = conversation.channel or "voice"
         if wanted and channel.upper() not in wanted and CHANNEL_LABELS.get(channel) not in wanted:
             return False
-        return in_progress is None or in_progress == (not doc.get("ended_at"))
+        return in_progress is None or in_progress == (not conversation.ended_at)
 
     items, next_cursor, has_more = page(
         lambda after, n: store.scan_index(Keys.conversations, after, n),
         store.get_conversations, keep, limit, cursor,
         lambda members: store.forget_from_index(Keys.conversations, members))
-    return {"conversations": [conversation_summary(services, doc, account_id, project_id) for doc in items],
+    return {"conversations": [conversation_summary(services, conversation, account_id, project_id)
+                              for conversation in items],
             "cursor": next_cursor if has_more else None}

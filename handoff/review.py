@@ -14,7 +14,7 @@ from typing import Any
 from . import stats
 from .conversations import Conversations
 from .errors import ValidationFailed
-from .models import Handoff
+from .models import Conversation, Handoff
 from .paging import decode_cursor, encode_cursor
 from .services import Services
 from .store import Keys
@@ -65,8 +65,8 @@ class Filters:
     until: str | None = None  # ISO date, inclusive
     search: str | None = None  # a shared id or (part of) the caller's number
 
-    def matches(self, conversation: dict, handoff: Handoff | None) -> bool:
-        if self.channel and conversation.get("channel") != self.channel:
+    def matches(self, conversation: Conversation, handoff: Handoff | None) -> bool:
+        if self.channel and conversation.channel != self.channel:
             return False
         if self.state and (handoff is None or handoff.state != self.state):
             return False
@@ -78,26 +78,26 @@ class Filters:
             tried = set(handoff.attempts) | {(handoff.destination or {}).get("id")}
             if self.destination not in tried:
                 return False
-        started = str(conversation.get("started_at") or "")[:10]
+        started = str(conversation.started_at or "")[:10]
         if self.since and started < self.since:
             return False
         if self.until and started > self.until:
             return False
         if self.search:
             wanted = self.search.strip()
-            caller = number_of(conversation.get("from")) or ""
+            caller = number_of(conversation.from_) or ""
             # A number typed any way (+1 415-555-0100, (415) 555…) matches the caller's digits.
             looks_like_number = wanted and all(c.isdigit() or c in "+-() ." for c in wanted)
             digits = "".join(c for c in wanted if c.isdigit())
             by_number = looks_like_number and len(digits) >= 3 and digits in caller
-            if conversation.get("shared_id") != wanted and not by_number:
+            if conversation.shared_id != wanted and not by_number:
                 return False
         return True
 
 
 @dataclass
 class Row:
-    conversation: dict
+    conversation: Conversation
     handoff: Handoff | None
 
 
@@ -172,12 +172,12 @@ class Review:
                 if pair is None:
                     continue
                 conversation, handoff = pair
-                started = str(conversation.get("started_at") or "")[:10]
+                started = str(conversation.started_at or "")[:10]
                 if filters.since and started and started < filters.since:
                     return listing  # newest first: everything after this is older still
-                if conversation["id"] in seen_ids or not filters.matches(conversation, handoff):
+                if conversation.id in seen_ids or not filters.matches(conversation, handoff):
                     continue
-                seen_ids.add(conversation["id"])
+                seen_ids.add(conversation.id)
                 listing.rows.append(Row(conversation, handoff))
                 if len(listing.rows) == limit:
                     listing.older = encode_cursor(seq) if self.store.scan_index_newest(index, seq, 1) else None
@@ -193,7 +193,7 @@ class Review:
             return Keys.shared(filters.search.strip()), True  # a shared id with handoffs
         return Keys.conversations, False
 
-    def _load_by_conversation(self, conversation_ids: list[str]) -> list[tuple[dict, Handoff | None] | None]:
+    def _load_by_conversation(self, conversation_ids: list[str]) -> list[tuple[Conversation, Handoff | None] | None]:
         conversations = self.store.get_conversations(conversation_ids)
         handoff_ids = self.store.newest_handoff_ids(conversation_ids)
         handoffs = iter(self.store.get_handoffs([h for h in handoff_ids if h]))
@@ -203,7 +203,7 @@ class Review:
             out.append((conversation, handoff) if conversation else None)
         return out
 
-    def _load_by_handoff(self, handoff_ids: list[str]) -> list[tuple[dict, Handoff] | None]:
+    def _load_by_handoff(self, handoff_ids: list[str]) -> list[tuple[Conversation, Handoff] | None]:
         handoffs = self.store.get_handoffs(handoff_ids)
         conversations = iter(self.store.get_conversations([h.conversation_id for h in handoffs if h]))
         out = []
@@ -227,7 +227,7 @@ class Review:
                 started = found.created_at if found else ""
             else:
                 found = self.store.get_conversations([member])[0]
-                started = (found or {}).get("started_at") or ""
+                started = (found.started_at if found else "") or ""
             if started and started[:10] > until:
                 high = middle
             else:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .conversations import Conversations
 from .handoffs import HandoffRequest
+from .models import Conversation
 from .services import Services
 from .topics import NO_MATCH, Topics
 
@@ -52,12 +53,22 @@ class Router:
         self.say(conversation_id, request.utterance)
         return Turn(request.utterance, request)
 
-    def _missed(self, conversation_id: str) -> int:
-        def bump(doc: dict) -> None:
-            doc["_misses"] = doc.get("_misses", 0) + 1
+    def agent_done(self, conversation_id: str) -> None:
+        """The conversation was handed off: the bot answers it no more."""
+        def done(conversation: Conversation) -> None:
+            conversation.agent_done = True
 
-        doc = self.services.store.update_conversation(conversation_id, bump)
-        return (doc or {}).get("_misses", MAX_MISSES)
+        self.services.store.update_conversation(conversation_id, done)
+
+    def _missed(self, conversation_id: str) -> int:
+        def bump(conversation: Conversation) -> None:
+            conversation.router_misses += 1
+
+        conversation = self.services.store.update_conversation(conversation_id, bump)
+        return MAX_MISSES if conversation is None else conversation.router_misses
 
     def _reset_misses(self, conversation_id: str) -> None:
-        self.services.store.update_conversation(conversation_id, lambda doc: doc.update(_misses=0))
+        def reset(conversation: Conversation) -> None:
+            conversation.router_misses = 0
+
+        self.services.store.update_conversation(conversation_id, reset)

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from . import compact, stats
-from .models import Handoff
+from .models import Conversation, Handoff
 
 log = logging.getLogger(__name__)
 
@@ -287,31 +287,38 @@ class Store:
         result = self._create(keys=keys, args=args)
         return None if result == 1 else json.loads(result)
 
-    def create_conversation(self, doc: dict, pipe=None) -> dict | None:
+    def create_conversation(self, conversation: Conversation | dict, pipe=None) -> Conversation | None:
         """Create once. Returns None when created, else the conversation already stored
         (nothing is overwritten: a retried webhook finds the first one)."""
+        if isinstance(conversation, dict):  # a stored-form document (bench/insights.py loads these)
+            conversation = Conversation.from_dict(conversation)
         # Stored without its id and empty fields (handoff/compact.py).
-        existing = self._create_item(Keys.conversations, Keys.conversation(doc["id"]), doc["id"],
-                                     compact.pack_conversation(doc), pipe=pipe)
-        return None if existing is None else compact.unpack_conversation(existing, doc["id"])
+        existing = self._create_item(Keys.conversations, Keys.conversation(conversation.id), conversation.id,
+                                     compact.pack_conversation(conversation.to_dict()), pipe=pipe)
+        return None if existing is None else self._conversation_from(existing, conversation.id)
 
-    def get_conversation(self, conversation_id: str) -> dict | None:
+    @staticmethod
+    def _conversation_from(stored: dict, conversation_id: str) -> Conversation:
+        return Conversation.from_dict(compact.unpack_conversation(stored, conversation_id))
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
         doc = self._get_json(Keys.conversation(conversation_id))
-        return compact.unpack_conversation(doc, conversation_id) if doc else None
+        return self._conversation_from(doc, conversation_id) if doc else None
 
-    def update_conversation(self, conversation_id: str, mutate: Callable[[dict], Any]) -> dict | None:
-        box: dict[str, dict] = {}
+    def update_conversation(self, conversation_id: str,
+                            mutate: Callable[[Conversation], Any]) -> Conversation | None:
+        box: dict[str, Conversation] = {}
 
         def apply(stored: dict) -> Any:
-            full = compact.unpack_conversation(stored, conversation_id)
-            result = mutate(full)
+            conversation = self._conversation_from(stored, conversation_id)
+            result = mutate(conversation)
             stored.clear()
-            stored.update(compact.pack_conversation(full))
-            box["doc"] = full
+            stored.update(compact.pack_conversation(conversation.to_dict()))
+            box["conversation"] = conversation
             return result
 
         doc, _ = self._update_json(Keys.conversation(conversation_id), apply)
-        return None if doc is None else box["doc"]
+        return None if doc is None else box["conversation"]
 
     def append_conversation(self, conversation_id: str, part: str, entry: dict) -> None:
         key = Keys.conversation_part(conversation_id, part)
@@ -494,12 +501,12 @@ class Store:
         raws = self.redis.mget([Keys.handoff(i) for i in ids])
         return [Handoff.from_dict(compact.unpack(json.loads(r), i)) if r else None for i, r in zip(ids, raws)]
 
-    def get_conversations(self, ids: Iterable[str]) -> list[dict | None]:
+    def get_conversations(self, ids: Iterable[str]) -> list[Conversation | None]:
         ids = list(ids)
         if not ids:
             return []
         raws = self.redis.mget([Keys.conversation(i) for i in ids])
-        return [compact.unpack_conversation(json.loads(r), i) if r else None for i, r in zip(ids, raws)]
+        return [self._conversation_from(json.loads(r), i) if r else None for i, r in zip(ids, raws)]
 
     def forget_from_index(self, index: str, members: list[str]) -> None:
         if members:

@@ -36,7 +36,7 @@ def test_documents_stored_in_full_before_still_read(api, services):
     full = services.store.get_handoff(handoff["id"]).to_dict()
     redis.set(Keys.handoff(handoff["id"]), json.dumps(full), keepttl=True)
     redis.set(Keys.conversation(conversation["id"]),
-              json.dumps(services.store.get_conversation(conversation["id"])), keepttl=True)
+              json.dumps(services.store.get_conversation(conversation["id"]).to_dict()), keepttl=True)
 
     assert redis.get(Keys.handoff(handoff["id"])).startswith('{"id"')
     assert api.get(f"/v1/handoffs/{handoff['id']}").get_json() == shown_before

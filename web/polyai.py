@@ -165,10 +165,10 @@ def chat_create(version, account_id, project_id):
     shared_id = attributes.get("shared_id")
     if shared_id is not None and not (isinstance(shared_id, str) and 0 < len(shared_id) <= 200):
         raise PolyAIError(400, "INVALID_REQUEST_BODY", "integration_attributes.shared_id: text of 1 to 200 characters")
-    extra = {"integration_attributes": attributes,
-             "_polyai": {k: fields_[k] for k in ("variant_id", "channel", "asr_lang_code", "tts_lang_code")
-                         if fields_[k] is not None}}
-    created = Chat(services()).create(shared_id, channel=OUR_CHANNEL[fields_["channel"]], extra=extra)
+    polyai_chat = {k: fields_[k] for k in ("variant_id", "channel", "asr_lang_code", "tts_lang_code")
+                   if fields_[k] is not None}
+    created = Chat(services()).create(shared_id, channel=OUR_CHANNEL[fields_["channel"]],
+                                      integration_attributes=attributes, polyai_chat=polyai_chat)
     return jsonify(conversation_id=created["conversation_id"], response=created["response"])
 
 

@@ -18,8 +18,8 @@ from handoff import callback_urls, jsontext
 from handoff.calls import Calls, classify
 from handoff.conversations import Conversations, sip_header_state
 from handoff.errors import NotFound
-from handoff.handoffs import HandoffRequest, Handoffs, env_of
-from handoff.models import warning
+from handoff.handoffs import HandoffRequest, Handoffs
+from handoff.models import Conversation, warning
 from handoff.router import GREETING, Router
 from handoff.services import REDIS_ERRORS
 from handoff.transfers import call_leg
@@ -148,7 +148,7 @@ def agent_twiml(agent_url: str, conversation_id: str, shared_id: str | None = No
     return voice_twiml.redirect(agent_url)
 
 
-def call_conversation(values: dict[str, str], **extra) -> dict:
+def call_conversation(values: dict[str, str], **extra) -> Conversation:
     """The conversation of this call (id = CallSid), recorded on first sight."""
     conversation, _ = Conversations(services()).create(
         channel="voice", conversation_id=values["CallSid"], from_=values.get("From"),
@@ -156,7 +156,7 @@ def call_conversation(values: dict[str, str], **extra) -> dict:
     return conversation
 
 
-def transfer_call(values: dict[str, str], conversation: dict, handoff_request: HandoffRequest):
+def transfer_call(values: dict[str, str], conversation: Conversation, handoff_request: HandoffRequest):
     """Start a handoff on this live call; the TwiML of its first attempt."""
     _, twiml = Handoffs(services()).start_voice(conversation, handoff_request, call_sid=values["CallSid"],
                                                 base_url=public_base_url(), leg=call_leg(values))
@@ -210,7 +210,7 @@ def router_turn(values):
 
     def answer() -> str:
         conversation = call_conversation(values)
-        turn = Router(svc, env_of(conversation)).turn(call_sid, values.get("SpeechResult"), values.get("Digits"))
+        turn = Router(svc, conversation.env).turn(call_sid, values.get("SpeechResult"), values.get("Digits"))
         if turn.handoff is None:
             next_turn = int(turn_number) + 1 if turn_number.isdigit() else 2
             return str(voice_twiml.ask(turn.response, callback_urls.router_turn(public_base_url(), next_turn)))
@@ -354,10 +354,11 @@ def outbound_answered(values):
     machine check runs meanwhile (async AMD) and may redirect the call later."""
     svc = services()
     call_sid = values.get("CallSid")
-    doc = svc.store.get_conversation(call_sid) if call_sid else None
-    agent_url = ((doc or {}).get("_outbound") or {}).get("agent_url") or svc.config.agent_url
+    conversation = svc.store.get_conversation(call_sid) if call_sid else None
+    options = (conversation.outbound_options if conversation else None) or {}
+    agent_url = options.get("agent_url") or svc.config.agent_url
     if agent_url:
-        return agent_twiml(agent_url, call_sid, (doc or {}).get("shared_id"))
+        return agent_twiml(agent_url, call_sid, conversation.shared_id if conversation else None)
     return greet(call_sid)
 
 
@@ -404,8 +405,7 @@ def agent_ended(values):
             return str(under_way)
         if state:
             # The agent's state first, so header templates see what the agent learnt.
-            conversation = svc.store.update_conversation(
-                call_sid, lambda doc: doc.update(state={**(doc.get("state") or {}), **state})) or conversation
+            conversation = svc.store.update_conversation(call_sid, lambda c: c.merge_state(state)) or conversation
         return str(transfer_call(values, conversation, handoff_request))
 
     return svc.store.answer_once("agent-ended", call_sid, answer)
