@@ -5,6 +5,7 @@ from flask import Blueprint, Response, request
 
 from handoff import adk
 from handoff.destinations import Destinations
+from schemas.destinations import load_destination
 from schemas.handoffs_yaml import ImportQuery, ImportResult
 
 from .api import query, require_api_key
@@ -45,4 +46,4 @@ def import_destinations():
     """The YAML body; `?dry_run=true` answers what would change and writes nothing."""
     dry_run = query(ImportQuery())["dry_run"]
     text = request.get_data(as_text=True)
-    return respond(adk.import_yaml(Destinations(services()), text, dry_run=dry_run))
+    return respond(adk.import_yaml(Destinations(services()), text, load_destination, dry_run=dry_run))
