@@ -1,15 +1,19 @@
 """web/responses.py: a /v1 view answers through the response schema it declares."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
 import pytest
 from flask import Blueprint, Flask
+from marshmallow import Schema, fields
 
 from schemas.conversations import ConversationSchema
-from schemas.handoffs import HandoffSchema
+from schemas.handoffs import DestinationRef, HandoffSchema, HistoryEntry
 from tests import response_conformance
 from web import responses
 from web.openapi import documented
-from web.responses import respond
+from web.responses import Serialiser, respond
 
 STORED = {
     "id": "CA1", "channel": "voice", "shared_id": None, "from": "+14155550100", "to": None,
@@ -38,7 +42,7 @@ def answer_a_conversation():
 def test_only_what_the_schema_names_goes_out_and_values_stay_as_stored(monkeypatch):
     # The suite's check (tests/response_conformance.py) would fail this answer for cutting
     # fields; here cutting them is the point.
-    monkeypatch.setattr(responses, "dump", lambda schema, payload: schema.dump(payload))
+    monkeypatch.setattr(responses, "dump", lambda serialiser, payload: serialiser.project(payload))
     answer = tiny_app(answer_a_conversation).test_client().post("/v1/tiny")
     assert answer.status_code == 201  # the only status the view declares
     assert answer.get_json() == STORED
@@ -61,3 +65,19 @@ def test_the_suite_fails_an_answer_its_schema_would_cut_short():
     assert difference({"id": "x", "new_field": 1}, {"id": "x"}) == "/new_field is not in the schema"
     assert difference({"items": [{"n": 5}]}, {"items": [{"n": 5.0}]}) == "/items/0/n was 5, dumped as 5.0"
     assert difference({"at": "2026-01-02T03:04:05Z"}, {"at": "2026-01-02T03:04:05+00:00"}) is not None
+
+
+def test_the_compiled_serialiser_dumps_what_marshmallow_would():
+    class Sample(Schema):
+        when = fields.DateTime()  # a field that formats: marshmallow's own dump is used for it
+        name = fields.String(data_key="Name", attribute="n")
+        steps = fields.List(fields.Nested(HistoryEntry))
+        counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+    sample = {"when": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "n": "x", "left_out": 1,
+              "steps": [{"state": "failed", "at": "2026-01-02T03:04:05Z", "detail": {"sip": 486}, "x": 0}],
+              "counts": {"busy": 2}}
+    assert Serialiser(Sample()).project(sample) == Sample().dump(sample)
+    assert Serialiser(ConversationSchema()).project(STORED) == ConversationSchema().dump(STORED)
+    destination = SimpleNamespace(id="billing", name="Billing", method="sip_refer", route=None)
+    assert Serialiser(DestinationRef()).project(destination) == DestinationRef().dump(destination)

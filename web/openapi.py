@@ -25,7 +25,7 @@ from werkzeug.routing import AnyConverter, FloatConverter, IntegerConverter, Pat
 
 from schemas.common import ErrorSchema
 
-from .responses import SCHEMAS_ATTRIBUTE, response_schemas
+from .responses import SERIALISERS_ATTRIBUTE, serialisers_for
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,11 @@ def documented(*, summary: str, description: str | None = None, body: Any = None
         if unknown:
             raise ValueError(f"unknown key(s) in a variant: {sorted(unknown)}")
 
-    schemas = response_schemas(entry)
+    serialisers = serialisers_for(entry)
 
     def attach(view):
         setattr(view, ENTRY_ATTRIBUTE, entry)
-        setattr(view, SCHEMAS_ATTRIBUTE, schemas)
+        setattr(view, SERIALISERS_ATTRIBUTE, serialisers)
         return view
     return attach
 
