@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from marshmallow import ValidationError
@@ -35,6 +35,15 @@ ADK_ENCRYPTIONS = {ours: theirs for theirs, ours in ENCRYPTIONS.items()}
 # The fields of a destination an ADK entry describes; import leaves every other one alone.
 MAPPED = ("name", "description", "method", "route", "encryption", "sip_headers")
 SIP_URI = re.compile(r"^sips?:(?P<user>[^@;?]+)@(?P<host>[^;?]+)")
+
+
+class LoadDestination(Protocol):
+    """Checks a destination's fields exactly as the API checks a destination body and
+    returns them loaded (marshmallow's ValidationError when one is invalid); `partial`:
+    only the fields given, no defaults. The caller passes it in (web/ passes
+    schemas.destinations.load_destination), so the domain never imports schemas/."""
+
+    def __call__(self, fields: dict[str, Any], *, partial: bool = False) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -156,11 +165,10 @@ def read_yaml(text: str) -> list[Any]:
     return document["handoffs"]
 
 
-def plan_import(destinations: Destinations, text: str) -> list[tuple[Change, dict[str, Any], Destination | None]]:
+def plan_import(destinations: Destinations, text: str,
+                load_destination: LoadDestination) -> list[tuple[Change, dict[str, Any], Destination | None]]:
     """Validate every entry against the configuration as it would be; raises
     ValidationFailed naming the first invalid entry. Nothing is written."""
-    from schemas.destinations import DestinationInput
-
     configuration = destinations.configuration()
     sip_domain = destinations.services.config.sip_domain
     plan, seen, defaults = [], set(), 0
@@ -175,7 +183,7 @@ def plan_import(destinations: Destinations, text: str) -> list[tuple[Change, dic
         if defaults > 1:
             raise _refuse(where, "only one handoff can be the default")
         try:
-            loaded = DestinationInput(partial=True).load(fields)
+            loaded = load_destination(fields, partial=True)
         except ValidationError as exc:
             problems = exc.messages if isinstance(exc.messages, dict) else {"entry": exc.messages}
             raise ValidationFailed(f"{where}: invalid {', '.join(sorted(problems))}",
@@ -184,7 +192,7 @@ def plan_import(destinations: Destinations, text: str) -> list[tuple[Change, dic
         if current is not None and current.name.casefold() != fields["name"].casefold():
             current = None  # a name that happens to equal another destination's id
         if current is None:
-            candidate = Destination(id="import-candidate", **{**DestinationInput().load({"name": fields["name"]}),
+            candidate = Destination(id="import-candidate", **{**load_destination({"name": fields["name"]}),
                                                              **loaded})
             changed = set(loaded)
             change = Change(fields["name"], "create", {k: {"from": None, "to": v} for k, v in loaded.items()})
@@ -202,10 +210,11 @@ def plan_import(destinations: Destinations, text: str) -> list[tuple[Change, dic
     return plan
 
 
-def import_yaml(destinations: Destinations, text: str, *, dry_run: bool = False) -> dict[str, Any]:
+def import_yaml(destinations: Destinations, text: str, load_destination: LoadDestination, *,
+                dry_run: bool = False) -> dict[str, Any]:
     """`{"dry_run", "changes": [{"name", "action", "fields", "make_default"}]}`; with
     `dry_run` (or any invalid entry: ValidationFailed) nothing is written."""
-    plan = plan_import(destinations, text)
+    plan = plan_import(destinations, text, load_destination)
     if not dry_run:
         for change, fields, current in plan:
             if current is None:

@@ -18,14 +18,16 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from . import models
+from . import models, polyai
 from .config import Config
 from .conversations import Conversations
 from .errors import ValidationFailed
+from .handoff_request_schema import HandoffRequestSchema
 from .handoffs import HandoffRequest, Handoffs
 from .services import Services
 
 _default_services: Services | None = None
+HANDOFF_REQUEST = HandoffRequestSchema()  # the rules the API and the voice webhook apply too
 
 
 def _services() -> Services:
@@ -197,9 +199,7 @@ class Conversation:
     @property
     def channel_type(self) -> str:
         """PolyAI's channel names: `sip.polyai`, `webchat.polyai`, `sms.twilio`…"""
-        from .polyai import channel_type
-
-        return channel_type(self._record())
+        return polyai.channel_type(self._record())
 
     def write_metric(self, name: str, value: Any = None, write_once: bool = False) -> dict | None:
         """Record a metric; with `write_once`, a second write of the same name is ignored
@@ -215,10 +215,8 @@ class Conversation:
                      data: dict | None = None, route: str | None = None) -> dict:
         """Hand off now; returns the handoff as GET /v1/handoffs/<id> shows it. `route`
         overrides the destination's route, only within ALLOWED_ROUTE_PATTERNS."""
-        from schemas.handoffs import HandoffRequestSchema
-
         try:
-            fields = HandoffRequestSchema().load({
+            fields = HANDOFF_REQUEST.load({
                 "destination": destination, "reason": reason, "utterance": utterance,
                 "sip_headers": {k: str(v) for k, v in (sip_headers or {}).items()}, "data": data or {},
                 "route": route,

@@ -26,7 +26,7 @@ from twiml import consult as consult_twiml
 from twiml import voice as voice_twiml
 
 from .errors import NotFound
-from .handoffs import Handoffs
+from .handoff_attempts import HandoffAttempts
 from .models import ABANDONED, COMPLETED, CONNECTED, FINAL_STATES, TRANSFERRING, Destination, Handoff
 from .services import Services
 from .transfers import caller_id_for, conference_name, consult_url, number_of, transcript_tail, whisper_text
@@ -63,7 +63,7 @@ class Consults:
 
     def __init__(self, services: Services):
         self.services = services
-        self.handoffs = Handoffs(services)
+        self.handoffs = HandoffAttempts(services)  # the chain's rules for a failed attempt
 
     @property
     def store(self):

@@ -212,12 +212,8 @@ class HandoffAttempts(HandoffCore):
         return voice_twiml.goodbye("Thank you. Your message has been recorded. Goodbye.")
 
     def expire(self, handoff_id: str, attempt: int) -> bool:
-        """A transfer still waiting for its outcome after the timeout has failed."""
-        from .consult import Consults
-
-        consults = Consults(self.services)
-        if consults.owns(handoff_id, attempt):
-            return consults.timed_out(handoff_id, attempt)  # the caller on hold is moved on
+        """A transfer still waiting for its outcome after the timeout has failed. (A
+        consult attempt's timeout is the consult flow's: `Handoffs.expire` sends it there.)"""
 
         def mutate(h: Handoff) -> bool:
             if len(h.attempts) == attempt and h.state == TRANSFERRING:

@@ -31,6 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from .models import ABANDONED, CONNECTED, FINAL_STATES, REQUESTED
+from .redis_server import REDIS_ERRORS
 
 # Every metric has labels: a labelled metric creates its per-process value (its file) only on
 # first use, after `setup()` has chosen where values live.
@@ -124,8 +125,6 @@ class QueueCollector:
         self.queue_provider = queue_provider
 
     def collect(self):
-        from .services import REDIS_ERRORS
-
         family = GaugeMetricFamily("handoff_queue_jobs", "Background jobs by state: queued is the queue "
                                    "depth; scheduled are retries and timers not due yet.",
                                    labels=("queue", "state"))

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 PORT_FILE = "valkey.port"
 LOCK_FILE = "valkey.lock"
+# What "Redis is unreachable" looks like to a caller (services, metrics and views catch these).
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 def client_for(url: str, timeout: float = 0.5) -> redis.Redis:

@@ -12,14 +12,13 @@ from .config_store import ConfigStore
 from .event_feed import EventFeed
 from .hours import utc_now
 from .models import Destination
-from .redis_server import client_for, resolve_redis_url
+from .redis_server import REDIS_ERRORS, client_for, resolve_redis_url
 from .snapshot import RoutingTable, Snapshot
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "handoff"
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class Services:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import versions
+from .destinations import slugify
 from .errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
 from .models import now_iso, warning
 from .services import Services
@@ -129,8 +130,6 @@ class Topics:
             self.services.parsed("sandbox", snapshot), entities))
 
     def create(self, fields: dict) -> dict:
-        from .destinations import slugify
-
         def mutate(configuration: RoutingTable, entities: dict) -> Topic:
             base = slugify(fields["name"])
             topic_id, n = base, 2

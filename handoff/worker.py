@@ -11,11 +11,11 @@ import time
 import redis
 from rq import Worker
 
-from . import logs, metrics
+from . import jobs, logs, metrics
 from .config import Config
 from .redis_server import ensure_embedded, recorded_url
 from .scheduler_lock import take_over_dead_scheduler
-from .services import QUEUE_NAME, REDIS_ERRORS
+from .services import QUEUE_NAME, REDIS_ERRORS, Services
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,6 @@ class HandoffWorker(Worker):
 
 def bind_job_ids(job) -> None:
     """Jobs take ids (handoff/jobs.py): a handoff id names its conversation and call too."""
-    from . import jobs
-
     logs.clear()
     first = job.args[0] if job.args and isinstance(job.args[0], str) else ""
     if first.startswith("HO"):
@@ -59,9 +57,6 @@ def main() -> None:
         url, owner = ensure_embedded(config.data_dir)
         os.environ["REDIS_URL"] = url
     connection = redis.Redis.from_url(url)
-    from . import jobs
-    from .services import Services
-
     jobs.use(Services(config.with_overrides(redis_url=url)))
     jobs.schedule_sweep(jobs.services())  # start the chain of transfer-timeout sweeps
     take_over_dead_scheduler(connection, QUEUE_NAME)  # after a kill -9, before rq tries the lock

@@ -38,7 +38,7 @@ class LoggedEntry(LogEntry):
     """A log entry as the conversation holds it: the agent's `conv.log.info("text", key=value)`
     also keeps its key=value pairs (the API's POST of a log entry takes none)."""
 
-    fields_ = fields.Dict(data_key="fields", metadata={"description": "key=value pairs given to conv.log"})
+    fields_ = fields.Dict(data_key="fields", attribute="fields", metadata={"description": "key=value pairs given to conv.log"})
 
 
 class MetricEntry(Schema):
@@ -58,7 +58,7 @@ class ConversationSchema(Schema):
     id = fields.String()
     shared_id = fields.String(allow_none=True)
     channel = fields.String()
-    from_ = fields.String(data_key="from", allow_none=True)
+    from_ = fields.String(data_key="from", attribute="from", allow_none=True)
     to = fields.String(allow_none=True)
     started_at = fields.String()
     ended_at = fields.String(allow_none=True)

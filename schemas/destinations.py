@@ -59,6 +59,17 @@ class DestinationInput(Schema):
         "description": "consult: public announces the reason to both as the human joins"})
 
 
+_DESTINATION_INPUT = DestinationInput()
+_DESTINATION_FIELDS = DestinationInput(partial=True)
+
+
+def load_destination(fields: dict, *, partial: bool = False) -> dict:
+    """Destination fields checked as a POST /v1/destinations body is (marshmallow's
+    ValidationError when invalid); `partial`: only the fields given, no defaults. What
+    handoff/adk.py's import is given, so the domain never imports this package."""
+    return (_DESTINATION_FIELDS if partial else _DESTINATION_INPUT).load(fields)
+
+
 class DestinationSchema(DestinationInput):
     id = fields.String()
     is_default = fields.Boolean()

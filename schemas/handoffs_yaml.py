@@ -12,7 +12,7 @@ class ImportQuery(Schema):
 class ImportChange(Schema):
     name = fields.String()
     action = fields.String(metadata={"enum": ["create", "update", "unchanged"]})
-    fields_ = fields.Dict(data_key="fields", metadata={
+    fields_ = fields.Dict(data_key="fields", attribute="fields", metadata={
         "description": 'field name → {"from", "to"} for each field the import sets or changes'})
     make_default = fields.Boolean()
 

@@ -43,7 +43,7 @@ class ChangeSchema(Schema):
     topic = fields.String(metadata={"description": "the topic id, for a change to a topic"})
     field = fields.String(allow_none=True, metadata={
         "description": "the field; null when the whole destination was added or deleted"})
-    from_ = fields.Raw(data_key="from", allow_none=True)
+    from_ = fields.Raw(data_key="from", attribute="from", allow_none=True)
     to = fields.Raw(allow_none=True)
 
 

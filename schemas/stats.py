@@ -35,7 +35,7 @@ class WarningCount(Schema):
 
 
 class StatsPage(Schema):
-    from_ = fields.String(data_key="from")
+    from_ = fields.String(data_key="from", attribute="from")
     to = fields.String()
     group_by = fields.String()
     items = fields.List(fields.Nested(StatsItem))

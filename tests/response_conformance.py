@@ -3,7 +3,12 @@ with tests/conftest.py's HttpClient) is one /v1/openapi.json promises: a documen
 
 The schemathesis run in tests/test_openapi.py checks this for fuzzed requests; this checks
 it for the far richer states the rest of the suite builds (claimed handoffs, outcomes,
-voice legs, PolyAI-started chats…). A mismatch fails the test that received the answer."""
+voice legs, PolyAI-started chats…). A mismatch fails the test that received the answer.
+
+Views answer through their declared schema (web/responses.py), which drops what it does
+not name; while checking, a dump that would drop or change anything the view returned
+fails too, so a field added to the domain but not to its schema is caught here instead
+of silently missing from the wire."""
 from __future__ import annotations
 
 import contextlib
@@ -11,11 +16,13 @@ import re
 from functools import cache
 from urllib.parse import urlsplit
 
+from flask import json as flask_json
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
 from werkzeug.test import TestResponse
 
 from tests.polyai_schemas import _openapi30_to_json_schema
+from web import responses
 
 
 @cache
@@ -76,10 +83,50 @@ def _json_or_none(response):
         return None
 
 
+def _difference(returned, dumped, where: str = "") -> str | None:
+    """Where `dumped` differs from `returned` (both as JSON text reads them), or None."""
+    if isinstance(returned, dict) and isinstance(dumped, dict):
+        for key in sorted(set(returned) | set(dumped)):
+            if key not in dumped:
+                return f"{where}/{key} is not in the schema"
+            if key not in returned:
+                return f"{where}/{key} was added by the schema"
+            problem = _difference(returned[key], dumped[key], f"{where}/{key}")
+            if problem:
+                return problem
+        return None
+    if isinstance(returned, list) and isinstance(dumped, list) and len(returned) == len(dumped):
+        for index, (a, b) in enumerate(zip(returned, dumped)):
+            problem = _difference(a, b, f"{where}/{index}")
+            if problem:
+                return problem
+        return None
+    if flask_json.dumps(returned) != flask_json.dumps(dumped):
+        return f"{where or 'the body'} was {flask_json.dumps(returned)}, dumped as {flask_json.dumps(dumped)}"
+    return None
+
+
+def _lossless(dump):
+    def checked_dump(serialiser, payload):
+        dumped = dump(serialiser, payload)
+        name = type(serialiser.schema).__name__
+        returned = flask_json.loads(flask_json.dumps(payload))
+        problem = _difference(returned, flask_json.loads(flask_json.dumps(dumped)))
+        assert problem is None, f"{name} changes the answer: {problem}"
+        # The compiled serialiser is marshmallow's dump without its cost: the same fields,
+        # names and nesting (numbers compare as numbers: marshmallow would make a Float's 5 5.0).
+        assert flask_json.loads(flask_json.dumps(serialiser.schema.dump(payload))) == returned, \
+            f"{name}: marshmallow would dump this answer differently"
+        return dumped
+    return checked_dump
+
+
 @contextlib.contextmanager
 def checking():
-    """While open, Flask's test client fails the test on an answer off the document."""
+    """While open, Flask's test client fails the test on an answer off the document, and
+    a view's answer fails when its schema would drop or change part of it."""
     original = FlaskClient.open
+    original_dump = responses.dump
 
     def open_and_check(self, *args, **kwargs):
         response = original(self, *args, **kwargs)
@@ -88,7 +135,9 @@ def checking():
         return response
 
     FlaskClient.open = open_and_check
+    responses.dump = _lossless(original_dump)
     try:
         yield
     finally:
         FlaskClient.open = original
+        responses.dump = original_dump

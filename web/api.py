@@ -49,6 +49,7 @@ from . import throttling
 from .context import api_actor, public_base_url, services
 from .long_polls import long_poll_slot, too_many_polls
 from .openapi import documented
+from .responses import respond
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -129,9 +130,9 @@ def require_api_key():
 def list_destinations():
     q = query(DestinationListQuery())
     if "limit" not in q and "cursor" not in q:
-        return jsonify(items=Destinations(services()).list())
+        return respond({"items": Destinations(services()).list()})
     items, next_cursor = Destinations(services()).page(q.get("limit", DESTINATION_PAGE), q.get("cursor"))
-    return jsonify(items=items, next_cursor=next_cursor)
+    return respond({"items": items, "next_cursor": next_cursor})
 
 
 @bp.post("/destinations")
@@ -144,7 +145,7 @@ def list_destinations():
     errors={409: "`conflict`: a destination with that name (case-insensitive) exists"},
 )
 def create_destination():
-    return jsonify(Destinations(services(), api_actor()).create(body(DestinationInput()))), 201
+    return respond(Destinations(services(), api_actor()).create(body(DestinationInput())), 201)
 
 
 @bp.get("/destinations/<destination_id>")
@@ -153,7 +154,7 @@ def create_destination():
     responses={200: DestinationSchema},
 )
 def get_destination(destination_id):
-    return jsonify(Destinations(services()).get(destination_id))
+    return respond(Destinations(services()).get(destination_id))
 
 
 @bp.patch("/destinations/<destination_id>")
@@ -168,7 +169,7 @@ def update_destination(destination_id):
     fields = body(patch_schema(DestinationInput))
     provided = set((request.get_json(silent=True) or {}).keys())
     fields = {k: v for k, v in fields.items() if k in provided}
-    return jsonify(Destinations(services(), api_actor()).update(destination_id, fields))
+    return respond(Destinations(services(), api_actor()).update(destination_id, fields))
 
 
 @bp.post("/destinations/<destination_id>/duplicate")
@@ -180,7 +181,7 @@ def update_destination(destination_id):
     errors={409: "`conflict`: the copy's id was taken at the same moment; retry"},
 )
 def duplicate_destination(destination_id):
-    return jsonify(Destinations(services(), api_actor()).duplicate(destination_id)), 201
+    return respond(Destinations(services(), api_actor()).duplicate(destination_id), 201)
 
 
 @bp.post("/destinations/<destination_id>/default")
@@ -190,7 +191,7 @@ def duplicate_destination(destination_id):
     responses={200: DestinationSchema},
 )
 def make_default(destination_id):
-    return jsonify(Destinations(services(), api_actor()).set_default(destination_id))
+    return respond(Destinations(services(), api_actor()).set_default(destination_id))
 
 
 @bp.delete("/destinations/<destination_id>")
@@ -213,7 +214,7 @@ def delete_destination(destination_id):
     responses={200: IntegrationSchema},
 )
 def get_integration():
-    return jsonify(Destinations(services()).get_integration())
+    return respond(Destinations(services()).get_integration())
 
 
 @bp.put("/integration")
@@ -225,7 +226,7 @@ def get_integration():
     responses={200: IntegrationSchema},
 )
 def put_integration():
-    return jsonify(Destinations(services(), api_actor()).put_integration(body(IntegrationSchema())))
+    return respond(Destinations(services(), api_actor()).put_integration(body(IntegrationSchema())))
 
 
 # -- conversations --------------------------------------------------------------------
@@ -240,7 +241,7 @@ def create_conversation():
     conversations = Conversations(services())
     doc, _ = conversations.create(channel=fields["channel"], shared_id=fields["shared_id"],
                                   state=fields["state"], from_=fields["from_"], to=fields["to"])
-    return jsonify(conversations.present(doc)), 201
+    return respond(conversations.present(doc), 201)
 
 
 @bp.get("/conversations")
@@ -255,7 +256,7 @@ def list_conversations():
     items, next_cursor, has_more = Conversations(services()).list(
         shared_id=q.get("shared_id"), channel=q.get("channel"), has_handoff=q.get("has_handoff"),
         limit=q["limit"], cursor=q.get("cursor"))
-    return jsonify(items=items, next_cursor=next_cursor, has_more=has_more)
+    return respond({"items": items, "next_cursor": next_cursor, "has_more": has_more})
 
 
 @bp.get("/conversations/<conversation_id>")
@@ -264,7 +265,7 @@ def list_conversations():
     responses={200: ConversationSchema},
 )
 def get_conversation(conversation_id):
-    return jsonify(Conversations(services()).get(conversation_id))
+    return respond(Conversations(services()).get(conversation_id))
 
 
 @bp.patch("/conversations/<conversation_id>")
@@ -276,7 +277,7 @@ def get_conversation(conversation_id):
 )
 def update_conversation(conversation_id):
     fields = body(ConversationPatch())
-    return jsonify(Conversations(services()).update(
+    return respond(Conversations(services()).update(
         conversation_id, shared_id=fields.get("shared_id"), state=fields.get("state")))
 
 
@@ -300,7 +301,7 @@ ENTRY_SCHEMAS = {"transcript": TranscriptEntry, "log": LogEntry, "metrics": Metr
 )
 def append_entry(conversation_id, part):
     entry = body(ENTRY_SCHEMAS[part]())
-    return jsonify(Conversations(services()).append(conversation_id, part, entry)), 201
+    return respond(Conversations(services()).append(conversation_id, part, entry), 201)
 
 
 @bp.post("/conversations/<conversation_id>/handoff")
@@ -316,7 +317,7 @@ def create_handoff(conversation_id):
     fields = body(HandoffRequestSchema())
     handoff = Handoffs(services()).start(conversation_id, HandoffRequest(**fields),
                                          base_url=public_base_url())
-    return jsonify(handoff.public()), 201
+    return respond(handoff.public(), 201)
 
 
 @bp.post("/calls")
@@ -330,7 +331,7 @@ def create_handoff(conversation_id):
 )
 def place_call():
     """An outbound call with answering-machine detection; 201 with its conversation."""
-    return jsonify(Calls(services()).place(body(CallCreate()), public_base_url())), 201
+    return respond(Calls(services()).place(body(CallCreate()), public_base_url()), 201)
 
 
 # -- handoffs -------------------------------------------------------------------------
@@ -346,7 +347,7 @@ def list_handoffs():
     items, next_cursor, has_more = Handoffs(services()).list(
         state=q.get("state"), channel=q.get("channel"), destination=q.get("destination"),
         shared_id=q.get("shared_id"), limit=q["limit"], cursor=q.get("cursor"))
-    return jsonify(items=[h.public() for h in items], next_cursor=next_cursor, has_more=has_more)
+    return respond({"items": [h.public() for h in items], "next_cursor": next_cursor, "has_more": has_more})
 
 
 @bp.get("/handoffs/events")
@@ -382,7 +383,7 @@ def _event_page(after: str | None, q: dict) -> Response:
     responses={200: HandoffSchema},
 )
 def get_handoff(ref):
-    return jsonify(Handoffs(services()).get(ref).public())
+    return respond(Handoffs(services()).get(ref).public())
 
 
 @bp.patch("/handoffs/<ref>")
@@ -400,7 +401,7 @@ def patch_handoff(ref):
     handoff = handoffs.merge_data(ref, fields["data"]) if "data" in fields else None
     if "state" in fields:
         handoff = handoffs.abandon(ref, {"reason": "connector"})
-    return jsonify(handoff.public())
+    return respond(handoff.public())
 
 
 @bp.post("/handoffs/<ref>/claim")
@@ -412,7 +413,7 @@ def patch_handoff(ref):
 )
 def claim_handoff(ref):
     fields = body(ClaimSchema())
-    return jsonify(Handoffs(services()).claim(ref, fields["agent"]).public())
+    return respond(Handoffs(services()).claim(ref, fields["agent"]).public())
 
 
 @bp.post("/handoffs/<ref>/outcome")
@@ -424,7 +425,7 @@ def claim_handoff(ref):
 )
 def handoff_outcome(ref):
     fields = body(OutcomeSchema())
-    return jsonify(Handoffs(services()).record_outcome(ref, fields).public())
+    return respond(Handoffs(services()).record_outcome(ref, fields).public())
 
 
 @bp.get("/handoff_state")
@@ -441,7 +442,7 @@ def handoff_state():
     q = query(HandoffStateQuery())
     if not q.get("id") and not q.get("shared_id"):
         raise ValidationFailed("give id or shared_id", {"id": ["id or shared_id is required"]})
-    return jsonify(polyai.handoff_state(services(), q.get("id"), q.get("shared_id")))
+    return respond(polyai.handoff_state(services(), q.get("id"), q.get("shared_id")))
 
 
 # -- figures --------------------------------------------------------------------------
@@ -459,4 +460,4 @@ def handoff_state():
 )
 def handoff_stats():
     q = query(StatsQuery())
-    return jsonify(Review(services()).stats(q.get("from_"), q.get("to"), q["group_by"]))
+    return respond(Review(services()).stats(q.get("from_"), q.get("to"), q["group_by"]))

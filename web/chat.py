@@ -1,7 +1,7 @@
 """/v1 chat and topics: the built-in router's own API."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from handoff.bot_sessions import Chat
 from handoff.topics import Topics
@@ -21,6 +21,7 @@ from schemas.common import ConfirmQuery
 from .api import body, patch_schema, require_api_key
 from .context import api_actor, services
 from .openapi import documented
+from .responses import respond
 
 bp = Blueprint("chat", __name__, url_prefix="/v1")
 bp.before_request(require_api_key)
@@ -35,7 +36,7 @@ bp.before_request(require_api_key)
 )
 def chat_create():
     fields = body(ChatCreate())
-    return jsonify(Chat(services()).create(fields["shared_id"], fields["state"])), 201
+    return respond(Chat(services()).create(fields["shared_id"], fields["state"]), 201)
 
 
 @bp.post("/chat/respond")
@@ -50,7 +51,7 @@ def chat_create():
 )
 def chat_respond():
     fields = body(ChatRespond())
-    return jsonify(Chat(services()).respond(fields["conversation_id"], fields["message"]))
+    return respond(Chat(services()).respond(fields["conversation_id"], fields["message"]))
 
 
 @bp.route("/chat/close", methods=["PUT"])
@@ -66,7 +67,7 @@ def chat_respond():
 )
 def chat_close():
     fields = body(ChatClose())
-    return jsonify(Chat(services()).close(fields["conversation_id"]))
+    return respond(Chat(services()).close(fields["conversation_id"]))
 
 
 @bp.get("/topics")
@@ -75,7 +76,7 @@ def chat_close():
     responses={200: TopicList},
 )
 def list_topics():
-    return jsonify(items=Topics(services()).list())
+    return respond({"items": Topics(services()).list()})
 
 
 @bp.post("/topics")
@@ -87,7 +88,7 @@ def list_topics():
     errors={409: "`conflict`: a topic with that name exists"},
 )
 def create_topic():
-    return jsonify(Topics(services(), who=api_actor()).create(body(TopicInput()))), 201
+    return respond(Topics(services(), who=api_actor()).create(body(TopicInput())), 201)
 
 
 @bp.get("/topics/<topic_id>")
@@ -96,7 +97,7 @@ def create_topic():
     responses={200: TopicSchema},
 )
 def get_topic(topic_id):
-    return jsonify(Topics(services()).get(topic_id))
+    return respond(Topics(services()).get(topic_id))
 
 
 @bp.patch("/topics/<topic_id>")
@@ -110,7 +111,7 @@ def get_topic(topic_id):
 def update_topic(topic_id):
     fields = body(patch_schema(TopicInput))
     provided = set((request.get_json(silent=True) or {}).keys())
-    return jsonify(Topics(services(), who=api_actor()).update(topic_id, {k: v for k, v in fields.items() if k in provided}))
+    return respond(Topics(services(), who=api_actor()).update(topic_id, {k: v for k, v in fields.items() if k in provided}))
 
 
 @bp.delete("/topics/<topic_id>")

@@ -1,15 +1,17 @@
 """/v1/destinations/export and /import: PolyAI ADK's config/handoffs.yaml, in and out."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from handoff import adk
 from handoff.destinations import Destinations
+from schemas.destinations import load_destination
 from schemas.handoffs_yaml import ImportQuery, ImportResult
 
 from .api import query, require_api_key
 from .context import services
 from .openapi import documented
+from .responses import respond
 
 bp = Blueprint("handoffs_yaml", __name__, url_prefix="/v1")
 bp.before_request(require_api_key)
@@ -44,4 +46,4 @@ def import_destinations():
     """The YAML body; `?dry_run=true` answers what would change and writes nothing."""
     dry_run = query(ImportQuery())["dry_run"]
     text = request.get_data(as_text=True)
-    return jsonify(adk.import_yaml(Destinations(services()), text, dry_run=dry_run))
+    return respond(adk.import_yaml(Destinations(services()), text, load_destination, dry_run=dry_run))

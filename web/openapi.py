@@ -25,6 +25,8 @@ from werkzeug.routing import AnyConverter, FloatConverter, IntegerConverter, Pat
 
 from schemas.common import ErrorSchema
 
+from .responses import SERIALISERS_ATTRIBUTE, serialisers_for
+
 log = logging.getLogger(__name__)
 
 bp = Blueprint("openapi", __name__)
@@ -61,7 +63,9 @@ def documented(*, summary: str, description: str | None = None, body: Any = None
       public                True: readable without an API key
       tag                   the group it is listed under (default: the path's first segment)
       variants              for a rule with an `any(...)` segment: {value: entry overrides}
-    Put it under the route decorator(s): the entry rides on the function Flask registers."""
+    Put it under the route decorator(s): the entry rides on the function Flask registers.
+    The view answers with `respond(payload)` (web/responses.py): dumped through the schema
+    declared here for its status."""
     given = {"summary": summary, "description": description, "body": body, "query": query,
              "responses": responses, "errors": errors, "public": public, "tag": tag,
              "variants": variants}
@@ -71,8 +75,11 @@ def documented(*, summary: str, description: str | None = None, body: Any = None
         if unknown:
             raise ValueError(f"unknown key(s) in a variant: {sorted(unknown)}")
 
+    serialisers = serialisers_for(entry)
+
     def attach(view):
         setattr(view, ENTRY_ATTRIBUTE, entry)
+        setattr(view, SERIALISERS_ATTRIBUTE, serialisers)
         return view
     return attach
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from handoff import callback_urls
@@ -27,6 +27,7 @@ from schemas.routing import (
 from .api import body, query, require_api_key
 from .context import api_actor, public_base_url, services
 from .openapi import documented
+from .responses import respond
 from .twilio_auth import twilio_signed
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def test_status_url(destination_id: str, test_id: str) -> str:
     responses={200: VersionList},
 )
 def list_versions():
-    return jsonify(items=Versions(services()).list())
+    return respond({"items": Versions(services()).list()})
 
 
 @bp.get("/config/diff")
@@ -61,7 +62,7 @@ def list_versions():
 )
 def config_diff():
     q = query(DiffQuery())
-    return jsonify(changes=Versions(services()).diff(q.get("from_"), q.get("to")))
+    return respond({"changes": Versions(services()).diff(q.get("from_"), q.get("to"))})
 
 
 @bp.post("/config/promote")
@@ -71,7 +72,7 @@ def config_diff():
     errors={409: "`conflict`: nothing to promote"},
 )
 def promote():
-    return jsonify(Versions(services(), api_actor()).promote())
+    return respond(Versions(services(), api_actor()).promote())
 
 
 @bp.post("/config/rollback")
@@ -85,7 +86,7 @@ def promote():
 )
 def rollback():
     fields = body(RollbackInput())
-    return jsonify(Versions(services(), api_actor()).rollback(fields["version"]))
+    return respond(Versions(services(), api_actor()).rollback(fields["version"]))
 
 
 @bp.post("/destinations/<destination_id>/preview")
@@ -103,7 +104,7 @@ def preview(destination_id):
         destination_id, fields["leg"],
         HandoffRequest(reason=fields["reason"], utterance=fields["utterance"], sip_headers=fields["sip_headers"]),
         state=fields["state"], caller=fields["from_"], called=fields["to"], base_url=public_base_url())
-    return jsonify(twiml=str(twiml), sip_headers=handoff.sip_headers, warnings=handoff.warnings)
+    return respond({"twiml": str(twiml), "sip_headers": handoff.sip_headers, "warnings": handoff.warnings})
 
 
 @bp.post("/destinations/<destination_id>/test_call")
@@ -120,7 +121,7 @@ def test_call(destination_id):
     fields = body(TestCallInput())
     test = TestCalls(services()).request(destination_id, fields["message"], fields["from_"],
                                          lambda test_id: test_status_url(destination_id, test_id))
-    return jsonify(test), 202
+    return respond(test, 202)
 
 
 @voice_bp.route("/test_call/<destination_id>/<test_id>/status", methods=["POST"])

@@ -42,7 +42,7 @@ from handoff.errors import ConfirmationRequired, Conflict, NotFound, TooManyRequ
 from handoff.hours import DAYS
 from handoff.services import REDIS_ERRORS
 from handoff.sessions import StudioSessions
-from schemas.destinations import DestinationInput
+from schemas.destinations import DestinationInput, load_destination
 
 from . import throttling
 from .context import services
@@ -498,7 +498,7 @@ def import_handoffs():
     text = upload.read().decode("utf-8", "replace") if upload and upload.filename else request.form.get("yaml", "")
     apply = request.form.get("action") == "apply"
     try:
-        result = adk.import_yaml(destinations(), text, dry_run=not apply)
+        result = adk.import_yaml(destinations(), text, load_destination, dry_run=not apply)
     except ValidationFailed as exc:
         return render_template("studio/import.html", changes=None, text=text, error=exc.message), 422
     if apply:
