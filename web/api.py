@@ -5,7 +5,7 @@ import hmac
 import json
 import re
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from marshmallow import Schema, ValidationError
 
 from handoff import jsontext, polyai
