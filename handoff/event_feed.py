@@ -40,6 +40,9 @@ CAPACITY = 20_000
 # holds no Redis connection for it; the next waiting poll starts it again.
 IDLE_STOP = 60.0  # seconds
 READ_BLOCK_MS = 1000
+# After a read that found events, the reader waits this long before the next, so at a
+# busy moment it reads (and wakes the waiting polls) in batches, not once per handoff.
+READ_PAUSE = 0.02  # seconds
 READ_COUNT = 1000
 SLICE = 1.0  # seconds: a waiting poll checks for shutdown at least this often
 
@@ -174,6 +177,7 @@ class EventFeed:
             if rows:
                 self._append(rows)
                 last = rows[-1][0]
+                time.sleep(READ_PAUSE)
 
     def _append(self, rows: list[tuple[str, dict]]) -> None:
         encoded = [encode_event(i, f) for i, f in rows]
