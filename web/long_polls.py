@@ -1,9 +1,11 @@
 """At most HANDOFF_MAX_LONG_POLLS waiting polls of the event feed per web process.
 
-A poll with `wait` holds its connection and a Redis client for up to 30 s. Unbounded, 200
-idle connectors took every thread voice webhooks needed (gthread) and would take the
-Redis clients a process has (gevent); past the limit a poll is answered at once with 429
-and Retry-After instead, and the connector polls again (tests/test_hardening_server.py)."""
+A poll with `wait` holds its connection (a greenlet) for up to 30 s; waiting polls share
+one Redis reader per process (handoff/event_feed.py), but one whose cursor is behind what
+the process keeps falls back to a Redis client of its own. Unbounded, 200 idle connectors
+took every thread voice webhooks needed (gthread); past the limit a poll is answered at
+once with 429 and Retry-After instead, and the connector polls again
+(tests/test_hardening_server.py)."""
 from __future__ import annotations
 
 import threading
