@@ -8,7 +8,7 @@ from .errors import NotFound
 from .models import Conversation, now_iso
 from .paging import page
 from .services import Services
-from .store import Keys
+from .store import Keys, WriteBatch
 
 ROLES = ("user", "agent", "human")
 LEVELS = ("debug", "info", "warning", "error")
@@ -44,13 +44,30 @@ class Conversations:
                integration_attributes: dict | None = None,
                polyai_chat: dict | None = None) -> tuple[Conversation, bool]:
         """(conversation, created); an existing id is returned as it is, not overwritten."""
-        conversation = Conversation(
+        conversation = self.new(
+            channel=channel, shared_id=shared_id, state=state, from_=from_, to=to, conversation_id=conversation_id,
+            leg=leg, env=env, integration_attributes=integration_attributes, polyai_chat=polyai_chat)
+        existing = self.store.create_conversation(conversation)
+        return (conversation, True) if existing is None else (existing, False)
+
+    def create_with(self, batch: WriteBatch, **fields) -> Conversation:
+        """A new conversation, written with `batch` (its caller has read that there is none;
+        if one appears meanwhile, the batch leaves it as it is)."""
+        conversation = self.new(**fields)
+        self.store.create_conversation(conversation, pipe=batch.pipe)
+        return conversation
+
+    @staticmethod
+    def new(*, channel: str = "webchat", shared_id: str | None = None, state: dict | None = None,
+            from_: str | None = None, to: str | None = None, conversation_id: str | None = None,
+            leg: str | None = None, env: str | None = None, integration_attributes: dict | None = None,
+            polyai_chat: dict | None = None) -> Conversation:
+        """A conversation as `create` would record it, not stored."""
+        return Conversation(
             id=conversation_id or new_id("CO"), shared_id=shared_id, channel=channel, from_=from_, to=to,
             state=state or {}, integration_attributes=integration_attributes, polyai_chat=polyai_chat,
             leg=leg or None, env="sandbox" if env == "sandbox" else "live",
         )
-        existing = self.store.create_conversation(conversation)
-        return (conversation, True) if existing is None else (existing, False)
 
     def load(self, conversation_id: str) -> Conversation:
         """The stored conversation (NotFound without one); `get` is what the API shows."""

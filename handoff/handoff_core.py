@@ -17,6 +17,7 @@ from .models import (
 )
 from .services import Services
 from .snapshot import RoutingTable
+from .store import WriteBatch
 from .transfers import Planner
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,15 @@ class HandoffCore:
             "transcript_tail": lambda: store.conversation_part(conversation_id, "transcript", last=3),
         }
 
-    def _persist_new(self, handoff: Handoff) -> None:
-        self.store.create_handoff(handoff, self._deadlines(handoff, handoff.history))
-        self._after_change(handoff, 0)
+    def _persist_new(self, handoff: Handoff, batch: WriteBatch | None = None) -> None:
+        """Store a new handoff now, or with `batch` (its side effects wait for the write)."""
+        deadlines = self._deadlines(handoff, handoff.history)
+        if batch is None:
+            self.store.create_handoff(handoff, deadlines)
+            self._after_change(handoff, 0)
+            return
+        self.store.create_handoff(handoff, deadlines, pipe=batch.pipe)
+        batch.after_stored.append(lambda: self._after_change(handoff, 0))
 
     def _deadlines(self, handoff: Handoff, entries: list[dict]) -> list[tuple[str, float]]:
         """When each new attempt times out if no outcome comes, and when a chat/SMS handoff

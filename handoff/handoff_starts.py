@@ -21,6 +21,7 @@ from .models import (
     Handoff,
 )
 from .snapshot import RoutingTable
+from .store import WriteBatch
 from .transfers import call_leg
 
 log = logging.getLogger(__name__)
@@ -122,14 +123,15 @@ class HandoffStarts(HandoffCore):
 
     def start_voice(
         self, conversation: Conversation, request: HandoffRequest, *, call_sid: str, base_url: str,
-        leg: str | None = None
+        leg: str | None = None, batch: WriteBatch | None = None
     ) -> tuple[Handoff, VoiceResponse]:
-        """A handoff on a live call whose webhook is waiting for TwiML now."""
+        """A handoff on a live call whose webhook is waiting for TwiML now (stored with
+        `batch` when the webhook's answer is: store.answer_once)."""
         configuration = self.services.configuration(conversation.env)
         handoff, twiml = self.plan_voice(
             configuration, conversation, request, call_sid=call_sid, base_url=base_url, leg=leg
         )
-        self._persist_new(handoff)
+        self._persist_new(handoff, batch)
         return handoff, twiml
 
     def plan_voice(

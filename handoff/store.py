@@ -160,6 +160,16 @@ return out
 """
 
 
+class WriteBatch:
+    """The writes of one webhook step, sent to Redis together in one MULTI when the step's
+    answer is stored (`Store.answer_once(..., batched=True)`), and what may only happen
+    once they are stored (a job that reads the handoff must not run before it exists)."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.after_stored: list[Callable[[], None]] = []
+
+
 class Store:
     def __init__(self, client: redis.Redis, retention_seconds: int = 30 * 86400):
         self.redis = client
@@ -199,13 +209,16 @@ class Store:
                     continue
 
     def answer_once(self, scope: str, key: str, compute: Callable[..., str], ttl: int = 3600,
-                    wait: float = 3.0, read_along: Callable[[Any], None] | None = None) -> str:
+                    wait: float = 3.0, read_along: Callable[[Any], None] | None = None,
+                    batched: bool = False) -> str:
         """The answer to a webhook step, computed once: a retried delivery (Twilio retries
         with the same idempotency token) gets the stored answer instead of a second run.
 
         `read_along(pipe)` queues reads sent in the same round trip as the claim; the
         delivery that computes the answer first gets their results as `compute`'s arguments
-        (any other gets none)."""
+        (any other gets none). With `batched`, `compute` gets a `WriteBatch` first (None
+        when it is not the first delivery): what it queues there is written in one MULTI
+        with the answer, so a voice handoff costs two round trips (claim and read, write)."""
         full = Keys.once(scope, key)
         if read_along is None:
             claimed, along = self.redis.set(full, "", nx=True, ex=ttl), []
@@ -215,12 +228,17 @@ class Store:
                 read_along(pipe)
                 claimed, *along = pipe.execute()
         if claimed:
-            try:
-                body = compute(*along)
-            except BaseException:
-                self.redis.delete(full)  # let a retry compute it again
-                raise
-            self.redis.set(full, body, ex=ttl)
+            with self.redis.pipeline(transaction=True) as pipe:
+                batch = WriteBatch(pipe) if batched else None
+                try:
+                    body = compute(batch, *along) if batched else compute(*along)
+                    pipe.set(full, body, ex=ttl)
+                    pipe.execute()
+                except BaseException:
+                    self.redis.delete(full)  # let a retry compute it again
+                    raise
+            for after in batch.after_stored if batch else ():
+                after()
             return body
         deadline = time.monotonic() + wait
         while True:
@@ -229,7 +247,7 @@ class Store:
                 return stored
             if stored is None or time.monotonic() > deadline:
                 # The first delivery died or is stuck: answering beats leaving the caller waiting.
-                return compute()
+                return compute(None) if batched else compute()
             time.sleep(0.05)
 
     # RoutingTable (destinations, topics, integration) is written only through
@@ -282,7 +300,9 @@ class Store:
                     args += [name, delta]
         keys = [Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines, *extra_indexes, *counter_keys]
         if pipe is not None:
-            self._create(keys=keys, args=args, client=pipe)
+            # EVAL, not a registered script: redis-py checks a pipeline's scripts with SCRIPT
+            # EXISTS before sending it, a round trip more; Redis caches the compiled script.
+            pipe.eval(_CREATE, len(keys), *keys, *args)
             return None
         result = self._create(keys=keys, args=args)
         return None if result == 1 else json.loads(result)
@@ -300,6 +320,15 @@ class Store:
     @staticmethod
     def _conversation_from(stored: dict, conversation_id: str) -> Conversation:
         return Conversation.from_dict(compact.unpack_conversation(stored, conversation_id))
+
+    @staticmethod
+    def queue_conversation_read(pipe, conversation_id: str) -> None:
+        """Queue the read `stored_conversation` parses into a pipeline its caller sends anyway."""
+        pipe.get(Keys.conversation(conversation_id))
+
+    def stored_conversation(self, raw: str | None, conversation_id: str) -> Conversation | None:
+        """The conversation `queue_conversation_read` read (None: there is none yet)."""
+        return self._conversation_from(json.loads(raw), conversation_id) if raw else None
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         doc = self._get_json(Keys.conversation(conversation_id))

@@ -22,6 +22,7 @@ from handoff.handoffs import HandoffRequest, Handoffs
 from handoff.models import Conversation, warning
 from handoff.router import GREETING, Router
 from handoff.services import REDIS_ERRORS
+from handoff.store import WriteBatch
 from handoff.transfers import call_leg
 from schemas.common import validate_header_map
 from schemas.handoffs import HandoffRequestSchema
@@ -33,6 +34,8 @@ from .twilio_auth import twilio_signed
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
+# `call_conversation` without a read of the call's conversation in the claim's round trip.
+NOT_READ = object()
 FINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 
 
@@ -148,18 +151,24 @@ def agent_twiml(agent_url: str, conversation_id: str, shared_id: str | None = No
     return voice_twiml.redirect(agent_url)
 
 
-def call_conversation(values: dict[str, str], **extra) -> Conversation:
-    """The conversation of this call (id = CallSid), recorded on first sight."""
-    conversation, _ = Conversations(services()).create(
-        channel="voice", conversation_id=values["CallSid"], from_=values.get("From"),
-        to=values.get("To"), leg=call_leg(values), env=request.args.get("env"), **extra)
+def call_conversation(values: dict[str, str], *, batch: WriteBatch | None = None, stored=NOT_READ,
+                      **extra) -> Conversation:
+    """The conversation of this call (id = CallSid), recorded on first sight. Given what the
+    claim's round trip read (`stored`), a new one is written with `batch`."""
+    conversations = Conversations(services())
+    fields = dict(channel="voice", conversation_id=values["CallSid"], from_=values.get("From"),
+                  to=values.get("To"), leg=call_leg(values), env=request.args.get("env"), **extra)
+    if batch is not None and stored is not NOT_READ:
+        return stored or conversations.create_with(batch, **fields)
+    conversation, _ = conversations.create(**fields)
     return conversation
 
 
-def transfer_call(values: dict[str, str], conversation: Conversation, handoff_request: HandoffRequest):
+def transfer_call(values: dict[str, str], conversation: Conversation, handoff_request: HandoffRequest,
+                  batch: WriteBatch | None = None):
     """Start a handoff on this live call; the TwiML of its first attempt."""
     _, twiml = Handoffs(services()).start_voice(conversation, handoff_request, call_sid=values["CallSid"],
-                                                base_url=public_base_url(), leg=call_leg(values))
+                                                base_url=public_base_url(), leg=call_leg(values), batch=batch)
     return twiml
 
 
@@ -228,15 +237,22 @@ def handoff(values):
     if not call_sid:
         return offline_transfer(values, handoff_request)
 
-    def answer(*live_version) -> str:
-        # The live configuration's version came with the idempotency claim: one round trip less.
-        with svc.config_store.live_version_known(*live_version):
-            conversation = call_conversation(values, state=sip_header_state(values))
-            return str(transfer_call(values, conversation, handoff_request))
+    def read_along(pipe) -> None:
+        svc.config_store.queue_live_version(pipe)
+        svc.store.queue_conversation_read(pipe, call_sid)
+
+    def answer(batch, *along) -> str:
+        # Two round trips in all: the idempotency claim brought the live configuration's
+        # version and the call's conversation (if any); the new conversation, the handoff and
+        # this answer are written together (store.answer_once).
+        stored = svc.store.stored_conversation(along[1], call_sid) if along else NOT_READ
+        with svc.config_store.live_version_known(*along[:1]):
+            conversation = call_conversation(values, batch=batch, stored=stored, state=sip_header_state(values))
+            return str(transfer_call(values, conversation, handoff_request, batch=batch))
 
     ttl = 3600 if request.headers.get("I-Twilio-Idempotency-Token") else 30
     return svc.store.answer_once("handoff", f"{call_sid}:{_fingerprint(values)}", answer, ttl=ttl,
-                                 read_along=svc.config_store.queue_live_version)
+                                 read_along=read_along, batched=True)
 
 
 @bp.route("/handoff/<handoff_id>/status", methods=["POST", "GET"])
