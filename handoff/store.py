@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from . import compact, stats
-from .models import Conversation, Handoff
+from .models import ConversationRecord, Handoff
 
 log = logging.getLogger(__name__)
 
@@ -287,27 +287,27 @@ class Store:
         result = self._create(keys=keys, args=args)
         return None if result == 1 else json.loads(result)
 
-    def create_conversation(self, conversation: Conversation | dict, pipe=None) -> Conversation | None:
+    def create_conversation(self, conversation: ConversationRecord | dict, pipe=None) -> ConversationRecord | None:
         """Create once. Returns None when created, else the conversation already stored
         (nothing is overwritten: a retried webhook finds the first one)."""
         if isinstance(conversation, dict):  # a stored-form document (bench/insights.py loads these)
-            conversation = Conversation.from_dict(conversation)
+            conversation = ConversationRecord.from_dict(conversation)
         # Stored without its id and empty fields (handoff/compact.py).
         existing = self._create_item(Keys.conversations, Keys.conversation(conversation.id), conversation.id,
                                      compact.pack_conversation(conversation.to_dict()), pipe=pipe)
         return None if existing is None else self._conversation_from(existing, conversation.id)
 
     @staticmethod
-    def _conversation_from(stored: dict, conversation_id: str) -> Conversation:
-        return Conversation.from_dict(compact.unpack_conversation(stored, conversation_id))
+    def _conversation_from(stored: dict, conversation_id: str) -> ConversationRecord:
+        return ConversationRecord.from_dict(compact.unpack_conversation(stored, conversation_id))
 
-    def get_conversation(self, conversation_id: str) -> Conversation | None:
+    def get_conversation(self, conversation_id: str) -> ConversationRecord | None:
         doc = self._get_json(Keys.conversation(conversation_id))
         return self._conversation_from(doc, conversation_id) if doc else None
 
     def update_conversation(self, conversation_id: str,
-                            mutate: Callable[[Conversation], Any]) -> Conversation | None:
-        box: dict[str, Conversation] = {}
+                            mutate: Callable[[ConversationRecord], Any]) -> ConversationRecord | None:
+        box: dict[str, ConversationRecord] = {}
 
         def apply(stored: dict) -> Any:
             conversation = self._conversation_from(stored, conversation_id)
@@ -501,7 +501,7 @@ class Store:
         raws = self.redis.mget([Keys.handoff(i) for i in ids])
         return [Handoff.from_dict(compact.unpack(json.loads(r), i)) if r else None for i, r in zip(ids, raws)]
 
-    def get_conversations(self, ids: Iterable[str]) -> list[Conversation | None]:
+    def get_conversations(self, ids: Iterable[str]) -> list[ConversationRecord | None]:
         ids = list(ids)
         if not ids:
             return []

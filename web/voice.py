@@ -19,7 +19,7 @@ from handoff.calls import Calls, classify
 from handoff.conversations import Conversations, sip_header_state
 from handoff.errors import NotFound
 from handoff.handoffs import HandoffRequest, Handoffs
-from handoff.models import Conversation, warning
+from handoff.models import ConversationRecord, warning
 from handoff.router import GREETING, Router
 from handoff.services import REDIS_ERRORS
 from handoff.transfers import call_leg
@@ -148,7 +148,7 @@ def agent_twiml(agent_url: str, conversation_id: str, shared_id: str | None = No
     return voice_twiml.redirect(agent_url)
 
 
-def call_conversation(values: dict[str, str], **extra) -> Conversation:
+def call_conversation(values: dict[str, str], **extra) -> ConversationRecord:
     """The conversation of this call (id = CallSid), recorded on first sight."""
     conversation, _ = Conversations(services()).create(
         channel="voice", conversation_id=values["CallSid"], from_=values.get("From"),
@@ -156,7 +156,7 @@ def call_conversation(values: dict[str, str], **extra) -> Conversation:
     return conversation
 
 
-def transfer_call(values: dict[str, str], conversation: Conversation, handoff_request: HandoffRequest):
+def transfer_call(values: dict[str, str], conversation: ConversationRecord, handoff_request: HandoffRequest):
     """Start a handoff on this live call; the TwiML of its first attempt."""
     _, twiml = Handoffs(services()).start_voice(conversation, handoff_request, call_sid=values["CallSid"],
                                                 base_url=public_base_url(), leg=call_leg(values))
