@@ -287,11 +287,9 @@ class Store:
         result = self._create(keys=keys, args=args)
         return None if result == 1 else json.loads(result)
 
-    def create_conversation(self, conversation: ConversationRecord | dict, pipe=None) -> ConversationRecord | None:
+    def create_conversation(self, conversation: ConversationRecord, pipe=None) -> ConversationRecord | None:
         """Create once. Returns None when created, else the conversation already stored
         (nothing is overwritten: a retried webhook finds the first one)."""
-        if isinstance(conversation, dict):  # a stored-form document (bench/insights.py loads these)
-            conversation = ConversationRecord.from_dict(conversation)
         # Stored without its id and empty fields (handoff/compact.py).
         existing = self._create_item(Keys.conversations, Keys.conversation(conversation.id), conversation.id,
                                      compact.pack_conversation(conversation.to_dict()), pipe=pipe)
