@@ -1,8 +1,8 @@
 """`ConversationRecord` (handoff/models.py): the stored document in and out, and what the API shows."""
 import json
 
-from handoff.compact import pack_conversation, unpack_conversation
 from handoff.models import ConversationRecord
+from handoff.store.compact import pack_conversation, unpack_conversation
 
 # A call as `Conversations.create` and `Calls.place` have always written it, then the router
 # and the outbound-call options: the service's bookkeeping under `_` names.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import ConversationRecord
+from ..models import ConversationRecord
 
 SHORT = {
     "conversation_id": "c", "channel": "ch", "shared_id": "sh", "destination": "d", "reason": "r",
