@@ -44,14 +44,14 @@ class HandoffStore(StoreBase):
         return [Handoff.from_dict(unpack(json.loads(r), i)) if r else None for i, r in zip(ids, raws)]
 
     def newest_handoff_for_shared_id(self, shared_id: str) -> Handoff | None:
-        for handoff_id in self.redis.zrevrange(Keys.shared(shared_id), 0, 10):
-            found = self.get_handoff(handoff_id)
-            if found:
-                return found
-        return None
+        return self._newest_handoff_in(Keys.shared(shared_id))
 
     def newest_handoff_for_conversation(self, conversation_id: str) -> Handoff | None:
-        for handoff_id in self.redis.zrevrange(Keys.conversation_handoffs(conversation_id), 0, 10):
+        return self._newest_handoff_in(Keys.conversation_handoffs(conversation_id))
+
+    def _newest_handoff_in(self, index: str) -> Handoff | None:
+        """The newest handoff of an index still stored (an expired one's entry may linger)."""
+        for handoff_id in self.redis.zrevrange(index, 0, 10):
             found = self.get_handoff(handoff_id)
             if found:
                 return found
