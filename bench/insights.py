@@ -44,7 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # also importable from the test
 
 from run import API_KEY, HOST, Deployment  # noqa: E402  (bench/run.py)
 
-from handoff.models import Handoff  # noqa: E402
+from handoff.models import ConversationRecord, Handoff  # noqa: E402
 from handoff.redis_server import client_for  # noqa: E402
 from handoff.store import Store  # noqa: E402
 
@@ -73,18 +73,18 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def synthetic(rng: random.Random, n: int, at: datetime) -> tuple[dict, Handoff]:
+def synthetic(rng: random.Random, n: int, at: datetime) -> tuple[ConversationRecord, Handoff]:
     """One conversation and its handoff, as they would stand once everything happened."""
     conversation_id = f"CA{n:032x}"
     reason = rng.choices(list(REASONS), [w for w, _ in REASONS.values()])[0]
     channel = rng.choices(("voice", "webchat", "sms"), (80, 15, 5))[0]
     started = at - timedelta(seconds=rng.randint(20, 400))
-    conversation = {"id": conversation_id, "shared_id": f"S-{n}" if rng.random() < 0.3 else None,
-                    "channel": channel, "from": f"+1415{rng.randint(2000000, 9999999)}", "to": "+14155550199",
-                    "started_at": iso(started), "ended_at": iso(at + timedelta(minutes=5)), "state": {},
-                    "outcome": None}
+    conversation = ConversationRecord.from_dict({
+        "id": conversation_id, "shared_id": f"S-{n}" if rng.random() < 0.3 else None, "channel": channel,
+        "from": f"+1415{rng.randint(2000000, 9999999)}", "to": "+14155550199", "started_at": iso(started),
+        "ended_at": iso(at + timedelta(minutes=5)), "state": {}, "outcome": None})
     handoff = Handoff(id=f"HO{n:032x}", conversation_id=conversation_id, channel=channel,
-                      shared_id=conversation["shared_id"], reason=reason, utterance="One moment.",
+                      shared_id=conversation.shared_id, reason=reason, utterance="One moment.",
                       created_at=iso(at), updated_at=iso(at))
     clock = at
 

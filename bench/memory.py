@@ -119,9 +119,9 @@ def main() -> int:
             redis_client.execute_command("MEMORY", "PURGE")
             before = used(redis_client)
             for _ in range(args.n):
-                doc, _created = conversations.create(channel="webchat")
+                conversation, _created = conversations.create(channel="webchat")
                 for role, text in TURNS:
-                    conversations.append(doc["id"], "transcript", {"role": role, "text": text})
+                    conversations.append(conversation.id, "transcript", {"role": role, "text": text})
             chat_bytes = (used(redis_client) - before) / args.n
 
         print(f"{args.n} webchat conversations with a 10-turn transcript: {chat_bytes:,.0f} bytes each; "

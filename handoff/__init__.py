@@ -1,7 +1,8 @@
 """handoff: hand callers and chat users from an AI agent to a human, context intact.
 
 `from handoff import Conversation` is the Python API (see handoff/agent_api.py), a live
-handle on one conversation; the stored record it reads is `handoff.models.Conversation`.
+handle on one conversation; the stored record it reads is `handoff.models.ConversationRecord`
+(two names, so neither is mistaken for the other).
 `handoff.from_polyai_return(conv, value)` acts on a PolyAI function's return value."""
 
 

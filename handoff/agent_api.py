@@ -79,7 +79,7 @@ class State(MutableMapping):
         return self._conversations.load(self._id).state or {}
 
     def _change(self, mutate) -> None:
-        def apply(conversation: models.Conversation) -> None:
+        def apply(conversation: models.ConversationRecord) -> None:
             conversation.state = dict(conversation.state or {})
             mutate(conversation.state)
 
@@ -173,7 +173,7 @@ class Conversation:
         """The deployment this conversation lives in."""
         return self._services
 
-    def _record(self) -> models.Conversation:
+    def _record(self) -> models.ConversationRecord:
         return self._conversations.load(self.id)
 
     def update_state(self, **values: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .conversations import Conversations
 from .errors import Conflict
 from .handoffs import Handoffs
-from .models import CLAIMED, FINAL_STATES, PENDING, Conversation
+from .models import CLAIMED, FINAL_STATES, PENDING, ConversationRecord
 from .router import GREETING, Router
 from .services import Services
 
@@ -63,7 +63,7 @@ class Sms:
         self.conversations = Conversations(services)
         self.router = Router(services)
 
-    def _thread(self, sender: str, recipient: str) -> Conversation:
+    def _thread(self, sender: str, recipient: str) -> ConversationRecord:
         store = self.services.store
         conversation_id = store.sms_thread(sender, recipient)
         conversation = store.get_conversation(conversation_id) if conversation_id else None

@@ -9,7 +9,7 @@ from twilio.base.exceptions import TwilioRestException
 from . import callback_urls
 from .conversations import Conversations
 from .errors import Unavailable, ValidationFailed
-from .models import Conversation
+from .models import ConversationRecord
 from .services import Services
 from .twilio_rest import twilio_client
 
@@ -59,7 +59,7 @@ class Calls:
             shared_id=fields.get("shared_id"), state=fields.get("state"),
             leg="sip" if fields["to"].startswith("sip") else "pstn")
 
-        def outbound(c: Conversation) -> None:
+        def outbound(c: ConversationRecord) -> None:
             c.direction = "outbound"
             c.classification = None
             c.outbound_options = {"agent_url": fields.get("agent_url"), "on_voicemail": fields.get("on_voicemail")}
@@ -67,10 +67,10 @@ class Calls:
         conversation = self.services.store.update_conversation(conversation.id, outbound)
         return conversations.present(conversation)
 
-    def classified(self, call_sid: str, classification: str) -> Conversation | None:
+    def classified(self, call_sid: str, classification: str) -> ConversationRecord | None:
         """Record what answered; returns the conversation when it needs acting on."""
 
-        def mutate(conversation: Conversation) -> None:
+        def mutate(conversation: ConversationRecord) -> None:
             conversation.classification = conversation.classification or classification
 
         return self.services.store.update_conversation(call_sid, mutate)

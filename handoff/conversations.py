@@ -5,7 +5,7 @@ import uuid
 from typing import Any
 
 from .errors import NotFound
-from .models import Conversation, now_iso
+from .models import ConversationRecord, now_iso
 from .paging import page
 from .services import Services
 from .store import Keys, WriteBatch
@@ -42,7 +42,7 @@ class Conversations:
                state: dict | None = None, from_: str | None = None, to: str | None = None,
                conversation_id: str | None = None, leg: str | None = None, env: str | None = None,
                integration_attributes: dict | None = None,
-               polyai_chat: dict | None = None) -> tuple[Conversation, bool]:
+               polyai_chat: dict | None = None) -> tuple[ConversationRecord, bool]:
         """(conversation, created); an existing id is returned as it is, not overwritten."""
         conversation = self.new(
             channel=channel, shared_id=shared_id, state=state, from_=from_, to=to, conversation_id=conversation_id,
@@ -50,7 +50,7 @@ class Conversations:
         existing = self.store.create_conversation(conversation)
         return (conversation, True) if existing is None else (existing, False)
 
-    def create_with(self, batch: WriteBatch, **fields) -> Conversation:
+    def create_with(self, batch: WriteBatch, **fields) -> ConversationRecord:
         """A new conversation, written with `batch` (its caller has read that there is none;
         if one appears meanwhile, the batch leaves it as it is)."""
         conversation = self.new(**fields)
@@ -61,22 +61,22 @@ class Conversations:
     def new(*, channel: str = "webchat", shared_id: str | None = None, state: dict | None = None,
             from_: str | None = None, to: str | None = None, conversation_id: str | None = None,
             leg: str | None = None, env: str | None = None, integration_attributes: dict | None = None,
-            polyai_chat: dict | None = None) -> Conversation:
+            polyai_chat: dict | None = None) -> ConversationRecord:
         """A conversation as `create` would record it, not stored."""
-        return Conversation(
+        return ConversationRecord(
             id=conversation_id or new_id("CO"), shared_id=shared_id, channel=channel, from_=from_, to=to,
             state=state or {}, integration_attributes=integration_attributes, polyai_chat=polyai_chat,
             leg=leg or None, env="sandbox" if env == "sandbox" else "live",
         )
 
-    def load(self, conversation_id: str) -> Conversation:
+    def load(self, conversation_id: str) -> ConversationRecord:
         """The stored conversation (NotFound without one); `get` is what the API shows."""
         conversation = self.store.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation with id {conversation_id!r}")
         return conversation
 
-    def present(self, conversation: Conversation) -> dict:
+    def present(self, conversation: ConversationRecord) -> dict:
         body = conversation.public()
         body.update(self.store.conversation_parts(conversation.id))
         latest = self.store.newest_handoff_for_conversation(conversation.id)
@@ -88,7 +88,7 @@ class Conversations:
 
     def update(self, conversation_id: str, *, shared_id: str | None = None,
                state: dict | None = None) -> dict:
-        def mutate(conversation: Conversation) -> None:
+        def mutate(conversation: ConversationRecord) -> None:
             if shared_id is not None:
                 conversation.shared_id = shared_id
             if state:
@@ -105,14 +105,14 @@ class Conversations:
         self.store.append_conversation(conversation_id, part, entry)
         return entry
 
-    def end(self, conversation_id: str) -> Conversation | None:
-        def mutate(conversation: Conversation) -> None:
+    def end(self, conversation_id: str) -> ConversationRecord | None:
+        def mutate(conversation: ConversationRecord) -> None:
             conversation.ended_at = conversation.ended_at or now_iso()
 
         return self.store.update_conversation(conversation_id, mutate)
 
     def set_outcome(self, conversation_id: str, outcome: dict) -> None:
-        def mutate(conversation: Conversation) -> None:
+        def mutate(conversation: ConversationRecord) -> None:
             conversation.outcome = outcome
 
         self.store.update_conversation(conversation_id, mutate)
@@ -121,7 +121,7 @@ class Conversations:
              has_handoff: bool | None = None, limit: int = 50, cursor: str | None = None):
         store = self.store
 
-        def keep(conversation: Conversation) -> bool:
+        def keep(conversation: ConversationRecord) -> bool:
             if shared_id is not None and conversation.shared_id != shared_id:
                 return False
             if channel is not None and conversation.channel != channel:

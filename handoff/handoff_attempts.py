@@ -21,7 +21,7 @@ from .models import (
     FINAL_STATES,
     REQUESTED,
     TRANSFERRING,
-    Conversation,
+    ConversationRecord,
     Handoff,
 )
 from .snapshot import RoutingTable
@@ -127,7 +127,7 @@ class HandoffAttempts(HandoffCore):
             return voice_twiml.VoiceResponse()
         if result.outcome != FAILED:
             return voice_twiml.hangup()
-        conversation = Conversation.for_call(params)
+        conversation = ConversationRecord.for_call(params)
         handoff = Handoff(
             id=handoff_id,
             conversation_id=conversation.id,

@@ -12,7 +12,7 @@ from .errors import NotFound
 from .models import (
     PENDING,
     TRANSFERRING,
-    Conversation,
+    ConversationRecord,
     Handoff,
 )
 from .services import Services
@@ -47,12 +47,12 @@ class HandoffCore:
             configuration, config.sip_domain, self.services.clock(), config.default_caller_id, offline=offline
         )
 
-    def conversation_of(self, handoff: Handoff) -> Conversation:
+    def conversation_of(self, handoff: Handoff) -> ConversationRecord:
         """The handoff's conversation; once it has expired, a bare one (no caller details,
         the live configuration) so the handoff can still be planned."""
-        return self.store.get_conversation(handoff.conversation_id) or Conversation(id=handoff.conversation_id)
+        return self.store.get_conversation(handoff.conversation_id) or ConversationRecord(id=handoff.conversation_id)
 
-    def context(self, conversation: Conversation) -> dict:
+    def context(self, conversation: ConversationRecord) -> dict:
         """The conversation as planning needs it: the last transcript turns are read only
         if a summary needs them (not on every transfer)."""
         store, conversation_id = self.store, conversation.id

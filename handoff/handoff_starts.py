@@ -16,7 +16,7 @@ from .models import (
     PENDING,
     REQUESTED,
     TRANSFERRING,
-    Conversation,
+    ConversationRecord,
     Destination,
     Handoff,
 )
@@ -66,7 +66,7 @@ class HandoffStarts(HandoffCore):
 
     def _new(
         self,
-        conversation: Conversation,
+        conversation: ConversationRecord,
         request: HandoffRequest,
         *,
         channel: str,
@@ -122,7 +122,7 @@ class HandoffStarts(HandoffCore):
             )
 
     def start_voice(
-        self, conversation: Conversation, request: HandoffRequest, *, call_sid: str, base_url: str,
+        self, conversation: ConversationRecord, request: HandoffRequest, *, call_sid: str, base_url: str,
         leg: str | None = None, batch: WriteBatch | None = None
     ) -> tuple[Handoff, VoiceResponse]:
         """A handoff on a live call whose webhook is waiting for TwiML now (stored with
@@ -137,7 +137,7 @@ class HandoffStarts(HandoffCore):
     def plan_voice(
         self,
         configuration: RoutingTable,
-        conversation: Conversation,
+        conversation: ConversationRecord,
         request: HandoffRequest,
         *,
         call_sid: str,
@@ -171,7 +171,7 @@ class HandoffStarts(HandoffCore):
             raise NotFound(f"no destination with id {destination_id!r}")
         sample_from, sample_to = PREVIEW_ADDRESSES[leg]
         call_sid = "CA" + uuid.uuid4().hex
-        conversation = Conversation(id=call_sid, from_=caller or sample_from, to=called or sample_to, state=state)
+        conversation = ConversationRecord(id=call_sid, from_=caller or sample_from, to=called or sample_to, state=state)
         request.destination = destination_id
         return self.plan_voice(configuration, conversation, request, call_sid=call_sid, base_url=base_url, leg=leg)
 
@@ -180,7 +180,7 @@ class HandoffStarts(HandoffCore):
     ) -> VoiceResponse:
         """Redis is unreachable: TwiML from the last known configuration, nothing stored.
         The action URL carries the chain so the callback can continue it."""
-        conversation = Conversation.for_call(call)
+        conversation = ConversationRecord.for_call(call)
         handoff = self._new(
             conversation, request, channel="voice", call_sid=call.get("CallSid"), base_url=base_url, leg=call_leg(call)
         )

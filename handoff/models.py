@@ -146,7 +146,7 @@ class Handoff:
 
 
 @dataclass
-class Conversation:
+class ConversationRecord:
     """One conversation (a call, a webchat or an SMS thread) as the store keeps it.
 
     The fields down to `classification` are what the API shows (`public()`); those after
@@ -188,7 +188,7 @@ class Conversation:
     ALWAYS = ("id", "shared_id", "channel", "from_", "to", "started_at", "ended_at", "state", "outcome")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Conversation:
+    def from_dict(cls, data: dict[str, Any]) -> ConversationRecord:
         """From a stored document (`_`-prefixed bookkeeping, `from`), whatever it holds."""
         values: dict[str, Any] = {"other": {}}
         for key, value in data.items():
@@ -201,7 +201,7 @@ class Conversation:
         return cls(**values)
 
     @classmethod
-    def for_call(cls, params: dict[str, str]) -> Conversation:
+    def for_call(cls, params: dict[str, str]) -> ConversationRecord:
         """The conversation of a call as its webhook parameters describe it, stored nowhere:
         what a handoff is planned on while Redis is unreachable (Twilio's voice webhook
         parameters `CallSid`, `From`, `To`)."""
@@ -244,5 +244,5 @@ class Conversation:
 
 
 # Stored name → attribute, for reading stored documents.
-_CONVERSATION_ATTRIBUTES = {Conversation.STORED_AS.get(f.name, f.name): f.name
-                            for f in fields(Conversation) if f.name != "other"}
+_CONVERSATION_ATTRIBUTES = {ConversationRecord.STORED_AS.get(f.name, f.name): f.name
+                            for f in fields(ConversationRecord) if f.name != "other"}

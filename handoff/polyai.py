@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import NotFound
-from .models import ABANDONED, COMPLETED, CONNECTED, FAILED, Conversation, Handoff
+from .models import ABANDONED, COMPLETED, CONNECTED, FAILED, ConversationRecord, Handoff
 from .paging import page
 from .services import Services
 from .store import Keys
@@ -24,7 +24,7 @@ POLYAI_CHANNEL_TYPES = {"webchat": "webchat.polyai", "whatsapp": "whatsapp.polya
                         "sms": "sms.twilio", "api": "chat.polyai"}
 
 
-def channel_type(conversation: Conversation) -> str:
+def channel_type(conversation: ConversationRecord) -> str:
     polyai = (conversation.polyai_chat or {}).get("channel")
     if polyai in POLYAI_CHANNEL_TYPES:
         return POLYAI_CHANNEL_TYPES[polyai]
@@ -91,7 +91,7 @@ def _metrics(entries: list[dict]) -> dict[str, Any]:
     return {name: values[0] if len(values) == 1 else values for name, values in by_name.items()}
 
 
-def conversation_summary(services: Services, conversation: Conversation, account_id: str,
+def conversation_summary(services: Services, conversation: ConversationRecord, account_id: str,
                          project_id: str) -> dict[str, Any]:
     """A conversation as PolyAI's ConversationSummaryResponse (fields we have no value for
     are left out, as PolyAI's schema allows)."""
@@ -136,7 +136,7 @@ def list_conversations(services: Services, *, account_id: str, project_id: str, 
     store = services.store
     wanted = {c.upper() for c in channels or []}
 
-    def keep(conversation: Conversation) -> bool:
+    def keep(conversation: ConversationRecord) -> bool:
         started = _parse_time(conversation.started_at)
         if start_time and started and started < start_time:
             return False

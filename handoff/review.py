@@ -14,7 +14,7 @@ from typing import Any
 from . import stats
 from .conversations import Conversations
 from .errors import ValidationFailed
-from .models import Conversation, Handoff
+from .models import ConversationRecord, Handoff
 from .paging import decode_cursor, encode_cursor
 from .services import Services
 from .store import Keys
@@ -65,7 +65,7 @@ class Filters:
     until: str | None = None  # ISO date, inclusive
     search: str | None = None  # a shared id or (part of) the caller's number
 
-    def matches(self, conversation: Conversation, handoff: Handoff | None) -> bool:
+    def matches(self, conversation: ConversationRecord, handoff: Handoff | None) -> bool:
         if self.channel and conversation.channel != self.channel:
             return False
         if self.state and (handoff is None or handoff.state != self.state):
@@ -97,7 +97,7 @@ class Filters:
 
 @dataclass
 class Row:
-    conversation: Conversation
+    conversation: ConversationRecord
     handoff: Handoff | None
 
 
@@ -193,7 +193,7 @@ class Review:
             return Keys.shared(filters.search.strip()), True  # a shared id with handoffs
         return Keys.conversations, False
 
-    def _load_by_conversation(self, conversation_ids: list[str]) -> list[tuple[Conversation, Handoff | None] | None]:
+    def _load_by_conversation(self, conversation_ids: list[str]) -> list[tuple[ConversationRecord, Handoff | None] | None]:
         conversations = self.store.get_conversations(conversation_ids)
         handoff_ids = self.store.newest_handoff_ids(conversation_ids)
         handoffs = iter(self.store.get_handoffs([h for h in handoff_ids if h]))
@@ -203,7 +203,7 @@ class Review:
             out.append((conversation, handoff) if conversation else None)
         return out
 
-    def _load_by_handoff(self, handoff_ids: list[str]) -> list[tuple[Conversation, Handoff] | None]:
+    def _load_by_handoff(self, handoff_ids: list[str]) -> list[tuple[ConversationRecord, Handoff] | None]:
         handoffs = self.store.get_handoffs(handoff_ids)
         conversations = iter(self.store.get_conversations([h.conversation_id for h in handoffs if h]))
         out = []

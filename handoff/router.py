@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .conversations import Conversations
 from .handoffs import HandoffRequest
-from .models import Conversation
+from .models import ConversationRecord
 from .services import Services
 from .topics import NO_MATCH, Topics
 
@@ -55,20 +55,20 @@ class Router:
 
     def agent_done(self, conversation_id: str) -> None:
         """The conversation was handed off: the bot answers it no more."""
-        def done(conversation: Conversation) -> None:
+        def done(conversation: ConversationRecord) -> None:
             conversation.agent_done = True
 
         self.services.store.update_conversation(conversation_id, done)
 
     def _missed(self, conversation_id: str) -> int:
-        def bump(conversation: Conversation) -> None:
+        def bump(conversation: ConversationRecord) -> None:
             conversation.router_misses += 1
 
         conversation = self.services.store.update_conversation(conversation_id, bump)
         return MAX_MISSES if conversation is None else conversation.router_misses
 
     def _reset_misses(self, conversation_id: str) -> None:
-        def reset(conversation: Conversation) -> None:
+        def reset(conversation: ConversationRecord) -> None:
             conversation.router_misses = 0
 
         self.services.store.update_conversation(conversation_id, reset)

@@ -8,13 +8,13 @@ import redis
 from rq import Queue, Retry
 
 from .config import Config
-from .config_store import ConfigStore
 from .event_feed import EventFeed
 from .hours import utc_now
 from .models import Destination
 from .redis_server import REDIS_ERRORS, client_for, resolve_redis_url
 from .snapshot import RoutingTable, Snapshot
 from .store import Store
+from .store.configuration import ConfigStore
 
 log = logging.getLogger(__name__)
 

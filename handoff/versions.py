@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .config_store import ConfigStore, ConfigVersion, undo
 from .errors import Conflict, NotFound
 from .models import now_iso
 from .services import Services
+from .store.configuration import ConfigStore, ConfigVersion, undo
 
 # Fields every edit changes: not worth a line in a diff.
 QUIET_FIELDS = ("updated_at",)

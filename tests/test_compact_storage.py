@@ -1,9 +1,9 @@
-"""Handoffs and conversations are stored compactly (handoff/compact.py) and read back unchanged."""
+"""Handoffs and conversations are stored compactly (handoff/store/compact.py) and read back unchanged."""
 import json
 
-from handoff.compact import pack, pack_conversation, unpack, unpack_conversation
 from handoff.models import Handoff
 from handoff.store import Keys
+from handoff.store.compact import pack, pack_conversation, unpack, unpack_conversation
 from tests.helpers import add_destination, call_params
 
 

@@ -1,8 +1,8 @@
-"""`Conversation` (handoff/models.py): the stored document in and out, and what the API shows."""
+"""`ConversationRecord` (handoff/models.py): the stored document in and out, and what the API shows."""
 import json
 
-from handoff.compact import pack_conversation, unpack_conversation
-from handoff.models import Conversation
+from handoff.models import ConversationRecord
+from handoff.store.compact import pack_conversation, unpack_conversation
 
 # A call as `Conversations.create` and `Calls.place` have always written it, then the router
 # and the outbound-call options: the service's bookkeeping under `_` names.
@@ -21,19 +21,19 @@ SHOWN = {
 
 
 def test_a_stored_document_reads_into_named_fields_and_writes_back_the_same():
-    conversation = Conversation.from_dict(STORED_IN_FULL)
+    conversation = ConversationRecord.from_dict(STORED_IN_FULL)
     assert (conversation.leg, conversation.env, conversation.agent_done, conversation.router_misses) == (
         "pstn", "sandbox", True, 1)
     assert conversation.from_ == "+14155550100"
     assert conversation.outbound_options == {"agent_url": "wss://agent.example.com", "on_voicemail": None}
     assert conversation.to_dict() == STORED_IN_FULL
-    assert Conversation.from_dict(json.loads(json.dumps(conversation.to_dict()))) == conversation
+    assert ConversationRecord.from_dict(json.loads(json.dumps(conversation.to_dict()))) == conversation
 
 
 def test_public_shows_what_the_api_always_showed_and_no_bookkeeping():
-    assert Conversation.from_dict(STORED_IN_FULL).public() == SHOWN
-    assert list(Conversation.from_dict(STORED_IN_FULL).public()) == list(SHOWN)
-    chat = Conversation.from_dict({
+    assert ConversationRecord.from_dict(STORED_IN_FULL).public() == SHOWN
+    assert list(ConversationRecord.from_dict(STORED_IN_FULL).public()) == list(SHOWN)
+    chat = ConversationRecord.from_dict({
         "id": "CO1", "shared_id": None, "channel": "webchat", "from": None, "to": None,
         "started_at": "2026-11-01T10:00:00.000Z", "ended_at": None, "state": {}, "outcome": None,
         "integration_attributes": {"page": "/help"}, "_polyai": {"variant_id": "v2", "channel": "webchat"}})
@@ -46,7 +46,7 @@ def test_public_shows_what_the_api_always_showed_and_no_bookkeeping():
 def test_the_packed_form_stored_today_reads_and_packs_back_byte_for_byte():
     stored = {"channel": "voice", "from": "sip:+14155550100@sbc.example.com", "to": "+14155550199",
               "started_at": "2026-11-01T10:00:00.000Z", "_leg": "sip"}
-    conversation = Conversation.from_dict(unpack_conversation(stored, "CA2"))
+    conversation = ConversationRecord.from_dict(unpack_conversation(stored, "CA2"))
     assert conversation.id == "CA2" and conversation.leg == "sip" and conversation.env == "live"
     assert conversation.state == {} and conversation.shared_id is None and not conversation.agent_done
     assert json.dumps(pack_conversation(conversation.to_dict())) == json.dumps(stored)
@@ -56,22 +56,22 @@ def test_older_and_unknown_forms_still_read():
     """A document without every field (written before `Conversations.create` wrote them all)
     reads with the defaults; fields this version does not know are kept, and shown unless
     they are bookkeeping."""
-    partial = Conversation.from_dict(unpack_conversation({"id": "CO2", "channel": "sms"}, "CO2"))
+    partial = ConversationRecord.from_dict(unpack_conversation({"id": "CO2", "channel": "sms"}, "CO2"))
     assert (partial.id, partial.channel, partial.from_, partial.state, partial.env) == ("CO2", "sms", None, {}, "live")
-    newer = Conversation.from_dict({**STORED_IN_FULL, "language": "fr", "_retries": 2})
+    newer = ConversationRecord.from_dict({**STORED_IN_FULL, "language": "fr", "_retries": 2})
     assert newer.to_dict() == {**STORED_IN_FULL, "language": "fr", "_retries": 2}
     assert newer.public() == {**SHOWN, "language": "fr"}
 
 
 def test_a_call_answered_without_redis_is_described_by_its_webhook_parameters():
-    conversation = Conversation.for_call({"CallSid": "CA3", "From": "+14155550100", "To": "+14155550199"})
+    conversation = ConversationRecord.for_call({"CallSid": "CA3", "From": "+14155550100", "To": "+14155550199"})
     assert (conversation.id, conversation.from_, conversation.to, conversation.state) == (
         "CA3", "+14155550100", "+14155550199", {})
     assert conversation.env == "live" and conversation.leg is None
-    assert Conversation.for_call({}).id == "unknown"
+    assert ConversationRecord.for_call({}).id == "unknown"
 
 
 def test_state_merges_over_what_is_there():
-    conversation = Conversation(id="CO4", state={"tier": "gold", "customer": {"id": "1"}})
+    conversation = ConversationRecord(id="CO4", state={"tier": "gold", "customer": {"id": "1"}})
     conversation.merge_state({"customer": {"id": "2"}})
     assert conversation.state == {"tier": "gold", "customer": {"id": "2"}}

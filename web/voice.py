@@ -19,7 +19,7 @@ from handoff.calls import Calls, classify
 from handoff.conversations import Conversations, sip_header_state
 from handoff.errors import NotFound
 from handoff.handoffs import HandoffRequest, Handoffs
-from handoff.models import Conversation, warning
+from handoff.models import ConversationRecord, warning
 from handoff.router import GREETING, Router
 from handoff.services import REDIS_ERRORS
 from handoff.store import WriteBatch
@@ -152,7 +152,7 @@ def agent_twiml(agent_url: str, conversation_id: str, shared_id: str | None = No
 
 
 def call_conversation(values: dict[str, str], *, batch: WriteBatch | None = None, stored=NOT_READ,
-                      **extra) -> Conversation:
+                      **extra) -> ConversationRecord:
     """The conversation of this call (id = CallSid), recorded on first sight. Given what the
     claim's round trip read (`stored`), a new one is written with `batch`."""
     conversations = Conversations(services())
@@ -164,7 +164,7 @@ def call_conversation(values: dict[str, str], *, batch: WriteBatch | None = None
     return conversation
 
 
-def transfer_call(values: dict[str, str], conversation: Conversation, handoff_request: HandoffRequest,
+def transfer_call(values: dict[str, str], conversation: ConversationRecord, handoff_request: HandoffRequest,
                   batch: WriteBatch | None = None):
     """Start a handoff on this live call; the TwiML of its first attempt."""
     _, twiml = Handoffs(services()).start_voice(conversation, handoff_request, call_sid=values["CallSid"],

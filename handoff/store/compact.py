@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import Conversation
+from ..models import ConversationRecord
 
 SHORT = {
     "conversation_id": "c", "channel": "ch", "shared_id": "sh", "destination": "d", "reason": "r",
@@ -140,8 +140,8 @@ def unpack(stored: dict[str, Any], handoff_id: str) -> dict[str, Any]:
 
 
 # -- conversations --------------------------------------------------------------------
-# The fields every conversation is stored with (`Conversation.ALWAYS`), in order, and their empty values.
-CONVERSATION_FIELDS = tuple(Conversation.STORED_AS.get(name, name) for name in Conversation.ALWAYS)
+# The fields every conversation is stored with (`ConversationRecord.ALWAYS`), in order, and their empty values.
+CONVERSATION_FIELDS = tuple(ConversationRecord.STORED_AS.get(name, name) for name in ConversationRecord.ALWAYS)
 CONVERSATION_EMPTY: dict[str, Any] = {"shared_id": None, "from": None, "to": None, "ended_at": None,
                                       "state": {}, "outcome": None}
 

@@ -6,7 +6,7 @@ version record and a diff are all the same shape: `{entity: [before, after]}`.
 
 - The draft (what the API and the page edit; the `sandbox`) lives in the keys it always
   had (`Keys.destinations`, `Keys.topics`, `Keys.default_destination`, `Keys.integration`),
-  and `ConfigKeys.version` counts its changes.
+  and `ConfigKeys.version` counts its changes (both named in handoff/store/keys.py).
 - The live copy (what callers meet) is one hash of entity → JSON with its own version.
 - Every change is written in one MULTI together with its version record, after a WATCH of
   both version counters: two writers can never both act on what they read (the loser
@@ -26,18 +26,7 @@ from typing import Any
 
 import redis
 
-from .store import PREFIX, Keys
-
-
-class ConfigKeys:
-    version = PREFIX + "config:version"  # the draft's version (one per change)
-    live = PREFIX + "config:live"  # entity → JSON: what callers meet
-    live_version = PREFIX + "config:live_version"
-    versions = PREFIX + "config:versions"  # version number → record JSON (with its changes)
-    # version number → the record without its changes: what a listing shows, small however
-    # large a change was.
-    summaries = PREFIX + "config:versions:summaries"
-    tests = PREFIX + "config:tests"  # destination id → its last test call
+from .keys import ConfigKeys, Keys
 
 
 def _decode(raw: str | None) -> Any:

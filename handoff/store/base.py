@@ -1,0 +1,137 @@
+"""What every part of the store shares: the Redis client, the retention window, and the
+three ways an item is written.
+
+An entity is a JSON string. `_get_json` reads one; `_update_json` changes one by
+read-modify-write under WATCH (retrying when another writer won), with extra writes queued
+into the same transaction; `_create_item` creates a conversation or a handoff once, in one
+round trip (the `_CREATE` script below): its sequence number and indexes, its first events,
+transfer deadlines and counters, so a reader paging by sequence never passes an item that is
+not indexed yet and the event feed sees every state exactly once.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+import redis
+
+from .keys import STATS_TTL, Keys
+
+# Create an item once, in one round trip: take the next sequence number and index the item
+# under it atomically (a reader paging by sequence can never pass a number whose item is
+# not indexed yet), append its first events, and record transfer deadlines.
+# KEYS: sequence, main index, item, event stream, deadlines, then extra indexes, then
+#       counter hashes.
+# ARGV: member, json, ttl, event minid, n events, n deadlines, events (state, at) x n,
+#       deadlines (member, score) x n, n counter hashes, counters ttl, then per counter
+#       hash (in the order of KEYS): n fields, (field, increment) x n.
+# Returns 1 when created, or the stored JSON when the item already existed (a retried
+# webhook), writing nothing.
+_CREATE = """
+local existing = redis.call('GET', KEYS[3])
+if existing then
+  return existing
+end
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
+local seq = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+local events, deadlines = tonumber(ARGV[5]), tonumber(ARGV[6])
+local counters_at = 7 + 2 * (events + deadlines)
+local counters = tonumber(ARGV[counters_at] or '0')
+for i = 6, #KEYS - counters do
+  redis.call('ZADD', KEYS[i], seq, ARGV[1])
+  redis.call('EXPIRE', KEYS[i], ARGV[3])
+end
+local at = 7
+for _ = 1, events do
+  redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[4], '*',
+             'handoff_id', ARGV[1], 'state', ARGV[at], 'at', ARGV[at + 1])
+  at = at + 2
+end
+for _ = 1, deadlines do
+  redis.call('ZADD', KEYS[5], ARGV[at + 1], ARGV[at])
+  at = at + 2
+end
+at = counters_at + 2
+for i = #KEYS - counters + 1, #KEYS do
+  for _ = 1, tonumber(ARGV[at]) do
+    redis.call('HINCRBY', KEYS[i], ARGV[at + 1], ARGV[at + 2])
+    at = at + 2
+  end
+  at = at + 1
+  redis.call('EXPIRE', KEYS[i], ARGV[counters_at + 1])
+end
+return 1
+"""
+
+
+class StoreBase:
+    def __init__(self, client: redis.Redis, retention_seconds: int = 30 * 86400):
+        self.redis = client
+        self.retention = retention_seconds
+
+    @cached_property
+    def _create(self):
+        return self.redis.register_script(_CREATE)
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+    def _get_json(self, key: str) -> dict | None:
+        raw = self.redis.get(key)
+        return json.loads(raw) if raw else None
+
+    def _update_json(self, key: str, mutate: Callable[[dict], Any], *, ttl: int | None = None,
+                     after: Callable[[Any, Any], None] | None = None) -> tuple[dict | None, Any]:
+        """Read-modify-write under WATCH; `mutate` returns a result, `after(pipe, result)`
+        queues extra writes into the same transaction. Retries when another writer won."""
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        pipe.reset()
+                        return None, None
+                    doc = json.loads(raw)
+                    result = mutate(doc)
+                    pipe.multi()
+                    pipe.set(key, json.dumps(doc, separators=(",", ":")), ex=ttl or self.retention)
+                    if after:
+                        after(pipe, result)
+                    pipe.execute()
+                    return doc, result
+                except redis.WatchError:
+                    continue
+
+    def _create_item(self, index: str, key: str, member: str, doc: dict, extra_indexes=(),
+                     events=(), deadlines=(), counters: dict | None = None, pipe=None) -> dict | None:
+        """None when created; the existing document when `key` already existed.
+        With `pipe`, the write is only queued there (bulk loading) and None is returned."""
+        args = [member, json.dumps(doc, separators=(",", ":")), self.retention, self._event_minid(), len(events), len(deadlines)]
+        for entry in events:
+            args += [entry["state"], entry["at"]]
+        for deadline_member, score in deadlines:
+            args += [deadline_member, score]
+        counter_keys = list(counters or ())
+        if counters:
+            args += [len(counter_keys), STATS_TTL]
+            for fields in counters.values():
+                args.append(len(fields))
+                for name, delta in fields.items():
+                    args += [name, delta]
+        keys = [Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines, *extra_indexes, *counter_keys]
+        if pipe is not None:
+            # EVAL, not a registered script: redis-py checks a pipeline's scripts with SCRIPT
+            # EXISTS before sending it, a round trip more; Redis caches the compiled script.
+            pipe.eval(_CREATE, len(keys), *keys, *args)
+            return None
+        result = self._create(keys=keys, args=args)
+        return None if result == 1 else json.loads(result)
+
+    def _event_minid(self) -> str:
+        """Events older than the retention window are trimmed as new ones arrive."""
+        return f"{int((time.time() - self.retention) * 1000)}-0"

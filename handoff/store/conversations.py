@@ -1,0 +1,94 @@
+"""Conversations in Redis: the record (packed by handoff/store/compact.py), handed out as
+`ConversationRecord`; its append-only parts (transcript, log, metrics, annotations), one
+list each; and which conversation an SMS thread between two numbers belongs to.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..models import ConversationRecord
+from .base import StoreBase
+from .compact import pack_conversation, unpack_conversation
+from .keys import Keys
+
+CONVERSATION_PARTS = ("transcript", "log", "metrics", "annotations")
+
+
+class ConversationStore(StoreBase):
+    def create_conversation(self, conversation: ConversationRecord, pipe=None) -> ConversationRecord | None:
+        """Create once. Returns None when created, else the conversation already stored
+        (nothing is overwritten: a retried webhook finds the first one)."""
+        # Stored without its id and empty fields (handoff/store/compact.py).
+        existing = self._create_item(Keys.conversations, Keys.conversation(conversation.id), conversation.id,
+                                     pack_conversation(conversation.to_dict()), pipe=pipe)
+        return None if existing is None else self._conversation_from(existing, conversation.id)
+
+    @staticmethod
+    def _conversation_from(stored: dict, conversation_id: str) -> ConversationRecord:
+        return ConversationRecord.from_dict(unpack_conversation(stored, conversation_id))
+
+    @staticmethod
+    def queue_conversation_read(pipe, conversation_id: str) -> None:
+        """Queue the read `stored_conversation` parses into a pipeline its caller sends anyway."""
+        pipe.get(Keys.conversation(conversation_id))
+
+    def stored_conversation(self, raw: str | None, conversation_id: str) -> ConversationRecord | None:
+        """The conversation `queue_conversation_read` read (None: there is none yet)."""
+        return self._conversation_from(json.loads(raw), conversation_id) if raw else None
+
+    def get_conversation(self, conversation_id: str) -> ConversationRecord | None:
+        doc = self._get_json(Keys.conversation(conversation_id))
+        return self._conversation_from(doc, conversation_id) if doc else None
+
+    def get_conversations(self, ids: Iterable[str]) -> list[ConversationRecord | None]:
+        ids = list(ids)
+        if not ids:
+            return []
+        raws = self.redis.mget([Keys.conversation(i) for i in ids])
+        return [self._conversation_from(json.loads(r), i) if r else None for i, r in zip(ids, raws)]
+
+    def update_conversation(self, conversation_id: str,
+                            mutate: Callable[[ConversationRecord], Any]) -> ConversationRecord | None:
+        box: dict[str, ConversationRecord] = {}
+
+        def apply(stored: dict) -> Any:
+            conversation = self._conversation_from(stored, conversation_id)
+            result = mutate(conversation)
+            stored.clear()
+            stored.update(pack_conversation(conversation.to_dict()))
+            box["conversation"] = conversation
+            return result
+
+        doc, _ = self._update_json(Keys.conversation(conversation_id), apply)
+        return None if doc is None else box["conversation"]
+
+    def has_handoffs(self, conversation_id: str) -> bool:
+        return self.redis.exists(Keys.conversation_handoffs(conversation_id)) > 0
+
+    def append_conversation(self, conversation_id: str, part: str, entry: dict) -> None:
+        key = Keys.conversation_part(conversation_id, part)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, json.dumps(entry))
+            pipe.expire(key, self.retention)
+            pipe.expire(Keys.conversation(conversation_id), self.retention)
+            pipe.execute()
+
+    def conversation_parts(self, conversation_id: str) -> dict[str, list[dict]]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for part in CONVERSATION_PARTS:
+                pipe.lrange(Keys.conversation_part(conversation_id, part), 0, -1)
+            lists = pipe.execute()
+        return {part: [json.loads(x) for x in items] for part, items in zip(CONVERSATION_PARTS, lists)}
+
+    def conversation_part(self, conversation_id: str, part: str, last: int | None = None) -> list[dict]:
+        start = -last if last else 0
+        return [json.loads(x) for x in self.redis.lrange(Keys.conversation_part(conversation_id, part), start, -1)]
+
+    def sms_thread(self, sender: str, recipient: str) -> str | None:
+        """The id of the conversation texts between these two numbers go to, if any."""
+        return self.redis.get(Keys.sms_thread(sender, recipient))
+
+    def remember_sms_thread(self, sender: str, recipient: str, conversation_id: str) -> None:
+        self.redis.set(Keys.sms_thread(sender, recipient), conversation_id, ex=self.retention)
