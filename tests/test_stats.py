@@ -140,3 +140,12 @@ def test_a_counting_failure_never_stops_a_handoff(api, twilio, monkeypatch):
     assert api.get(f"/v1/conversations/{sid}").get_json()["handoff"]["state"] == "connected"
     monkeypatch.undo()
     assert by_key(api, "reason")[0] == {}  # uncounted, but handed off
+
+
+def test_reasons_in_any_script_are_counted_as_written(api, twilio):
+    """Counters go to Redis as one JSON argument of the create script (handoff/store/base.py)."""
+    make(api)
+    call(twilio, "CA" + "e" * 32, reason="réclamation 🚀")
+    call(twilio, "CA" + "f" * 32, reason="réclamation 🚀")
+    items, _ = by_key(api, "reason")
+    assert items["réclamation 🚀"]["handoffs"] == 2 and items["réclamation 🚀"]["attempts"] == 2

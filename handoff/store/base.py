@@ -26,8 +26,9 @@ from .keys import STATS_TTL, Keys
 # KEYS: sequence, main index, item, event stream, deadlines, then extra indexes, then
 #       counter hashes.
 # ARGV: member, json, ttl, event minid, n events, n deadlines, events (state, at) x n,
-#       deadlines (member, score) x n, n counter hashes, counters ttl, then per counter
-#       hash (in the order of KEYS): n fields, (field, increment) x n.
+#       deadlines (member, score) x n, n counter hashes, counters ttl, then one JSON list
+#       with a [field, increment, field, increment…] list per counter hash (in the order of
+#       KEYS): one argument instead of ~40, which redis-py would encode one by one.
 # Returns 1 when created, or the stored JSON when the item already existed (a retried
 # webhook), writing nothing.
 _CREATE = """
@@ -55,14 +56,15 @@ for _ = 1, deadlines do
   redis.call('ZADD', KEYS[5], ARGV[at + 1], ARGV[at])
   at = at + 2
 end
-at = counters_at + 2
-for i = #KEYS - counters + 1, #KEYS do
-  for _ = 1, tonumber(ARGV[at]) do
-    redis.call('HINCRBY', KEYS[i], ARGV[at + 1], ARGV[at + 2])
-    at = at + 2
+if counters > 0 then
+  local increments = cjson.decode(ARGV[counters_at + 2])
+  for n = 1, counters do
+    local key, fields = KEYS[#KEYS - counters + n], increments[n]
+    for f = 1, #fields, 2 do
+      redis.call('HINCRBY', key, fields[f], fields[f + 1])
+    end
+    redis.call('EXPIRE', key, ARGV[counters_at + 1])
   end
-  at = at + 1
-  redis.call('EXPIRE', KEYS[i], ARGV[counters_at + 1])
 end
 return 1
 """
@@ -118,11 +120,8 @@ class StoreBase:
             args += [deadline_member, score]
         counter_keys = list(counters or ())
         if counters:
-            args += [len(counter_keys), STATS_TTL]
-            for fields in counters.values():
-                args.append(len(fields))
-                for name, delta in fields.items():
-                    args += [name, delta]
+            increments = [[part for item in fields.items() for part in item] for fields in counters.values()]
+            args += [len(counter_keys), STATS_TTL, json.dumps(increments, separators=(",", ":"), ensure_ascii=False)]
         keys = [Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines, *extra_indexes, *counter_keys]
         if pipe is not None:
             # EVAL, not a registered script: redis-py checks a pipeline's scripts with SCRIPT
