@@ -110,7 +110,7 @@ class EventFeed:
                 cursors = None  # not (or no longer) in the buffer: read the stream
         if cursors is None:
             return self._from_stream(after, limit, deadline)
-        if items and len(items) < limit:
+        if items and len(items) < limit and time.monotonic() < deadline:
             time.sleep(LINGER)
             with self._changed:
                 if self._covers(key):
@@ -142,8 +142,9 @@ class EventFeed:
         with self._changed:
             self._last_wait = time.monotonic()
             if self._reader is None:
-                self._reader = threading.Thread(target=self._read, name="event-feed", daemon=True)
-                self._reader.start()
+                reader = threading.Thread(target=self._read, name="event-feed", daemon=True)
+                reader.start()  # set only once started: a failed start must not look like a reader
+                self._reader = reader
 
     def _read(self) -> None:
         try:

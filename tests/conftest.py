@@ -10,6 +10,11 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
+# app.py builds a module-level app from the environment, and it counts metrics under DATA_DIR
+# (./var by default): this run gets its own, so nothing else running from the same checkout (a
+# server, a benchmark, another run) adds to the gauges the tests read.
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="handoff-test-data-"))
+
 from app import create_app
 from handoff import jobs
 from handoff.config import Config

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 
+import redis
+from redis.client import Pipeline
 from redis.connection import AbstractConnection
 
 from tests.helpers import add_destination as make
@@ -68,3 +70,39 @@ def test_state_stored_on_the_call_before_its_handoff_templates_the_headers(api, 
     with round_trips() as sent:
         answered = handoff(twilio, call_sid, "token-3")
     assert len(sent) == 2 and "X-Customer=C-7" in answered.get_data(as_text=True)
+
+
+def test_a_write_whose_reply_was_lost_answers_with_what_it_stored(api, twilio, monkeypatch):
+    """Redis ran the MULTI but its reply timed out: the caller is sent to the handoff that
+    was stored, not to an unrecorded one, and Twilio's retry gets the same TwiML."""
+    make(api)
+    real_execute = Pipeline.execute
+    lost = []
+
+    def reply_lost(self, raise_on_error=True):
+        result = real_execute(self, raise_on_error)
+        if self.transaction and not lost:
+            lost.append(result)
+            raise redis.TimeoutError("Timeout reading from socket")
+        return result
+
+    monkeypatch.setattr(Pipeline, "execute", reply_lost)
+    call_sid = "CA" + "c" * 32
+    first = handoff(twilio, call_sid, "token-4")
+    assert lost and first.status_code == 200
+    stored = api.get(f"/v1/conversations/{call_sid}").get_json()["handoff"]
+    assert stored["id"] in first.get_data(as_text=True)
+    assert handoff(twilio, call_sid, "token-4").data == first.data
+    assert len(api.get("/v1/handoffs").get_json()["items"]) == 1
+
+
+def test_a_failing_side_effect_after_the_write_does_not_change_the_answer(api, twilio, monkeypatch):
+    from handoff.handoff_core import HandoffCore
+
+    make(api)
+    monkeypatch.setattr(HandoffCore, "_after_change", lambda self, handoff, first_new: 1 / 0)
+    call_sid = "CA" + "d" * 32
+    answered = handoff(twilio, call_sid, "token-5")
+    stored = api.get(f"/v1/conversations/{call_sid}").get_json()["handoff"]
+    assert stored["id"] in answered.get_data(as_text=True)
+    assert handoff(twilio, call_sid, "token-5").data == answered.data

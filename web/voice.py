@@ -159,6 +159,8 @@ def call_conversation(values: dict[str, str], *, batch: WriteBatch | None = None
     fields = dict(channel="voice", conversation_id=values["CallSid"], from_=values.get("From"),
                   to=values.get("To"), leg=call_leg(values), env=request.args.get("env"), **extra)
     if batch is not None and stored is not NOT_READ:
+        # Should another request record this call in the few milliseconds between the read
+        # and the write, the write keeps that one; this handoff is planned on what was read.
         return stored or conversations.create_with(batch, **fields)
     conversation, _ = conversations.create(**fields)
     return conversation

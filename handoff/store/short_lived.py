@@ -4,12 +4,16 @@ failed-key counts per client (handoff/throttle.py).
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+from ..redis_server import REDIS_ERRORS
 from .base import StoreBase
 from .keys import Keys
+
+log = logging.getLogger(__name__)
 
 
 class WriteBatch:
@@ -44,16 +48,20 @@ class ShortLivedStore(StoreBase):
                 claimed, *along = pipe.execute()
         if claimed:
             with self.redis.pipeline(transaction=True) as pipe:
-                batch = WriteBatch(pipe) if batched else None
+                batch, body = (WriteBatch(pipe) if batched else None), None
                 try:
                     body = compute(batch, *along) if batched else compute(*along)
                     pipe.set(full, body, ex=ttl)
                     pipe.execute()
                 except BaseException:
-                    self.redis.delete(full)  # let a retry compute it again
-                    raise
+                    if not self._stored_anyway(full, body):
+                        self.redis.delete(full)  # let a retry compute it again
+                        raise
             for after in batch.after_stored if batch else ():
-                after()
+                try:
+                    after()
+                except Exception:  # noqa: BLE001 - the answer is stored: it is what the caller gets
+                    log.exception("after storing the answer to %s", full)
             return body
         deadline = time.monotonic() + wait
         while True:
@@ -64,6 +72,17 @@ class ShortLivedStore(StoreBase):
                 # The first delivery died or is stuck: answering beats leaving the caller waiting.
                 return compute(None) if batched else compute()
             time.sleep(0.05)
+
+    def _stored_anyway(self, full: str, body: str | None) -> bool:
+        """Whether a write whose reply was lost (a timeout after Redis ran the MULTI) stored
+        `body`: then it is the answer, and forgetting the claim would leave its handoff behind
+        while the caller is sent elsewhere."""
+        if body is None:
+            return False
+        try:
+            return self.redis.get(full) == body
+        except REDIS_ERRORS:
+            return False
 
     def start_page_session(self, session_id: str, key_fingerprint: str, lifetime: int) -> None:
         self.redis.set(Keys.page_session(session_id), key_fingerprint, ex=lifetime)
