@@ -25,9 +25,7 @@ the figure: they grow with every handoff. Prints bytes per item and how many ite
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,16 +34,13 @@ if str(ROOT) not in sys.path:
 
 from twilio.request_validator import RequestValidator  # noqa: E402
 
-from app import create_app  # noqa: E402
-from handoff.config import Config  # noqa: E402
 from handoff.conversations import Conversations  # noqa: E402
-from handoff.redis_server import EmbeddedServer, client_for  # noqa: E402
+from handoff.redis_server import client_for  # noqa: E402
 from handoff.store import Keys  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import ACCOUNT_SID, API_KEY, AUTH_TOKEN, DESTINATIONS, SIP_DOMAIN, signed_handoff  # noqa: E402
+from run import AUTH_TOKEN, in_process_app, signed_handoff  # noqa: E402
 
-BASE = "http://127.0.0.1:8000"
 GB = 1024 ** 3
 TURNS = [
     ("agent", "Hi, I'm the virtual assistant. How can I help you today?"),
@@ -69,26 +64,17 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=10000, help="voice handoffs and webchat conversations (10000)")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="handoff-memory-"))
-    server = EmbeddedServer(workdir / "valkey").start()
-    try:
-        config = Config(redis_url=server.url, data_dir=str(workdir / "data"),
-                        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
-                        public_base_url=BASE, api_keys=(API_KEY,), sip_domain=SIP_DOMAIN)
-        app = create_app(config)
+    with in_process_app("handoff-memory-") as (app, server):
+        config = app.extensions["handoff"].config
         client = app.test_client()
         redis_client = client_for(server.url, timeout=10)
         # No snapshots or AOF rewrites: their forks stall the server, and memory is what is measured.
         redis_client.config_set("save", "")
         redis_client.config_set("appendonly", "no")
-        auth = {"Authorization": f"Bearer {API_KEY}"}
-        for destination in DESTINATIONS:
-            response = client.post("/v1/destinations", json=destination, headers=auth)
-            assert response.status_code == 201, response.get_data(as_text=True)
         validator = RequestValidator(AUTH_TOKEN)
 
         def voice(i: int) -> None:
-            params, headers = signed_handoff(validator, i, BASE)
+            params, headers = signed_handoff(validator, i)
             response = client.post("/voice/handoff", data=params, headers=headers)
             assert response.status_code == 200 and (b"<Refer" in response.data or b"<Dial" in response.data)
 
@@ -127,9 +113,6 @@ def main() -> int:
         print(f"{args.n} webchat conversations with a 10-turn transcript: {chat_bytes:,.0f} bytes each; "
               f"{GB / chat_bytes:,.0f} fit in 1 GB ({GB / chat_bytes / days:,.0f} a day over {days} days)")
         print(f"one stored handoff ({len(sample)} bytes of JSON): {sample}")
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -20,9 +20,7 @@ import argparse
 import cProfile
 import io
 import pstats
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,14 +30,8 @@ if str(ROOT) not in sys.path:
 
 from twilio.request_validator import RequestValidator  # noqa: E402
 
-from app import create_app  # noqa: E402
-from handoff.config import Config  # noqa: E402
-from handoff.redis_server import EmbeddedServer  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import ACCOUNT_SID, API_KEY, AUTH_TOKEN, DESTINATIONS, SIP_DOMAIN, signed_handoff  # noqa: E402
-
-BASE = "http://127.0.0.1:8000"
+from run import API_KEY, AUTH_TOKEN, in_process_app, signed_handoff  # noqa: E402
 
 # Areas, by the file a function lives in (first match wins), for the "self time" breakdown.
 AREAS = [
@@ -134,23 +126,14 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=0, help="also profile this many event-feed polls")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="handoff-profile-"))
-    server = EmbeddedServer(workdir / "valkey").start()
-    try:
-        config = Config(redis_url=server.url, data_dir=str(workdir / "data"),
-                        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
-                        public_base_url=BASE, api_keys=(API_KEY,), sip_domain=SIP_DOMAIN)
-        app = create_app(config)
+    with in_process_app("handoff-profile-") as (app, _server):
         client = app.test_client()
         auth = {"Authorization": f"Bearer {API_KEY}"}
-        for destination in DESTINATIONS:
-            response = client.post("/v1/destinations", json=destination, headers=auth)
-            assert response.status_code == 201, response.get_data(as_text=True)
 
         validator = RequestValidator(AUTH_TOKEN)
         prepared = []
         for i in range(args.n + 200):
-            params, headers = signed_handoff(validator, i, BASE)
+            params, headers = signed_handoff(validator, i)
             prepared.append((params, headers))
 
         def handoffs(batch):
@@ -221,9 +204,6 @@ def main() -> int:
                     assert response.status_code == 200
             events(100)
             profile("GET /v1/handoffs/events (answered at once)", events, args.events)
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

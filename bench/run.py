@@ -50,6 +50,7 @@ poller processes) is stopped on exit, on error and on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import math
@@ -119,7 +120,35 @@ CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 CONNECTION_CLOSE = re.compile(rb"\r\nconnection:[ \t]*close", re.IGNORECASE)
 
 
-def signed_handoff(validator, i: int, base: str) -> tuple[dict[str, str], dict[str, str]]:
+IN_PROCESS_BASE = "http://127.0.0.1:8000"  # the public URL the in-process benchmarks sign for
+
+
+@contextlib.contextmanager
+def in_process_app(prefix: str):
+    """An embedded Valkey and the app on it, with the benchmark's destinations, for the
+    in-process benchmarks (bench/profile_handoff.py, bench/memory.py: requests go through
+    `app.test_client()`, no server). Yields (app, valkey); both are gone afterwards."""
+    from app import create_app  # here: run.py itself starts gunicorn and needs no app
+    from handoff.config import Config
+
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    server = EmbeddedServer(workdir / "valkey").start()
+    try:
+        config = Config(redis_url=server.url, data_dir=str(workdir / "data"),
+                        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
+                        public_base_url=IN_PROCESS_BASE, api_keys=(API_KEY,), sip_domain=SIP_DOMAIN)
+        app = create_app(config)
+        client = app.test_client()
+        for destination in DESTINATIONS:
+            response = client.post("/v1/destinations", json=destination, headers={"X-API-Key": API_KEY})
+            assert response.status_code == 201, response.get_data(as_text=True)
+        yield app, server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def signed_handoff(validator, i: int, base: str = IN_PROCESS_BASE) -> tuple[dict[str, str], dict[str, str]]:
     """The form and headers of the i-th signed `/voice/handoff` of the in-process benchmarks
     (bench/profile_handoff.py, bench/memory.py): a new CallSid each, both destinations."""
     params = {
