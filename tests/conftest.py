@@ -41,6 +41,20 @@ def valkey():
 
 
 @pytest.fixture
+def own_valkey(tmp_path):
+    """A Valkey of this test's own, for tests that stop it mid-way (Redis down)."""
+    server = EmbeddedServer(tmp_path / "valkey").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_on_own_valkey(config, own_valkey, tmp_path):
+    """The app on `own_valkey`, with a data directory (its outage snapshot) of its own."""
+    return create_app(config.with_overrides(redis_url=own_valkey.url, data_dir=str(tmp_path / "web")))
+
+
+@pytest.fixture
 def data_dir(tmp_path):
     return str(tmp_path / "data")
 

@@ -4,7 +4,6 @@ import pytest
 
 from app import create_app
 from handoff.config import Config
-from handoff.redis_server import EmbeddedServer
 from tests.helpers import API_KEY, Api, Twilio, add_destination, call_params, parse, path, verbs
 
 LIVE_CALL = "CA" + "1" * 32
@@ -117,25 +116,21 @@ def test_deleting_and_the_integration_are_versions_too(api):
     assert {"destination": None, "field": "integration.provider", "from": None, "to": "sip_trunk"} in changes
 
 
-def test_redis_down_answers_from_the_last_live_version(config, tmp_path):
+def test_redis_down_answers_from_the_last_live_version(app_on_own_valkey, own_valkey):
     """A draft read through the API must not become what callers meet during an outage."""
-    server = EmbeddedServer(tmp_path / "valkey").start()
-    try:
-        app = create_app(config.with_overrides(redis_url=server.url, data_dir=str(tmp_path / "web")))
-        api = Api(app.test_client())
-        add_destination(api, "Billing")
-        api.post("/v1/config/promote")
-        api.patch("/v1/destinations/billing", json={"route": "sip:draft@pbx.example.com"})
-        assert api.get("/v1/destinations").status_code == 200
-        twilio = Twilio(app.test_client())
-        twilio.post("/voice/call?env=sandbox", call_params(SANDBOX_CALL))
-        server.stop()
-        for fresh in (app, create_app(config.with_overrides(redis_url=server.url,
-                                                            data_dir=str(tmp_path / "web")))):
-            root = parse(Twilio(fresh.test_client()).post("/voice/handoff", call_params(LIVE_CALL)))
-            assert refer_target(root).startswith("sip:billing@pbx.example.com")
-    finally:
-        server.stop()
+    app = app_on_own_valkey
+    api = Api(app.test_client())
+    add_destination(api, "Billing")
+    api.post("/v1/config/promote")
+    api.patch("/v1/destinations/billing", json={"route": "sip:draft@pbx.example.com"})
+    assert api.get("/v1/destinations").status_code == 200
+    twilio = Twilio(app.test_client())
+    twilio.post("/voice/call?env=sandbox", call_params(SANDBOX_CALL))
+    own_valkey.stop()
+    # The same process, and a fresh one that only has the snapshot its data directory holds.
+    for serving in (app, create_app(app.extensions["handoff"].config)):
+        root = parse(Twilio(serving.test_client()).post("/voice/handoff", call_params(LIVE_CALL)))
+        assert refer_target(root).startswith("sip:billing@pbx.example.com")
 
 
 def test_labelled_api_keys():

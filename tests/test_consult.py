@@ -20,8 +20,6 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 
-from app import create_app
-from handoff.redis_server import EmbeddedServer
 from tests.helpers import API_KEY, BASE_URL, Twilio, call_params, latest_handoff, parse, path, verbs, work
 from tests.helpers import add_destination as make
 
@@ -376,16 +374,8 @@ def test_extension_is_dialled_after_answer_on_ordinary_transfers(api, twilio):
     assert (number.text, number.get("sendDigits")) == ("+14155550111", "ww4021#")
 
 
-@pytest.fixture
-def own_valkey(tmp_path):
-    server = EmbeddedServer(tmp_path / "valkey").start()
-    yield server
-    server.stop()
-
-
-def test_with_redis_down_a_consult_destination_is_transferred_without_consulting(config, own_valkey, tmp_path):
-    app = create_app(config.with_overrides(redis_url=own_valkey.url, data_dir=str(tmp_path / "web")))
-    client = app.test_client()
+def test_with_redis_down_a_consult_destination_is_transferred_without_consulting(app_on_own_valkey, own_valkey):
+    client = app_on_own_valkey.test_client()
     body = {"name": "Expert", "method": "sip_invite", "transfer_mode": "consult", "route": "+14155550111",
             "extension": "1#", "encryption": "udp_rtp"}
     assert client.post("/v1/destinations", json=body, headers={"X-API-Key": API_KEY}).status_code == 201

@@ -9,9 +9,7 @@ import logging
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import create_app
 from handoff import logs, metrics
-from handoff.redis_server import EmbeddedServer
 from tests.helpers import API_KEY, Twilio, call_params, parse
 
 KEY = {"X-API-Key": API_KEY}
@@ -84,20 +82,15 @@ def test_a_destination_outside_its_hours_counts_as_a_closed_attempt(app, api, tw
     assert moved(before, after, "handoff_attempts_total", destination="night", result="closed") == 1
 
 
-def test_answers_from_the_snapshot_are_counted(config, tmp_path):
-    valkey = EmbeddedServer(tmp_path / "valkey").start()
-    try:
-        app = create_app(config.with_overrides(redis_url=valkey.url, data_dir=str(tmp_path / "web")))
-        client = app.test_client()
-        client.post("/v1/destinations", json={"name": "Desk", "route": "sip:desk@pbx"}, headers=KEY)
-        before = scrape(client)
-        valkey.stop()
-        root = parse(Twilio(client).post("/voice/call", call_params("CA" + "6" * 32)))
-        assert root.find("Refer/Sip").text == "sip:desk@pbx"
-        valkey.start()
-        after = scrape(client)
-    finally:
-        valkey.stop()
+def test_answers_from_the_snapshot_are_counted(app_on_own_valkey, own_valkey):
+    client = app_on_own_valkey.test_client()
+    client.post("/v1/destinations", json={"name": "Desk", "route": "sip:desk@pbx"}, headers=KEY)
+    before = scrape(client)
+    own_valkey.stop()
+    root = parse(Twilio(client).post("/voice/call", call_params("CA" + "6" * 32)))
+    assert root.find("Refer/Sip").text == "sip:desk@pbx"
+    own_valkey.start()
+    after = scrape(client)
     assert moved(before, after, "handoff_snapshot_answers_total", route="/voice/call") == 1
 
 
@@ -144,20 +137,15 @@ def json_lines():
     root.removeHandler(handler)
 
 
-def test_json_log_lines_name_the_call_conversation_and_handoff(config, tmp_path, json_lines):
-    valkey = EmbeddedServer(tmp_path / "valkey").start()
-    try:
-        app = create_app(config.with_overrides(redis_url=valkey.url, data_dir=str(tmp_path / "web")))
-        client = app.test_client()
-        client.post("/v1/destinations", json={"name": "Desk", "route": "sip:desk@pbx"}, headers=KEY)
-        twilio = Twilio(client)
-        call = call_params("CA" + "5" * 32)
-        root = parse(twilio.post("/voice/handoff", call))
-        action = root.find("Refer").get("action").removeprefix("https://handoff.example.com")
-        valkey.stop()
-        answer = twilio.post(action, {**call, "ReferCallStatus": "busy"}, headers={"X-Request-ID": "req-1"})
-    finally:
-        valkey.stop()
+def test_json_log_lines_name_the_call_conversation_and_handoff(app_on_own_valkey, own_valkey, json_lines):
+    client = app_on_own_valkey.test_client()
+    client.post("/v1/destinations", json={"name": "Desk", "route": "sip:desk@pbx"}, headers=KEY)
+    twilio = Twilio(client)
+    call = call_params("CA" + "5" * 32)
+    root = parse(twilio.post("/voice/handoff", call))
+    action = root.find("Refer").get("action").removeprefix("https://handoff.example.com")
+    own_valkey.stop()
+    answer = twilio.post(action, {**call, "ReferCallStatus": "busy"}, headers={"X-Request-ID": "req-1"})
     assert answer.status_code == 200
     handoff_id = action.split("/")[3]
     line = next(line for line in json_lines() if "Redis unreachable on the outcome" in line["message"])
