@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import redis
 
 from . import shutdown
+from .redis_server import REDIS_ERRORS
 from .store import Store
 
 log = logging.getLogger(__name__)
 
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 # A connector willing to wait gets batches: after the first event the poll lingers briefly
 # so the rest of a burst (a handoff's requested + transferring…) goes out in the same
 # answer. Under load this caps each connector at ~10 polls a second instead of one per event.
