@@ -38,15 +38,10 @@ class Conversations:
     def store(self):
         return self.services.store
 
-    def create(self, *, channel: str = "webchat", shared_id: str | None = None,
-               state: dict | None = None, from_: str | None = None, to: str | None = None,
-               conversation_id: str | None = None, leg: str | None = None, env: str | None = None,
-               integration_attributes: dict | None = None,
-               polyai_chat: dict | None = None) -> tuple[ConversationRecord, bool]:
-        """(conversation, created); an existing id is returned as it is, not overwritten."""
-        conversation = self.new(
-            channel=channel, shared_id=shared_id, state=state, from_=from_, to=to, conversation_id=conversation_id,
-            leg=leg, env=env, integration_attributes=integration_attributes, polyai_chat=polyai_chat)
+    def create(self, **fields) -> tuple[ConversationRecord, bool]:
+        """(conversation, created) for `new`'s fields; an existing id is returned as it is,
+        not overwritten."""
+        conversation = self.new(**fields)
         existing = self.store.create_conversation(conversation)
         return (conversation, True) if existing is None else (existing, False)
 
