@@ -109,9 +109,8 @@ def get_topic(topic_id):
     errors={409: "`conflict`: another topic has that name"},
 )
 def update_topic(topic_id):
-    fields = body(patch_schema(TopicInput))
-    provided = set((request.get_json(silent=True) or {}).keys())
-    return respond(Topics(services(), who=api_actor()).update(topic_id, {k: v for k, v in fields.items() if k in provided}))
+    fields = body(patch_schema(TopicInput))  # only what was sent (web/api.py update_destination)
+    return respond(Topics(services(), who=api_actor()).update(topic_id, fields))
 
 
 @bp.delete("/topics/<topic_id>")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
-from flask import current_app, jsonify
+from flask import current_app
 
 from handoff.errors import TooManyRequests
 
@@ -34,19 +34,14 @@ def _slots() -> threading.BoundedSemaphore:
 
 @contextmanager
 def long_poll_slot():
-    """Yield True with a slot held for the poll's wait, False when all are taken."""
+    """Hold one of the process's slots for the poll's wait; TooManyRequests (429 with
+    Retry-After, web/errors.py) when all are taken."""
     slots = _slots()
     if not slots.acquire(blocking=False):
-        yield False
-        return
+        raise TooManyRequests(
+            f"this process already holds {services().config.max_long_polls} waiting polls; "
+            f"poll again in {RETRY_AFTER} s", RETRY_AFTER)
     try:
-        yield True
+        yield
     finally:
         slots.release()
-
-
-def too_many_polls():
-    error = TooManyRequests(
-        f"this process already holds {services().config.max_long_polls} waiting polls; "
-        f"poll again in {RETRY_AFTER} s", RETRY_AFTER)
-    return jsonify(error.to_dict()), error.status, {"Retry-After": str(error.retry_after)}

@@ -82,6 +82,7 @@ def read_request(values: dict[str, str]) -> HandoffRequest:
 
 
 HANDOFF_DATA_LIMIT = 16 * 1024
+HANDOFF_REQUEST = HandoffRequestSchema()  # built once: handoffData comes with voice handoffs
 
 
 def read_handoff_data(raw: str | None) -> tuple[HandoffRequest, dict]:
@@ -105,7 +106,7 @@ def read_handoff_data(raw: str | None) -> tuple[HandoffRequest, dict]:
     if state is not None and not isinstance(state, dict):
         return bad("handoffData.state is not an object")
     try:
-        fields = HandoffRequestSchema().load(doc)
+        fields = HANDOFF_REQUEST.load(doc)
     except ValidationError as exc:
         return bad(f"handoffData fields rejected: {json.dumps(exc.messages, sort_keys=True)[:300]}")
     return HandoffRequest(**fields), state or {}
