@@ -1,6 +1,8 @@
 """Small accessors views use instead of building anything themselves."""
 from __future__ import annotations
 
+import hmac
+
 from flask import current_app, request
 
 from handoff.services import Services
@@ -18,13 +20,27 @@ def public_base_url() -> str:
     return request.host_url.rstrip("/") + request.script_root
 
 
-def api_actor() -> str:
-    """Who a /v1 request is, for the versions it records: its API key's label."""
-    given = request.headers.get("X-API-Key", "")
+def given_api_key() -> str:
+    """The key a /v1 request carries: `Authorization: Bearer <key>`, else `X-API-Key`."""
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
-        given = auth[7:].strip()
-    return services().config.key_label(given) or "api"
+        return auth[7:].strip()
+    return request.headers.get("X-API-Key", "")
+
+
+def matching_key(given: str) -> str | None:
+    """The configured API key equal to `given`, or None. Every key is compared, always,
+    so timing says nothing about which one matched."""
+    found = None
+    for key in services().config.api_keys:
+        if hmac.compare_digest(given.encode(), key.encode()):
+            found = key
+    return found if given else None
+
+
+def api_actor() -> str:
+    """Who a /v1 request is, for the versions it records: its API key's label."""
+    return services().config.key_label(given_api_key()) or "api"
 
 
 def requested_url() -> str:

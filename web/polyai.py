@@ -6,7 +6,6 @@ the public repository PolyAI-LDN/polyai-mintlify-doc; copies in tests/data/polya
 native /v1 routes keep their own shapes."""
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import uuid
@@ -22,7 +21,7 @@ from handoff.errors import Conflict, NotFound, ServiceError
 from handoff.paging import decode_cursor
 from handoff.services import REDIS_ERRORS
 
-from .context import services
+from .context import matching_key, services
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +93,7 @@ def require_key_and_project():
     X-TOKEN, carrying one of HANDOFF_API_KEYS; then the account and project, if pinned."""
     config = services().config
     given = [request.headers.get("X-API-Key", ""), request.headers.get("X-TOKEN", "")]
-    matched = False
-    for candidate in given:
-        for key in config.api_keys:
-            # Every key, always: timing says nothing about which one matched.
-            matched |= bool(candidate) and hmac.compare_digest(candidate.encode(), key.encode())
-    if not matched:
+    if all(matching_key(candidate) is None for candidate in given):
         raise PolyAIError(401, "UNAUTHORIZED", "a valid API key is required (X-API-KEY or X-TOKEN)")
     args = request.view_args or {}
     if config.polyai_account_id and args.get("account_id") != config.polyai_account_id:

@@ -45,7 +45,7 @@ from handoff.sessions import StudioSessions
 from schemas.destinations import DestinationInput, load_destination
 
 from . import throttling
-from .context import services
+from .context import matching_key, services
 from .studio_settings import (
     ADVANCED_DEFAULTS,
     ADVANCED_ERROR_KEYS,
@@ -131,17 +131,6 @@ def _secret_bytes() -> bytes:
 
 def key_fingerprint(key: str) -> str:
     return hmac.new(_secret_bytes(), b"studio api key\n" + key.encode(), hashlib.sha256).hexdigest()
-
-
-def accepted_key(given: str) -> str | None:
-    """The configured API key equal to `given`, or None.
-
-    Every key is compared, always, so timing says nothing about which one matched."""
-    found = None
-    for key in services().config.api_keys:
-        if hmac.compare_digest(given.encode(), key.encode()):
-            found = key
-    return found if given else None
 
 
 def server_sessions() -> StudioSessions:
@@ -392,7 +381,7 @@ def sign_in():
         try:
             throttling.refuse_if_throttled()
             given = request.form.get("api_key", "")
-            key = accepted_key(given)
+            key = matching_key(given)
             if key is not None:
                 start_session(key)
                 return redirect(request.script_root + next_page if next_page else url_for("studio.handoffs"), 303)
