@@ -25,6 +25,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from twiml import consult as consult_twiml
 from twiml import voice as voice_twiml
 
+from .callback_reading import is_machine
 from .errors import NotFound
 from .handoff_attempts import HandoffAttempts
 from .models import ABANDONED, COMPLETED, CONNECTED, FINAL_STATES, TRANSFERRING, Destination, Handoff
@@ -178,7 +179,7 @@ class Consults:
         if self.step(handoff, attempt) not in WAITING or handoff.state in FINAL_STATES:
             return consult_twiml.caller_gone()
         answered_by = params.get("AnsweredBy") or ""
-        if answered_by.startswith("machine") or answered_by == "fax":
+        if is_machine(answered_by):
             self.human_unavailable(handoff_id, attempt, "voicemail")
             return voice_twiml.hangup()
         return voice_twiml.whisper(briefing(handoff, conversation), consult_url(handoff, "accept", attempt))
@@ -225,7 +226,7 @@ class Consults:
     def answering_machine(self, handoff_id: str, attempt: int, params: dict[str, str]) -> None:
         """Async AMD result of the human's call: a machine or fax is not the human."""
         answered_by = params.get("AnsweredBy") or ""
-        if answered_by.startswith("machine") or answered_by == "fax":
+        if is_machine(answered_by):
             self.human_unavailable(handoff_id, attempt, "voicemail", answered_by=answered_by)
 
     def owns(self, handoff_id: str, attempt: int) -> bool:

@@ -14,19 +14,13 @@ from twilio.base.exceptions import TwilioRestException
 from twiml.sip_uri import sip_uri_with_headers
 
 from .consult import CONSULTING, WAITING, Consults, consult_caller_id
-from .jobs import TWIML_LIMIT, _is_last_try, end_call_leg, services
+from .jobs import TWIML_LIMIT, end_call_leg, retry_or_give_up, services
 from .models import TRANSFERRING, Handoff
 from .sip import RouteError
 from .transfers import consult_url, human_route, human_target
 from .twilio_rest import twilio_client
 
 log = logging.getLogger(__name__)
-
-
-def _retry_or_give_up(exc: TwilioRestException) -> None:
-    """Twilio's 5xx are worth another try (rq retries the job); a 4xx will not change."""
-    if (exc.status or 500) >= 500 and not _is_last_try():
-        raise exc
 
 
 def call_human(handoff_id: str, attempt: int) -> str:
@@ -69,7 +63,7 @@ def call_human(handoff_id: str, attempt: int) -> str:
     try:
         call = twilio_client(svc.config).calls.create(**params)
     except TwilioRestException as exc:
-        _retry_or_give_up(exc)
+        retry_or_give_up(exc)
         consults.human_unavailable(handoff_id, attempt, "call_failed", twilio_status=exc.status,
                                    twilio_code=exc.code)
         return "failed"
@@ -98,7 +92,7 @@ def move_caller(handoff_id: str, attempt: int) -> str:
     try:
         twilio_client(svc.config).calls(handoff.call_sid).update(twiml=twiml)
     except TwilioRestException as exc:
-        _retry_or_give_up(exc)
+        retry_or_give_up(exc)
         log.warning("handoff %s: could not move the caller (%s): %s", handoff_id, exc.status, exc.msg)
         return "caller gone"
     Consults(svc).handoffs.update(handoff_id, lambda h: h.attempt_marks.__setitem__(f"{attempt}.moved", "rest"))
@@ -126,6 +120,6 @@ def announce(handoff_id: str, attempt: int) -> str:
         twilio_client(svc.config).conferences(conference_sid).update(
             announce_url=consult_url(handoff, "announce", attempt), announce_method="POST")
     except TwilioRestException as exc:
-        _retry_or_give_up(exc)
+        retry_or_give_up(exc)
         return "conference over"
     return "announced"

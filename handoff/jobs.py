@@ -55,6 +55,13 @@ def _is_last_try() -> bool:
     return job is None or not job.retries_left
 
 
+def retry_or_give_up(exc: TwilioRestException) -> None:
+    """Twilio's 5xx (or no status at all) are worth another try: re-raised, rq retries the
+    job while it has tries left; a 4xx will not change, and the caller handles it."""
+    if (exc.status or 500) >= 500 and not _is_last_try():
+        raise exc
+
+
 def deliver_event(handoff_id: str, index: int) -> str:
     """POST one handoff state change to HANDOFF_WEBHOOK_URL, signed, with an idempotency key
     (the receiver may see a retry of a delivery it already took)."""
@@ -129,8 +136,7 @@ def redirect_call(handoff_id: str) -> str:
     try:
         twilio_client(svc.config).calls(handoff.call_sid).update(twiml=str(twiml))
     except TwilioRestException as exc:
-        if exc.status >= 500 and not _is_last_try():
-            raise
+        retry_or_give_up(exc)
         detail = {"reason": "call_update_failed", "twilio_status": exc.status, "twilio_code": exc.code}
         message = f"Twilio refused to redirect the call: {exc.msg}"
 
@@ -161,8 +167,7 @@ def end_call_leg(call_sid: str) -> str:
     try:
         twilio_client(svc.config).calls(call_sid).update(status="completed")
     except TwilioRestException as exc:
-        if exc.status >= 500 and not _is_last_try():
-            raise
+        retry_or_give_up(exc)
         log.warning("could not end call leg %s: %s", call_sid, exc.msg)
         return "already over"
     return "ended"
@@ -204,8 +209,7 @@ def act_on_classification(call_sid: str) -> str:
             call.update(status="completed")
             return "hung up"
     except TwilioRestException as exc:
-        if exc.status >= 500 and not _is_last_try():
-            raise
+        retry_or_give_up(exc)
         log.warning("could not act on %s for call %s: %s", classification, call_sid, exc.msg)
         return "call already over"
     return "nothing to do"
@@ -225,8 +229,7 @@ def place_test_call(destination_id: str, test_id: str, message: str, caller: str
             to=target, from_=caller, twiml=str(voice_twiml.goodbye(message)),
             status_callback=status_url, status_callback_method="POST", timeout=destination.ring_timeout)
     except TwilioRestException as exc:
-        if exc.status >= 500 and not _is_last_try():
-            raise
+        retry_or_give_up(exc)
         tests.refused(destination_id, test_id, f"Twilio refused the call: {exc.msg}")
         return "refused"
     except ValidationFailed as exc:  # the route changed since the test was asked for
