@@ -127,8 +127,7 @@ class Review:
         days = stats.days_between(first, last)
         read = self.store.read_stats(days, {group_by, "day"})
         per_day = stats.daily(read["day"])
-        items = ([stats.item(day, counts) for day, counts in zip(days, per_day)] if group_by == "day"
-                 else stats.rows(group_by, days, read[group_by]))
+        items = stats.day_rows(days, per_day) if group_by == "day" else stats.rows(read[group_by])
         return {"from": first.isoformat(), "to": last.isoformat(), "group_by": group_by, "items": items,
                 "warnings": stats.warnings_seen(sum(per_day, stats.Counter()))}
 
@@ -140,10 +139,10 @@ class Review:
         per_day = stats.daily(read["day"])
         totals = sum(per_day, stats.Counter())
         return {"from": days[0], "to": days[-1],
-                "days": [stats.item(day, counts) for day, counts in zip(days, per_day)],
+                "days": stats.day_rows(days, per_day),
                 "totals": stats.item("total", totals),
-                "reasons": stats.rows("reason", days, read["reason"]),
-                "destinations": stats.rows("destination", days, read["destination"]),
+                "reasons": stats.rows(read["reason"]),
+                "destinations": stats.rows(read["destination"]),
                 "warnings": stats.warnings_seen(totals)}
 
     # -- the list -----------------------------------------------------------------------

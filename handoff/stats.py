@@ -239,11 +239,13 @@ def daily(day_hashes: list[dict[str, str]]) -> list[Counter]:
     return [merge([fields]).get("", Counter()) for fields in day_hashes]
 
 
-def rows(group_by: str, days: list[str], hashes: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """The items for a period: one per day (every day, oldest first), or one per reason or
-    destination (most handoffs first)."""
-    if group_by == "day":
-        return [item(day, counts) for day, counts in zip(days, daily(hashes))]
+def day_rows(days: list[str], per_day: list[Counter]) -> list[dict[str, Any]]:
+    """One item per day of a period (every day, oldest first), from `daily`'s counters."""
+    return [item(day, counts) for day, counts in zip(days, per_day)]
+
+
+def rows(hashes: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The items for a period by reason or destination (most handoffs first)."""
     groups = merge(hashes)
     out = [item(group if group != NO_REASON else None, counts) for group, counts in groups.items()]
     return sorted(out, key=lambda row: (-row["handoffs"], str(row["key"])))

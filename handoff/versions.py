@@ -18,11 +18,6 @@ from .store.configuration import ConfigStore, ConfigVersion, undo
 QUIET_FIELDS = ("updated_at",)
 
 
-def _label(entities: dict, key: str) -> str:
-    doc = entities.get(key)
-    return (doc or {}).get("name") or key.partition(":")[2]
-
-
 def summarize(changes: dict[str, list]) -> str:
     """One line for a version: what it did, in words."""
     parts = []
