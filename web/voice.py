@@ -34,8 +34,6 @@ from .twilio_auth import twilio_signed
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
-# `call_conversation` without a read of the call's conversation in the claim's round trip.
-NOT_READ = object()
 FINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 
 
@@ -152,14 +150,15 @@ def agent_twiml(agent_url: str, conversation_id: str, shared_id: str | None = No
     return voice_twiml.redirect(agent_url)
 
 
-def call_conversation(values: dict[str, str], *, batch: WriteBatch | None = None, stored=NOT_READ,
-                      **extra) -> ConversationRecord:
-    """The conversation of this call (id = CallSid), recorded on first sight. Given what the
-    claim's round trip read (`stored`), a new one is written with `batch`."""
+def call_conversation(values: dict[str, str], *, batch: WriteBatch | None = None,
+                      stored: ConversationRecord | None = None, **extra) -> ConversationRecord:
+    """The conversation of this call (id = CallSid), recorded on first sight. With `batch`,
+    `stored` is what the claim's round trip read (None: none yet), and a new one is written
+    with the batch."""
     conversations = Conversations(services())
     fields = dict(channel="voice", conversation_id=values["CallSid"], from_=values.get("From"),
                   to=values.get("To"), leg=call_leg(values), env=request.args.get("env"), **extra)
-    if batch is not None and stored is not NOT_READ:
+    if batch is not None:
         # Should another request record this call in the few milliseconds between the read
         # and the write, the write keeps that one; this handoff is planned on what was read.
         return stored or conversations.create_with(batch, **fields)
@@ -248,7 +247,7 @@ def handoff(values):
         # Two round trips in all: the idempotency claim brought the live configuration's
         # version and the call's conversation (if any); the new conversation, the handoff and
         # this answer are written together (store.answer_once).
-        stored = svc.store.stored_conversation(along[1], call_sid) if along else NOT_READ
+        stored = svc.store.stored_conversation(along[1], call_sid) if batch else None
         with svc.config_store.live_version_known(*along[:1]):
             conversation = call_conversation(values, batch=batch, stored=stored, state=sip_header_state(values))
             return str(transfer_call(values, conversation, handoff_request, batch=batch))
