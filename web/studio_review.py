@@ -38,7 +38,7 @@ def review() -> Review:
 
 
 def destination_names() -> dict[str, str]:
-    return {d["id"]: d["name"] for d in Destinations(services()).list()}
+    return Destinations(services()).names()
 
 
 def read_filters(args) -> tuple[Filters, dict[str, str]]:

@@ -9,6 +9,7 @@ import json
 
 from flask import flash, redirect, render_template, request, url_for
 
+from handoff.destinations import Destinations
 from handoff.errors import Conflict, NotFound, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
 from handoff.test_calls import TestCalls
@@ -111,9 +112,8 @@ def _destination(destination_id: str) -> dict:
 
 
 def _names() -> dict[str, str]:
-    names = {d.id: d.name for d in services().configuration("live").destinations}
-    names.update({d.id: d.name for d in services().configuration("sandbox").destinations})
-    return names
+    destinations = Destinations(services())
+    return {**destinations.names("live"), **destinations.names("sandbox")}
 
 
 def _pretty(twiml: str) -> str:
