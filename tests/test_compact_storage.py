@@ -3,7 +3,14 @@ import json
 
 from handoff.models import Handoff
 from handoff.store import Keys
-from handoff.store.compact import pack, pack_conversation, unpack, unpack_conversation
+from handoff.store.compact import (
+    handoff_from_text,
+    handoff_text,
+    pack,
+    pack_conversation,
+    unpack,
+    unpack_conversation,
+)
 from tests.helpers import add_destination, call_params
 
 
@@ -23,7 +30,22 @@ def test_a_voice_handoff_reads_back_the_same_and_is_stored_in_under_half_its_jso
 
     stored = services.store.redis.get(Keys.handoff(shown["id"]))
     assert len(stored) * 2 < len(json.dumps(handoff.to_dict()))
+    assert len(stored) < len(json.dumps(pack(handoff.to_dict()), separators=(",", ":"))) * 0.75  # deflated
     assert shown["id"] not in stored  # the id is the key's
+
+
+def test_a_handoff_stored_as_packed_json_before_it_was_deflated_still_reads_and_changes(api, services):
+    conversation = api.post("/v1/conversations", json={"shared_id": "S-8"}).get_json()
+    handoff = api.post(f"/v1/conversations/{conversation['id']}/handoff", json={"reason": "plain"}).get_json()
+    shown_before = api.get(f"/v1/handoffs/{handoff['id']}").get_json()
+    redis = services.store.redis
+    packed = pack(services.store.get_handoff(handoff["id"]).to_dict())
+    redis.set(Keys.handoff(handoff["id"]), json.dumps(packed, separators=(",", ":")), keepttl=True)
+
+    assert api.get(f"/v1/handoffs/{handoff['id']}").get_json() == shown_before
+    assert api.post(f"/v1/handoffs/{handoff['id']}/claim", json={"agent": "ana"}).status_code == 200
+    assert api.get(f"/v1/handoffs/{handoff['id']}").get_json()["state"] == "claimed"
+    assert not redis.get(Keys.handoff(handoff["id"])).startswith("{")  # rewritten in the new form
 
 
 def test_documents_stored_in_full_before_still_read(api, services):
@@ -56,8 +78,10 @@ def test_pack_and_unpack_keep_every_unusual_value():
     handoff.history += [{"state": "x", "at": "t"}, {"state": "y", "at": "t", "detail": None},
                         {"state": "z", "at": "u", "detail": {}, "by": "someone"}, "not a dict"]
     handoff.updated_at = "later"
+    handoff.utterance = "Ça coûte 20 € — 请转人工 \u2028 \"quoted\" \\"
     doc = handoff.to_dict()
     assert unpack(json.loads(json.dumps(pack(doc))), "HO1") == doc
+    assert unpack(handoff_from_text(handoff_text(pack(doc))), "HO1") == doc
     odd = Handoff(id="HO2", conversation_id="CA1", destination={"name": "no id"}, attempts=[None]).to_dict()
     assert unpack(json.loads(json.dumps(pack(odd))), "HO2") == odd
 

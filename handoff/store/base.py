@@ -1,9 +1,10 @@
 """What every part of the store shares: the Redis client, the retention window, and the
 three ways an item is written.
 
-An entity is a JSON string. `_get_json` reads one; `_update_json` changes one by
-read-modify-write under WATCH (retrying when another writer won), with extra writes queued
-into the same transaction; `_create_item` creates a conversation or a handoff once, in one
+An entity is a JSON string (a handoff's is deflated further, handoff/store/compact.py: the
+methods take their store's `encode`/`decode`). `_get_json` reads one; `_update_json` changes
+one by read-modify-write under WATCH (retrying when another writer won), with extra writes
+queued into the same transaction; `_create_item` creates a conversation or a handoff once, in one
 round trip (the `_CREATE` script below): its sequence number and indexes, its first events,
 transfer deadlines and counters, so a reader paging by sequence never passes an item that is
 not indexed yet and the event feed sees every state exactly once.
@@ -70,6 +71,11 @@ return 1
 """
 
 
+def json_text(doc: dict) -> str:
+    """How a document is written unless its store packs it further."""
+    return json.dumps(doc, separators=(",", ":"))
+
+
 class StoreBase:
     def __init__(self, client: redis.Redis, retention_seconds: int = 30 * 86400):
         self.redis = client
@@ -82,12 +88,14 @@ class StoreBase:
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
-    def _get_json(self, key: str) -> dict | None:
+    def _get_json(self, key: str, decode: Callable[[str], dict] = json.loads) -> dict | None:
         raw = self.redis.get(key)
-        return json.loads(raw) if raw else None
+        return decode(raw) if raw else None
 
     def _update_json(self, key: str, mutate: Callable[[dict], Any], *, ttl: int | None = None,
-                     after: Callable[[Any, Any], None] | None = None) -> tuple[dict | None, Any]:
+                     after: Callable[[Any, Any], None] | None = None,
+                     encode: Callable[[dict], str] = json_text,
+                     decode: Callable[[str], dict] = json.loads) -> tuple[dict | None, Any]:
         """Read-modify-write under WATCH; `mutate` returns a result, `after(pipe, result)`
         queues extra writes into the same transaction. Retries when another writer won."""
         with self.redis.pipeline() as pipe:
@@ -98,10 +106,10 @@ class StoreBase:
                     if raw is None:
                         pipe.reset()
                         return None, None
-                    doc = json.loads(raw)
+                    doc = decode(raw)
                     result = mutate(doc)
                     pipe.multi()
-                    pipe.set(key, json.dumps(doc, separators=(",", ":")), ex=ttl or self.retention)
+                    pipe.set(key, encode(doc), ex=ttl or self.retention)
                     if after:
                         after(pipe, result)
                     pipe.execute()
@@ -110,10 +118,12 @@ class StoreBase:
                     continue
 
     def _create_item(self, index: str, key: str, member: str, doc: dict, extra_indexes=(),
-                     events=(), deadlines=(), counters: dict | None = None, pipe=None) -> dict | None:
+                     events=(), deadlines=(), counters: dict | None = None, pipe=None,
+                     encode: Callable[[dict], str] = json_text,
+                     decode: Callable[[str], dict] = json.loads) -> dict | None:
         """None when created; the existing document when `key` already existed.
         With `pipe`, the write is only queued there (bulk loading) and None is returned."""
-        args = [member, json.dumps(doc, separators=(",", ":")), self.retention, self._event_minid(), len(events), len(deadlines)]
+        args = [member, encode(doc), self.retention, self._event_minid(), len(events), len(deadlines)]
         for entry in events:
             args += [entry["state"], entry["at"]]
         for deadline_member, score in deadlines:
@@ -129,7 +139,7 @@ class StoreBase:
             pipe.eval(_CREATE, len(keys), *keys, *args)
             return None
         result = self._create(keys=keys, args=args)
-        return None if result == 1 else json.loads(result)
+        return None if result == 1 else decode(result)
 
     def _event_minid(self) -> str:
         """Events older than the retention window are trimmed as new ones arrive."""

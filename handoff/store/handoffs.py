@@ -6,13 +6,12 @@ counters move (handoff/store/counters.py), so neither can disagree with the hand
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..models import Handoff
 from .base import StoreBase
-from .compact import pack, unpack
+from .compact import handoff_from_text, handoff_text, pack, unpack
 from .counters import counted_facts, counter_changes
 from .events import queue_event
 from .keys import STATS_TTL, Keys
@@ -30,10 +29,11 @@ class HandoffStore(StoreBase):
         doc = handoff.to_dict()
         # Stored without what can be derived (handoff/store/compact.py); counted from the full document.
         self._create_item(Keys.handoffs, Keys.handoff(handoff.id), handoff.id, pack(doc),
-                          extra, handoff.history, deadlines, counter_changes(None, doc), pipe)
+                          extra, handoff.history, deadlines, counter_changes(None, doc), pipe,
+                          encode=handoff_text, decode=handoff_from_text)
 
     def get_handoff(self, handoff_id: str) -> Handoff | None:
-        doc = self._get_json(Keys.handoff(handoff_id))
+        doc = self._get_json(Keys.handoff(handoff_id), handoff_from_text)
         return Handoff.from_dict(unpack(doc, handoff_id)) if doc else None
 
     def get_handoffs(self, ids: Iterable[str]) -> list[Handoff | None]:
@@ -41,7 +41,7 @@ class HandoffStore(StoreBase):
         if not ids:
             return []
         raws = self.redis.mget([Keys.handoff(i) for i in ids])
-        return [Handoff.from_dict(unpack(json.loads(r), i)) if r else None for i, r in zip(ids, raws)]
+        return [Handoff.from_dict(unpack(handoff_from_text(r), i)) if r else None for i, r in zip(ids, raws)]
 
     def newest_handoff_for_shared_id(self, shared_id: str) -> Handoff | None:
         return self._newest_handoff_in(Keys.shared(shared_id))
@@ -98,7 +98,8 @@ class HandoffStore(StoreBase):
             for member, score in (deadlines(box["handoff"], box["new"]) if deadlines else []):
                 pipe.zadd(Keys.transfer_deadlines, {member: score})
 
-        doc, result = self._update_json(Keys.handoff(handoff_id), apply, after=queue_events)
+        doc, result = self._update_json(Keys.handoff(handoff_id), apply, after=queue_events,
+                                        encode=handoff_text, decode=handoff_from_text)
         if doc is None:
             return None, None, []
         return box["handoff"], result, [entry["state"] for entry in box["new"]]
