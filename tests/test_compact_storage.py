@@ -59,6 +59,8 @@ def test_documents_stored_in_full_before_still_read(api, services):
     redis.set(Keys.handoff(handoff["id"]), json.dumps(full), keepttl=True)
     redis.set(Keys.conversation(conversation["id"]),
               json.dumps(services.store.get_conversation(conversation["id"]).to_dict()), keepttl=True)
+    # Then, a conversation's handoffs were a sorted set of their own, not named in its JSON.
+    redis.zadd(Keys.conversation_handoffs(conversation["id"]), {handoff["id"]: 1})
 
     assert redis.get(Keys.handoff(handoff["id"])).startswith('{"id"')
     assert api.get(f"/v1/handoffs/{handoff['id']}").get_json() == shown_before
@@ -91,3 +93,27 @@ def test_pack_and_unpack_keep_every_unusual_value():
     assert back == conversation and list(back) == list(conversation)
     partial = {"id": "CO2", "channel": "sms"}  # not written by Conversations.create: kept whole
     assert unpack_conversation(pack_conversation(partial), "CO2") == partial
+
+
+def test_a_conversation_names_its_newest_handoff_in_its_own_json(api, services):
+    """No sorted set per conversation: its newest handoff's id is the first field of its JSON,
+    kept there when the conversation changes, and never shown."""
+    conversation = api.post("/v1/conversations", json={"shared_id": "S-7"}).get_json()
+    cid = conversation["id"]
+    redis = services.store.redis
+    assert not redis.get(Keys.conversation(cid)).startswith('{"_h"')
+    first = api.post(f"/v1/conversations/{cid}/handoff", json={"reason": "one"}).get_json()
+    assert redis.get(Keys.conversation(cid)).startswith('{"_h":"%s",' % first["id"])
+
+    assert api.patch(f"/v1/conversations/{cid}", json={"state": {"plan": "gold"}}).status_code == 200
+    assert redis.get(Keys.conversation(cid)).startswith('{"_h":"%s",' % first["id"])
+    assert api.patch(f"/v1/handoffs/{first['id']}", json={"state": "abandoned"}).status_code == 200
+    second = api.post(f"/v1/conversations/{cid}/handoff", json={"reason": "two"}).get_json()
+    stored = redis.get(Keys.conversation(cid))
+    assert stored.startswith('{"_h":"%s",' % second["id"]) and first["id"] not in stored
+    assert not redis.exists(Keys.conversation_handoffs(cid))
+
+    shown = api.get(f"/v1/conversations/{cid}").get_json()
+    assert "_h" not in shown and shown["handoff"]["id"] == second["id"] and shown["state"] == {"plan": "gold"}
+    listed = api.get("/v1/conversations").get_json()["items"]
+    assert all("_h" not in item for item in listed)

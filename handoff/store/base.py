@@ -23,13 +23,17 @@ from .keys import STATS_TTL, Keys
 
 # Create an item once, in one round trip: take the next sequence number and index the item
 # under it atomically (a reader paging by sequence can never pass a number whose item is
-# not indexed yet), append its first events, and record transfer deadlines.
-# KEYS: sequence, main index, item, event stream, deadlines, then extra indexes, then
-#       counter hashes.
-# ARGV: member, json, ttl, event minid, n events, n deadlines, events (state, at) x n,
-#       deadlines (member, score) x n, n counter hashes, counters ttl, then one JSON list
-#       with a [field, increment, field, increment…] list per counter hash (in the order of
-#       KEYS): one argument instead of ~40, which redis-py would encode one by one.
+# not indexed yet), append its first events, and record transfer deadlines. A new handoff
+# also becomes its conversation's newest: the conversation's JSON starts with `"_h":` and
+# that handoff's id (handoff/store/conversations.py), replaced here or put in front; the
+# conversation is then kept as long as the handoff.
+# KEYS: sequence, main index, item, event stream, deadlines, then the conversation to mark
+#       (0 or 1), then extra indexes, then counter hashes.
+# ARGV: member, json, ttl, event minid, n events, n deadlines, n conversations to mark,
+#       events (state, at) x n, deadlines (member, score) x n, n counter hashes, counters ttl,
+#       then one JSON list with a [field, increment, field, increment…] list per counter hash
+#       (in the order of KEYS): one argument instead of ~40, which redis-py would encode one
+#       by one.
 # Returns 1 when created, or the stored JSON when the item already existed (a retried
 # webhook), writing nothing.
 _CREATE = """
@@ -40,14 +44,28 @@ end
 redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
 local seq = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
-local events, deadlines = tonumber(ARGV[5]), tonumber(ARGV[6])
-local counters_at = 7 + 2 * (events + deadlines)
+local events, deadlines, marks = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local counters_at = 8 + 2 * (events + deadlines)
 local counters = tonumber(ARGV[counters_at] or '0')
-for i = 6, #KEYS - counters do
+if marks > 0 then
+  local conversation, field = redis.call('GET', KEYS[6]), '{"_h":"'
+  if conversation then
+    if string.sub(conversation, 1, #field) == field then
+      local close = string.find(conversation, '"', #field + 1, true)
+      conversation = string.sub(conversation, close)
+    elseif conversation == '{}' then
+      conversation = '"}'
+    else
+      conversation = '",' .. string.sub(conversation, 2)
+    end
+    redis.call('SET', KEYS[6], field .. ARGV[1] .. conversation, 'EX', ARGV[3])
+  end
+end
+for i = 6 + marks, #KEYS - counters do
   redis.call('ZADD', KEYS[i], seq, ARGV[1])
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
-local at = 7
+local at = 8
 for _ = 1, events do
   redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[4], '*',
              'handoff_id', ARGV[1], 'state', ARGV[at], 'at', ARGV[at + 1])
@@ -119,11 +137,14 @@ class StoreBase:
 
     def _create_item(self, index: str, key: str, member: str, doc: dict, extra_indexes=(),
                      events=(), deadlines=(), counters: dict | None = None, pipe=None,
+                     mark_newest_in: str | None = None,
                      encode: Callable[[dict], str] = json_text,
                      decode: Callable[[str], dict] = json.loads) -> dict | None:
         """None when created; the existing document when `key` already existed.
-        With `pipe`, the write is only queued there (bulk loading) and None is returned."""
-        args = [member, encode(doc), self.retention, self._event_minid(), len(events), len(deadlines)]
+        With `pipe`, the write is only queued there (bulk loading) and None is returned.
+        `mark_newest_in`: the conversation key whose newest handoff this item becomes."""
+        marks = [mark_newest_in] if mark_newest_in else []
+        args = [member, encode(doc), self.retention, self._event_minid(), len(events), len(deadlines), len(marks)]
         for entry in events:
             args += [entry["state"], entry["at"]]
         for deadline_member, score in deadlines:
@@ -132,7 +153,7 @@ class StoreBase:
         if counters:
             increments = [[part for item in fields.items() for part in item] for fields in counters.values()]
             args += [len(counter_keys), STATS_TTL, json.dumps(increments, separators=(",", ":"), ensure_ascii=False)]
-        keys = [Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines, *extra_indexes, *counter_keys]
+        keys = [Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines, *marks, *extra_indexes, *counter_keys]
         if pipe is not None:
             # EVAL, not a registered script: redis-py checks a pipeline's scripts with SCRIPT
             # EXISTS before sending it, a round trip more; Redis caches the compiled script.

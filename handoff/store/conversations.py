@@ -14,6 +14,18 @@ from .compact import pack_conversation, unpack_conversation
 from .keys import Keys
 
 CONVERSATION_PARTS = ("transcript", "log", "metrics", "annotations")
+# The id of the conversation's newest handoff, the first field of its stored JSON: the
+# handoff's create script (handoff/store/base.py) writes it there, where it costs ~40 bytes
+# instead of a sorted set per conversation (~190). Not part of `ConversationRecord`.
+NEWEST_HANDOFF = "_h"
+
+
+def newest_handoff_in(raw: str | None) -> str | None:
+    """The newest handoff id a stored conversation names (None: none, or no conversation)."""
+    prefix = '{"' + NEWEST_HANDOFF + '":"'
+    if raw and raw.startswith(prefix):
+        return raw[len(prefix):raw.index('"', len(prefix))]
+    return None
 
 
 class ConversationStore(StoreBase):
@@ -27,6 +39,8 @@ class ConversationStore(StoreBase):
 
     @staticmethod
     def _conversation_from(stored: dict, conversation_id: str) -> ConversationRecord:
+        if NEWEST_HANDOFF in stored:
+            stored = {name: value for name, value in stored.items() if name != NEWEST_HANDOFF}
         return ConversationRecord.from_dict(unpack_conversation(stored, conversation_id))
 
     @staticmethod
@@ -56,7 +70,10 @@ class ConversationStore(StoreBase):
         def apply(stored: dict) -> Any:
             conversation = self._conversation_from(stored, conversation_id)
             result = mutate(conversation)
+            newest = stored.get(NEWEST_HANDOFF)
             stored.clear()
+            if newest:
+                stored[NEWEST_HANDOFF] = newest  # first, where the create script finds it
             stored.update(pack_conversation(conversation.to_dict()))
             box["conversation"] = conversation
             return result
@@ -65,7 +82,23 @@ class ConversationStore(StoreBase):
         return None if doc is None else box["conversation"]
 
     def has_handoffs(self, conversation_id: str) -> bool:
-        return self.redis.exists(Keys.conversation_handoffs(conversation_id)) > 0
+        return bool(self.newest_handoff_candidates([conversation_id])[0])
+
+    def newest_handoff_candidates(self, conversation_ids: list[str]) -> list[list[str]]:
+        """Each conversation's handoff ids to try, newest first, in one round trip: the one
+        its JSON names, or, for a conversation whose handoffs were all created before that
+        field existed, its old per-conversation index (`Keys.conversation_handoffs`; those
+        indexes expire with the retention window, and this fallback can go with them)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for conversation_id in conversation_ids:
+                pipe.get(Keys.conversation(conversation_id))
+                pipe.zrevrange(Keys.conversation_handoffs(conversation_id), 0, 10)
+            found = pipe.execute()
+        out = []
+        for raw, older in zip(found[::2], found[1::2]):
+            newest = newest_handoff_in(raw)
+            out.append([newest] if newest else older)
+        return out
 
     def append_conversation(self, conversation_id: str, part: str, entry: dict) -> None:
         key = Keys.conversation_part(conversation_id, part)

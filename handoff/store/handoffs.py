@@ -21,7 +21,7 @@ class HandoffStore(StoreBase):
     def create_handoff(self, handoff: Handoff, deadlines: list[tuple[str, float]] = (), pipe=None) -> None:
         """Store a new handoff with its first events (and transfer deadlines), its indexes
         and its counters atomically."""
-        extra = [Keys.conversation_handoffs(handoff.conversation_id)]
+        extra = []
         if handoff.shared_id:
             extra.append(Keys.shared(handoff.shared_id))
         if handoff.reason:
@@ -30,6 +30,7 @@ class HandoffStore(StoreBase):
         # Stored without what can be derived (handoff/store/compact.py); counted from the full document.
         self._create_item(Keys.handoffs, Keys.handoff(handoff.id), handoff.id, pack(doc),
                           extra, handoff.history, deadlines, counter_changes(None, doc), pipe,
+                          mark_newest_in=Keys.conversation(handoff.conversation_id),
                           encode=handoff_text, decode=handoff_from_text)
 
     def get_handoff(self, handoff_id: str) -> Handoff | None:
@@ -47,11 +48,14 @@ class HandoffStore(StoreBase):
         return self._newest_handoff_in(Keys.shared(shared_id))
 
     def newest_handoff_for_conversation(self, conversation_id: str) -> Handoff | None:
-        return self._newest_handoff_in(Keys.conversation_handoffs(conversation_id))
+        return self._first_stored(self.newest_handoff_candidates([conversation_id])[0])
 
     def _newest_handoff_in(self, index: str) -> Handoff | None:
         """The newest handoff of an index still stored (an expired one's entry may linger)."""
-        for handoff_id in self.redis.zrevrange(index, 0, 10):
+        return self._first_stored(self.redis.zrevrange(index, 0, 10))
+
+    def _first_stored(self, handoff_ids: list[str]) -> Handoff | None:
+        for handoff_id in handoff_ids:
             found = self.get_handoff(handoff_id)
             if found:
                 return found
@@ -59,11 +63,7 @@ class HandoffStore(StoreBase):
 
     def newest_handoff_ids(self, conversation_ids: list[str]) -> list[str | None]:
         """Each conversation's newest handoff id (None without one), in one round trip."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for conversation_id in conversation_ids:
-                pipe.zrevrange(Keys.conversation_handoffs(conversation_id), 0, 0)
-            found = pipe.execute()
-        return [ids[0] if ids else None for ids in found]
+        return [ids[0] if ids else None for ids in self.newest_handoff_candidates(conversation_ids)]
 
     def update_handoff(self, handoff_id: str, mutate: Callable[[Handoff], Any],
                        deadlines: Callable[[Handoff, list[dict]], list[tuple[str, float]]] | None = None,
