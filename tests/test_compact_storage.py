@@ -8,6 +8,8 @@ from handoff.store.compact import (
     handoff_text,
     pack,
     pack_conversation,
+    shown_at,
+    stored_at,
     unpack,
     unpack_conversation,
 )
@@ -103,17 +105,34 @@ def test_a_conversation_names_its_newest_handoff_in_its_own_json(api, services):
     redis = services.store.redis
     assert not redis.get(Keys.conversation(cid)).startswith('{"_h"')
     first = api.post(f"/v1/conversations/{cid}/handoff", json={"reason": "one"}).get_json()
-    assert redis.get(Keys.conversation(cid)).startswith('{"_h":"%s",' % first["id"])
+    assert redis.get(Keys.conversation(cid)).startswith('{"_h":"' + first["id"] + '",')
 
     assert api.patch(f"/v1/conversations/{cid}", json={"state": {"plan": "gold"}}).status_code == 200
-    assert redis.get(Keys.conversation(cid)).startswith('{"_h":"%s",' % first["id"])
+    assert redis.get(Keys.conversation(cid)).startswith('{"_h":"' + first["id"] + '",')
     assert api.patch(f"/v1/handoffs/{first['id']}", json={"state": "abandoned"}).status_code == 200
     second = api.post(f"/v1/conversations/{cid}/handoff", json={"reason": "two"}).get_json()
     stored = redis.get(Keys.conversation(cid))
-    assert stored.startswith('{"_h":"%s",' % second["id"]) and first["id"] not in stored
+    assert stored.startswith('{"_h":"' + second["id"] + '",') and first["id"] not in stored
     assert not redis.exists(Keys.conversation_handoffs(cid))
 
     shown = api.get(f"/v1/conversations/{cid}").get_json()
     assert "_h" not in shown and shown["handoff"]["id"] == second["id"] and shown["state"] == {"plan": "gold"}
     listed = api.get("/v1/conversations").get_json()["items"]
     assert all("_h" not in item for item in listed)
+
+
+def test_an_event_time_is_kept_as_milliseconds_and_shown_as_it_was_written():
+    for at in ("2026-11-26T14:09:02.012Z", "1970-01-01T00:00:00.000Z", "2026-11-26T14:09:02Z",
+               "2026-11-26T14:09:02.012+00:00", "12345", "=5", "t", ""):
+        assert shown_at(stored_at(at)) == at
+    assert stored_at("2026-11-26T14:09:02.012Z") == "1795702142012"
+
+
+def test_the_event_feed_shows_the_times_the_handoff_history_has(api, services):
+    conversation = api.post("/v1/conversations", json={}).get_json()
+    handoff = api.post(f"/v1/conversations/{conversation['id']}/handoff", json={"reason": "r"}).get_json()
+    raw = services.store.redis.xrange(Keys.events)
+    assert all(fields["at"].isdigit() for _, fields in raw)  # kept as integers
+    events = api.get("/v1/handoffs/events").get_json()["items"]
+    history = api.get(f"/v1/handoffs/{handoff['id']}").get_json()["history"]
+    assert [(e["state"], e["at"]) for e in events] == [(h["state"], h["at"]) for h in history]

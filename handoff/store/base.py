@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from .compact import stored_at
 from .keys import STATS_TTL, Keys
 
 # Create an item once, in one round trip: take the next sequence number and index the item
@@ -146,7 +147,7 @@ class StoreBase:
         marks = [mark_newest_in] if mark_newest_in else []
         args = [member, encode(doc), self.retention, self._event_minid(), len(events), len(deadlines), len(marks)]
         for entry in events:
-            args += [entry["state"], entry["at"]]
+            args += [entry["state"], stored_at(entry["at"])]
         for deadline_member, score in deadlines:
             args += [deadline_member, score]
         counter_keys = list(counters or ())

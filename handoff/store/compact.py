@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..models import ConversationRecord
@@ -216,3 +217,30 @@ def handoff_from_text(text: str) -> dict[str, Any]:
         inflate = zlib.decompressobj(_WBITS, zdict=_DICTIONARY_1)
         return json.loads(inflate.decompress(base64.b64decode(text[1:])) + inflate.flush())
     return json.loads(text)
+
+
+# -- the time of an event in the stream ---------------------------------------------------
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_AS_WRITTEN = "="  # in front of an `at` of digits that is not a stored time
+
+
+def stored_at(at: str) -> str:
+    """An event's time as the stream keeps it: milliseconds since the epoch for the
+    service's own timestamps (`2026-11-26T14:09:02.012Z`), which the stream packs as an
+    integer (~16 bytes less per event than the text); anything else as it was written."""
+    if not isinstance(at, str) or at.startswith(_AS_WRITTEN):
+        return _AS_WRITTEN + at if isinstance(at, str) else at
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return _AS_WRITTEN + at if at.isdigit() else at
+    millis = (moment - _EPOCH) // timedelta(milliseconds=1) if moment.tzinfo else None
+    return str(millis) if millis is not None and shown_at(str(millis)) == at else at
+
+
+def shown_at(value: str) -> str:
+    """An event's time as `stored_at` was given it."""
+    if value.isdigit():
+        moment = _EPOCH + timedelta(milliseconds=int(value))
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value[1:] if value.startswith(_AS_WRITTEN) else value
