@@ -80,7 +80,8 @@ def test_pack_and_unpack_keep_every_unusual_value():
     handoff.move_to("transferring", {"destination": "a", "attempt": 1})
     handoff.move_to("failed", {"destination": "a", "attempt": 1, "why": "busy"})
     handoff.history += [{"state": "x", "at": "t"}, {"state": "y", "at": "t", "detail": None},
-                        {"state": "z", "at": "u", "detail": {}, "by": "someone"}, "not a dict"]
+                        {"state": "z", "at": "u", "detail": {}, "by": "someone"}, "not a dict",
+                        {"state": "n", "at": 5}, {"state": "d", "at": "12345"}, {"state": "s", "at": None}]
     handoff.updated_at = "later"
     handoff.utterance = "Ça coûte 20 € — 请转人工 \u2028 \"quoted\" \\"
     doc = handoff.to_dict()
