@@ -32,11 +32,12 @@ def call_human(handoff_id: str, attempt: int) -> str:
         return "nothing to do"
     if handoff.attempt_marks.get(f"{attempt}.call"):
         return "already called"
-    destination = consults.destination_of(handoff, attempt)
+    record = consults.handoffs.conversation_of(handoff)
+    destination = consults.destination_of(handoff, attempt, record)
     if destination is None:
         consults.human_unavailable(handoff_id, attempt, "call_failed", reason="destination_deleted")
         return "failed"
-    conversation = consults.handoffs.context(consults.handoffs.conversation_of(handoff))
+    conversation = consults.handoffs.context(record)
     try:
         kind, target = human_target(human_route(handoff, destination, attempt), destination, svc.config.sip_domain)
     except RouteError as exc:
