@@ -26,6 +26,14 @@ class SipHeaderSchema(Schema):
             raise ValidationError(problem)
 
 
+def patch_schema(schema_class: type[Schema]) -> Schema:
+    """The schema of a partial change (a PATCH body, the page's edit form, an import
+    updating by name): every top-level field optional, but what is sent whole (a header,
+    a topic's action) still needs all its fields — `partial=True` would reach into those
+    too and let a header without a value through."""
+    return schema_class(partial=tuple(schema_class().fields))
+
+
 def text(limit: int, **kwargs) -> fields.String:
     return fields.String(validate=validate.Length(max=limit), **kwargs)
 
