@@ -141,14 +141,17 @@ class HandoffStarts(HandoffCore):
         call_sid: str,
         base_url: str,
         leg: str | None,
+        offline: bool = False,
     ) -> tuple[Handoff, VoiceResponse]:
         """The handoff and TwiML a voice handoff answers, nothing stored: shared by real
-        handoffs and previews, so a preview is exactly what a call would get."""
+        handoffs, previews and `offline` ones (Redis unreachable: the transcript is not read),
+        so a preview is exactly what a call would get."""
         handoff = self._new(conversation, request, channel="voice", call_sid=call_sid, base_url=base_url, leg=leg)
         destination = self._resolve(handoff, configuration, request.destination)
         if destination is None and not configuration.destinations:
             handoff.add_warning("no_destinations", "no destination is configured")
-        twiml = self.planner(configuration).attempt(handoff, destination, self.context(conversation))
+        context = conversation.public() if offline else self.context(conversation)
+        twiml = self.planner(configuration, offline=offline).attempt(handoff, destination, context)
         return handoff, twiml
 
     def preview(
@@ -178,12 +181,10 @@ class HandoffStarts(HandoffCore):
     ) -> VoiceResponse:
         """Redis is unreachable: TwiML from the last known configuration, nothing stored.
         The action URL carries the chain so the callback can continue it."""
-        conversation = ConversationRecord.for_call(call)
-        handoff = self._new(
-            conversation, request, channel="voice", call_sid=call.get("CallSid"), base_url=base_url, leg=call_leg(call)
+        handoff, twiml = self.plan_voice(
+            configuration, ConversationRecord.for_call(call), request, call_sid=call.get("CallSid"),
+            base_url=base_url, leg=call_leg(call), offline=True,
         )
-        destination = self._resolve(handoff, configuration, request.destination)
-        twiml = self.planner(configuration, offline=True).attempt(handoff, destination, conversation.public())
         log.warning(
             "Redis unreachable: handoff for call %s sent to %s from the configuration snapshot (not recorded)",
             call.get("CallSid"),
