@@ -6,7 +6,8 @@ from handoff import sip
 from handoff.handoff_request_schema import validate_header_map  # noqa: F401
 
 # validate_header_map: the call-time header rules of a handoff request, which the domain
-# owns (handoff/handoff_request_schema.py); a preview's headers meet the same ones.
+# owns (handoff/handoff_request_schema.py); the voice webhook's `sip_headers` text meets
+# the same ones (web/voice.py).
 
 
 class SipHeaderSchema(Schema):
