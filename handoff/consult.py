@@ -28,7 +28,16 @@ from twiml import voice as voice_twiml
 from .callback_reading import is_machine
 from .errors import NotFound
 from .handoff_attempts import HandoffAttempts
-from .models import ABANDONED, COMPLETED, CONNECTED, FINAL_STATES, TRANSFERRING, Destination, Handoff
+from .models import (
+    ABANDONED,
+    COMPLETED,
+    CONNECTED,
+    FINAL_STATES,
+    TRANSFERRING,
+    ConversationRecord,
+    Destination,
+    Handoff,
+)
 from .services import Services
 from .transfers import caller_id_for, conference_name, consult_url, number_of, transcript_tail, whisper_text
 
@@ -70,16 +79,20 @@ class Consults:
     def store(self):
         return self.services.store
 
-    def _load(self, handoff_id: str) -> tuple[Handoff, dict]:
+    def _handoff(self, handoff_id: str) -> Handoff:
         handoff = self.store.get_handoff(handoff_id)
         if handoff is None:
             raise NotFound(handoff_id)
-        return handoff, self.handoffs.context(self.handoffs.conversation_of(handoff))
+        return handoff
 
-    def destination_of(self, handoff: Handoff, attempt: int) -> Destination | None:
+    def destination_of(self, handoff: Handoff, attempt: int,
+                       conversation: ConversationRecord | None = None) -> Destination | None:
+        """The attempt's destination in the configuration the call runs on (a test number's
+        call follows the sandbox draft throughout); `conversation` when already read."""
         if not 1 <= attempt <= len(handoff.attempts):
             return None
-        return self.services.configuration().by_id().get(handoff.attempts[attempt - 1])
+        conversation = conversation or self.handoffs.conversation_of(handoff)
+        return self.services.configuration(conversation.env).by_id().get(handoff.attempts[attempt - 1])
 
     @staticmethod
     def step(h: Handoff, attempt: int) -> str | None:
@@ -104,7 +117,7 @@ class Consults:
     def conference_event(self, handoff_id: str, attempt: int, params: dict[str, str]) -> None:
         """The conference's statusCallback (`participant-join`, `participant-leave`, with the
         participant's CallSid and the ConferenceSid)."""
-        handoff, _ = self._load(handoff_id)
+        handoff = self._handoff(handoff_id)
         event, call_sid = params.get("StatusCallbackEvent"), params.get("CallSid")
         human_sid = handoff.attempt_marks.get(f"{attempt}.call")
         if event == "participant-join" and call_sid == handoff.call_sid:
@@ -158,7 +171,7 @@ class Consults:
         """The caller's `<Dial><Conference>` returned (its action URL): the caller hung up,
         or the room ended around them."""
         call_status = params.get("CallStatus") or ""
-        handoff, _ = self._load(handoff_id)
+        handoff = self._handoff(handoff_id)
         if call_status in ("completed", "canceled") or self.step(handoff, attempt) == JOINED:
             # Gone, or the human left after talking to them: the conversation is over.
             self.caller_left(handoff_id, attempt, call_status or "completed")
@@ -168,20 +181,21 @@ class Consults:
         twiml = self.human_unavailable(handoff_id, attempt, "conference_ended", move=False)
         if twiml is not None:
             return str(twiml)
-        handoff, _ = self._load(handoff_id)
+        handoff = self._handoff(handoff_id)
         # Decided already: the TwiML the caller is being moved to by the REST update.
         return handoff.attempt_marks.get(f"{attempt}.next") or str(voice_twiml.hangup())
 
     # -- the human's side --------------------------------------------------------------
     def whisper(self, handoff_id: str, attempt: int, params: dict[str, str]) -> VoiceResponse:
         """The human answered (the `url` of their call): the briefing, then the accept gate."""
-        handoff, conversation = self._load(handoff_id)
+        handoff = self._handoff(handoff_id)
         if self.step(handoff, attempt) not in WAITING or handoff.state in FINAL_STATES:
             return consult_twiml.caller_gone()
         answered_by = params.get("AnsweredBy") or ""
         if is_machine(answered_by):
             self.human_unavailable(handoff_id, attempt, "voicemail")
             return voice_twiml.hangup()
+        conversation = self.handoffs.context(self.handoffs.conversation_of(handoff))
         return voice_twiml.whisper(briefing(handoff, conversation), consult_url(handoff, "accept", attempt))
 
     def accept(self, handoff_id: str, attempt: int, digits: str | None) -> VoiceResponse:
@@ -213,8 +227,8 @@ class Consults:
             return True
 
         handoff, joined = self.handoffs.update(handoff_id, mutate)
-        destination = self.destination_of(handoff, attempt)
-        if joined and destination is not None and destination.intro == "public":
+        destination = self.destination_of(handoff, attempt) if joined else None
+        if destination is not None and destination.intro == "public":
             self._enqueue("announce", handoff_id, attempt, "announce")
 
     def human_call_status(self, handoff_id: str, attempt: int, params: dict[str, str]) -> None:
@@ -244,7 +258,7 @@ class Consults:
         return self.human_unavailable(handoff_id, attempt, "timeout") is not None
 
     def announcement(self, handoff_id: str) -> VoiceResponse:
-        handoff, _ = self._load(handoff_id)
+        handoff = self._handoff(handoff_id)
         return consult_twiml.announcement(handoff.reason)
 
     # -- failing an attempt ------------------------------------------------------------
@@ -253,8 +267,8 @@ class Consults:
         """The human will not join: record why, choose where the caller goes next (the
         destination's `on_failure`, exactly as for any failed attempt), end the human's leg,
         and move the caller — through the worker (`move`), or by the TwiML returned."""
-        configuration = self.services.configuration()
-        _, conversation = self._load(handoff_id)
+        # Planned like any failed attempt: on the call's own configuration (HandoffCore._load).
+        _, configuration, conversation = self.handoffs._load(handoff_id)
         facts = {k: v for k, v in extra.items() if v not in (None, "")}
 
         def mutate(h: Handoff) -> VoiceResponse | None:

@@ -14,7 +14,7 @@ from twilio.base.exceptions import TwilioRestException
 from twiml.sip_uri import sip_uri_with_headers
 
 from .consult import CONSULTING, WAITING, Consults, consult_caller_id
-from .jobs import TWIML_LIMIT, end_call_leg, retry_or_give_up, services
+from .jobs import TWIML_LIMIT, end_call_leg, job_handoff, retry_or_give_up, services
 from .models import TRANSFERRING, Handoff
 from .sip import RouteError
 from .transfers import consult_url, human_route, human_target
@@ -27,16 +27,17 @@ def call_human(handoff_id: str, attempt: int) -> str:
     """Call the human for a consult attempt whose caller is on hold."""
     svc = services()
     consults = Consults(svc)
-    handoff = svc.store.get_handoff(handoff_id)
+    handoff = job_handoff(svc, handoff_id)
     if handoff is None or consults.step(handoff, attempt) != CONSULTING or handoff.state != TRANSFERRING:
         return "nothing to do"
     if handoff.attempt_marks.get(f"{attempt}.call"):
         return "already called"
-    destination = consults.destination_of(handoff, attempt)
+    record = consults.handoffs.conversation_of(handoff)
+    destination = consults.destination_of(handoff, attempt, record)
     if destination is None:
         consults.human_unavailable(handoff_id, attempt, "call_failed", reason="destination_deleted")
         return "failed"
-    conversation = consults.handoffs.context(consults.handoffs.conversation_of(handoff))
+    conversation = consults.handoffs.context(record)
     try:
         kind, target = human_target(human_route(handoff, destination, attempt), destination, svc.config.sip_domain)
     except RouteError as exc:
@@ -83,7 +84,7 @@ def call_human(handoff_id: str, attempt: int) -> str:
 def move_caller(handoff_id: str, attempt: int) -> str:
     """Send the caller on hold to what `on_failure` chose (REST update of their call)."""
     svc = services()
-    handoff = svc.store.get_handoff(handoff_id)
+    handoff = job_handoff(svc, handoff_id)
     twiml = handoff and handoff.attempt_marks.get(f"{attempt}.next")
     if not twiml or handoff.attempt_marks.get(f"{attempt}.moved"):
         return "nothing to do"
@@ -102,7 +103,7 @@ def move_caller(handoff_id: str, attempt: int) -> str:
 def end_human_leg(handoff_id: str, attempt: int) -> str:
     """Hang up the human's call (`completed` ends it ringing or answered, Calls resource)."""
     svc = services()
-    handoff = svc.store.get_handoff(handoff_id)
+    handoff = job_handoff(svc, handoff_id)
     call_sid = handoff and handoff.attempt_marks.get(f"{attempt}.call")
     if not call_sid:
         return "nothing to do"  # not placed yet: `call_human` will see the attempt is over
@@ -112,7 +113,7 @@ def end_human_leg(handoff_id: str, attempt: int) -> str:
 def announce(handoff_id: str, attempt: int) -> str:
     """intro public: play the reason to everyone in the room as the human joins."""
     svc = services()
-    handoff = svc.store.get_handoff(handoff_id)
+    handoff = job_handoff(svc, handoff_id)
     conference_sid = handoff and handoff.attempt_marks.get(f"{attempt}.conference")
     if not conference_sid:
         return "nothing to do"

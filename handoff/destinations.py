@@ -283,10 +283,6 @@ class Destinations:
             raise Conflict(f"a destination named {destination.name!r} already exists",
                            {"name": ["already used by another destination"]})
 
-    def _change(self, mutate) -> Destination | None:
-        return versions.change(self.services, self.who, lambda snapshot, entities: mutate(
-            self.services.parsed("sandbox", snapshot), entities))
-
     def _done(self, destination: Destination) -> dict:
         """The destination as written, against the configuration now (a concurrent
         delete may already have removed it: the write still happened, so no 404)."""
@@ -302,7 +298,7 @@ class Destinations:
                 entities["default"] = destination.id  # the first one becomes the default
             return destination
 
-        return self._done(self._change(mutate))
+        return self._done(versions.change(self.services, self.who, mutate))
 
     def update(self, destination_id: str, fields: dict[str, Any]) -> dict:
         def mutate(configuration: RoutingTable, entities: dict) -> Destination:
@@ -313,7 +309,7 @@ class Destinations:
             entities[f"d:{destination_id}"] = updated.to_dict()
             return updated
 
-        return self._done(self._change(mutate))
+        return self._done(versions.change(self.services, self.who, mutate))
 
     def duplicate(self, destination_id: str) -> dict:
         def mutate(configuration: RoutingTable, entities: dict) -> Destination:
@@ -327,7 +323,7 @@ class Destinations:
             entities[f"d:{copy.id}"] = copy.to_dict()  # a copy is never made the default
             return copy
 
-        return self._done(self._change(mutate))
+        return self._done(versions.change(self.services, self.who, mutate))
 
     def set_default(self, destination_id: str) -> dict:
         def mutate(configuration: RoutingTable, entities: dict) -> Destination:
@@ -335,7 +331,7 @@ class Destinations:
             entities["default"] = destination_id
             return destination
 
-        return self._done(self._change(mutate))
+        return self._done(versions.change(self.services, self.who, mutate))
 
     def delete(self, destination_id: str, confirm: str | None) -> None:
         def mutate(configuration: RoutingTable, entities: dict) -> None:
@@ -348,7 +344,7 @@ class Destinations:
             if entities.get("default") == destination_id:
                 entities.pop("default")
 
-        self._change(mutate)
+        versions.change(self.services, self.who, mutate)
 
     def get_integration(self) -> dict:
         return integration_of(self.configuration())
@@ -357,7 +353,7 @@ class Destinations:
         def mutate(_configuration: RoutingTable, entities: dict) -> None:
             entities["integration"] = {**DEFAULT_INTEGRATION, **integration}
 
-        self._change(mutate)
+        versions.change(self.services, self.who, mutate)
         return integration_of(self.configuration())
 
 

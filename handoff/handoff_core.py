@@ -4,6 +4,7 @@ update whose new history entries become events and webhooks.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -54,11 +55,13 @@ class HandoffCore:
 
     def context(self, conversation: ConversationRecord) -> dict:
         """The conversation as planning needs it: the last transcript turns are read only
-        if a summary needs them (not on every transfer)."""
+        if a summary needs them (not on every transfer), and then once however many parts
+        of the answer use them (a Flex task's summary and a summary header; each attempt of
+        a chain)."""
         store, conversation_id = self.store, conversation.id
         return {
             **conversation.public(),
-            "transcript_tail": lambda: store.conversation_part(conversation_id, "transcript", last=3),
+            "transcript_tail": functools.cache(lambda: store.conversation_part(conversation_id, "transcript", last=3)),
         }
 
     def _persist_new(self, handoff: Handoff, batch: WriteBatch | None = None) -> None:

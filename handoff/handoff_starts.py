@@ -73,7 +73,10 @@ class HandoffStarts(HandoffCore):
         call_sid: str | None,
         base_url: str | None,
         leg: str | None = None,
+        strict_route: bool = False,
     ) -> Handoff:
+        """A new handoff for `request`; `strict_route`: a route override it may not use is a
+        422 (the API's callers) rather than a warning (a call must keep moving)."""
         handoff = Handoff(
             id=new_handoff_id(),
             conversation_id=conversation.id,
@@ -90,36 +93,31 @@ class HandoffStarts(HandoffCore):
         for entry in request.warnings:
             handoff.add_warning(entry["code"], entry["message"])
         if request.route:
-            problem = route_problem(request.route)
-            if problem:
-                # Ignored, never dialled: the requested destination is still tried.
-                handoff.add_warning("route_unusable", f"the route override cannot be dialled ({problem}); ignored")
-            elif route_allowlist.route_allowed(request.route, self.services.config.allowed_route_patterns):
-                handoff.route_override = request.route
-            else:
-                handoff.add_warning("route_refused", "the route override is not in ALLOWED_ROUTE_PATTERNS; ignored")
+            self._take_route(handoff, request.route, strict=strict_route)
         handoff.move_to(REQUESTED)
         return handoff
+
+    def _take_route(self, handoff: Handoff, route: str, *, strict: bool) -> None:
+        """The one check of a call-time route override: kept when it can be dialled and
+        matches ALLOWED_ROUTE_PATTERNS; otherwise a 422 (`strict`) or a warning, the override
+        ignored and never dialled (the requested destination is still tried)."""
+        patterns = self.services.config.allowed_route_patterns
+        problem = route_problem(route)
+        if problem is None and route_allowlist.route_allowed(route, patterns):
+            handoff.route_override = route
+        elif strict:
+            raise ValidationFailed.field("route", problem or "route overrides must match ALLOWED_ROUTE_PATTERNS"
+                                         + ("" if patterns else " (none are allowed: it is unset)"))
+        elif problem:
+            handoff.add_warning("route_unusable", f"the route override cannot be dialled ({problem}); ignored")
+        else:
+            handoff.add_warning("route_refused", "the route override is not in ALLOWED_ROUTE_PATTERNS; ignored")
 
     def _resolve(self, handoff: Handoff, configuration: RoutingTable, ref: str | None) -> Destination | None:
         found = configuration.find(ref)
         if ref and found is None:
             handoff.add_warning("unknown_destination", f"no destination {ref!r}; used the default instead")
         return found or configuration.default
-
-    def check_route(self, request: HandoffRequest) -> None:
-        """API callers get a 422 for a route override they may not use (voice gets a warning)."""
-        if not request.route:
-            return
-        problem = route_problem(request.route)
-        if problem:
-            raise ValidationFailed.field("route", problem)
-        if not route_allowlist.route_allowed(request.route, self.services.config.allowed_route_patterns):
-            raise ValidationFailed.field(
-                "route",
-                "route overrides must match ALLOWED_ROUTE_PATTERNS"
-                + ("" if self.services.config.allowed_route_patterns else " (none are allowed: it is unset)"),
-            )
 
     def start_voice(
         self, conversation: ConversationRecord, request: HandoffRequest, *, call_sid: str, base_url: str,
@@ -143,14 +141,17 @@ class HandoffStarts(HandoffCore):
         call_sid: str,
         base_url: str,
         leg: str | None,
+        offline: bool = False,
     ) -> tuple[Handoff, VoiceResponse]:
         """The handoff and TwiML a voice handoff answers, nothing stored: shared by real
-        handoffs and previews, so a preview is exactly what a call would get."""
+        handoffs, previews and `offline` ones (Redis unreachable: the transcript is not read),
+        so a preview is exactly what a call would get."""
         handoff = self._new(conversation, request, channel="voice", call_sid=call_sid, base_url=base_url, leg=leg)
         destination = self._resolve(handoff, configuration, request.destination)
         if destination is None and not configuration.destinations:
             handoff.add_warning("no_destinations", "no destination is configured")
-        twiml = self.planner(configuration).attempt(handoff, destination, self.context(conversation))
+        context = conversation.public() if offline else self.context(conversation)
+        twiml = self.planner(configuration, offline=offline).attempt(handoff, destination, context)
         return handoff, twiml
 
     def preview(
@@ -180,12 +181,10 @@ class HandoffStarts(HandoffCore):
     ) -> VoiceResponse:
         """Redis is unreachable: TwiML from the last known configuration, nothing stored.
         The action URL carries the chain so the callback can continue it."""
-        conversation = ConversationRecord.for_call(call)
-        handoff = self._new(
-            conversation, request, channel="voice", call_sid=call.get("CallSid"), base_url=base_url, leg=call_leg(call)
+        handoff, twiml = self.plan_voice(
+            configuration, ConversationRecord.for_call(call), request, call_sid=call.get("CallSid"),
+            base_url=base_url, leg=call_leg(call), offline=True,
         )
-        destination = self._resolve(handoff, configuration, request.destination)
-        twiml = self.planner(configuration, offline=True).attempt(handoff, destination, conversation.public())
         log.warning(
             "Redis unreachable: handoff for call %s sent to %s from the configuration snapshot (not recorded)",
             call.get("CallSid"),
@@ -199,19 +198,19 @@ class HandoffStarts(HandoffCore):
         conversation = self.store.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation with id {conversation_id!r}")
-        self.check_route(request)
-        configuration = self.services.configuration(conversation.env)
         channel = conversation.channel or "voice"
         live_call = channel == "voice" and not conversation.ended_at
-        if request.destination and configuration.find(request.destination) is None and not configuration.default:
-            raise ValidationFailed.field("destination", f"no destination {request.destination!r} and no default")
         handoff = self._new(
             conversation,
             request,
             channel=channel,
             call_sid=conversation.id if channel == "voice" else None,
             base_url=base_url or self.services.config.public_base_url,
+            strict_route=True,
         )
+        configuration = self.services.configuration(conversation.env)
+        if request.destination and configuration.find(request.destination) is None and not configuration.default:
+            raise ValidationFailed.field("destination", f"no destination {request.destination!r} and no default")
         destination = self._resolve(handoff, configuration, request.destination)
         if destination is not None:
             handoff.destination = destination.summary()

@@ -12,11 +12,11 @@ from twilio.base.exceptions import TwilioRestException
 
 from twiml import voice as voice_twiml
 
-from . import metrics
+from . import logs, metrics
 from .config import Config
 from .errors import ValidationFailed
 from .handoffs import Handoffs
-from .models import FAILED, REQUESTED
+from .models import FAILED, REQUESTED, Handoff
 from .services import Services
 from .test_calls import TestCalls, test_target
 from .twilio_rest import twilio_client
@@ -37,6 +37,16 @@ def services() -> Services:
     if _services is None:
         _services = Services(Config.from_env())
     return _services
+
+
+def job_handoff(svc: Services, handoff_id: str) -> Handoff | None:
+    """The handoff a job works on (None once retention removed it). The read every such job
+    makes anyway binds its conversation and call ids to the job's log lines from here on
+    (the worker binds only the handoff id: handoff/worker.py)."""
+    handoff = svc.store.get_handoff(handoff_id)
+    if handoff is not None:
+        logs.bind_handoff(handoff)
+    return handoff
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -67,7 +77,7 @@ def deliver_event(handoff_id: str, index: int) -> str:
     (the receiver may see a retry of a delivery it already took)."""
     svc = services()
     config = svc.config
-    handoff = svc.store.get_handoff(handoff_id)
+    handoff = job_handoff(svc, handoff_id)
     if handoff is None or index >= len(handoff.history):
         return "skipped"  # retention removed it: nothing is left to tell
     if not config.webhook_url:
@@ -112,7 +122,7 @@ def redirect_call(handoff_id: str) -> str:
     handoff's TwiML over Twilio's REST API (calls(sid).update(twiml=...))."""
     svc = services()
     handoffs = Handoffs(svc)
-    handoff = svc.store.get_handoff(handoff_id)
+    handoff = job_handoff(svc, handoff_id)
     if handoff is None or handoff.state != REQUESTED:
         return "nothing to do"
     conversation = handoffs.conversation_of(handoff)

@@ -125,10 +125,6 @@ class Topics:
         if not any(normalize(p) for p in topic.phrases):
             raise ValidationFailed.field("phrases", "at least one phrase with a word in it")
 
-    def _change(self, mutate) -> Topic | None:
-        return versions.change(self.services, self.who, lambda snapshot, entities: mutate(
-            self.services.parsed("sandbox", snapshot), entities))
-
     def create(self, fields: dict) -> dict:
         def mutate(configuration: RoutingTable, entities: dict) -> Topic:
             base = slugify(fields["name"])
@@ -140,7 +136,7 @@ class Topics:
             entities[f"t:{topic.id}"] = topic.to_dict()
             return topic
 
-        return self.present(self._change(mutate), self._configuration("sandbox"))
+        return self.present(versions.change(self.services, self.who, mutate), self._configuration("sandbox"))
 
     def update(self, topic_id: str, fields: dict) -> dict:
         def mutate(configuration: RoutingTable, entities: dict) -> Topic:
@@ -150,7 +146,7 @@ class Topics:
             entities[f"t:{topic.id}"] = topic.to_dict()
             return topic
 
-        return self.present(self._change(mutate), self._configuration("sandbox"))
+        return self.present(versions.change(self.services, self.who, mutate), self._configuration("sandbox"))
 
     def delete(self, topic_id: str, confirm: str | None) -> None:
         def mutate(configuration: RoutingTable, entities: dict) -> None:
@@ -159,7 +155,7 @@ class Topics:
                 raise ConfirmationRequired(f"pass ?confirm= with the topic's exact name ({topic.name!r})")
             entities.pop(f"t:{topic_id}", None)
 
-        self._change(mutate)
+        versions.change(self.services, self.who, mutate)
 
     def route(self, text: str | None, digits: str | None = None) -> Route | None:
         return route_text(text, digits, self.all())

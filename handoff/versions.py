@@ -12,6 +12,7 @@ from typing import Any
 from .errors import Conflict, NotFound
 from .models import now_iso
 from .services import Services
+from .snapshot import RoutingTable
 from .store.configuration import ConfigStore, ConfigVersion, undo
 
 # Fields every edit changes: not worth a line in a diff.
@@ -73,10 +74,13 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def change(services: Services, who: str, mutate: Callable[[ConfigVersion, dict], Any]) -> Any:
-    """Apply one change to the draft as a new version (live at once unless CONFIG_PROMOTION)."""
+def change(services: Services, who: str, mutate: Callable[[RoutingTable, dict], Any]) -> Any:
+    """Apply one change to the draft as a new version (live at once unless CONFIG_PROMOTION):
+    `mutate(configuration, entities)` checks against the draft as parsed (once per version)
+    and edits `entities`, or raises to refuse."""
     result, record = services.config_store.change(
-        mutate, who=who, at=now_iso(), go_live=not services.config.config_promotion, summary=summarize)
+        lambda snapshot, entities: mutate(services.parsed("sandbox", snapshot), entities),
+        who=who, at=now_iso(), go_live=not services.config.config_promotion, summary=summarize)
     if record is not None:
         services.configuration()  # refresh the outage snapshot now, not at the next call
     return result

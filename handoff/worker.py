@@ -15,7 +15,7 @@ from . import jobs, logs, metrics
 from .config import Config
 from .redis_server import ensure_embedded, recorded_url
 from .scheduler_lock import take_over_dead_scheduler
-from .services import QUEUE_NAME, REDIS_ERRORS, Services
+from .services import QUEUE_NAME, Services
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +32,12 @@ class HandoffWorker(Worker):
 
 
 def bind_job_ids(job) -> None:
-    """Jobs take ids (handoff/jobs.py): a handoff id names its conversation and call too."""
+    """Jobs take ids (handoff/jobs.py). A handoff's conversation and call are bound when the
+    job reads the handoff (jobs.job_handoff), not by a read of its own here."""
     logs.clear()
     first = job.args[0] if job.args and isinstance(job.args[0], str) else ""
     if first.startswith("HO"):
         logs.bind(handoff_id=first)
-        try:
-            handoff = jobs.services().store.get_handoff(first)
-        except REDIS_ERRORS:
-            handoff = None
-        if handoff is not None:
-            logs.bind_handoff(handoff)
     elif first.startswith("CA"):
         logs.bind(call_sid=first, conversation_id=first)
 

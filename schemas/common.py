@@ -6,7 +6,8 @@ from handoff import sip
 from handoff.handoff_request_schema import validate_header_map  # noqa: F401
 
 # validate_header_map: the call-time header rules of a handoff request, which the domain
-# owns (handoff/handoff_request_schema.py); a preview's headers meet the same ones.
+# owns (handoff/handoff_request_schema.py); the voice webhook's `sip_headers` text meets
+# the same ones (web/voice.py).
 
 
 class SipHeaderSchema(Schema):
@@ -24,6 +25,14 @@ class SipHeaderSchema(Schema):
         problem = sip.header_value_problem(value)
         if problem:
             raise ValidationError(problem)
+
+
+def patch_schema(schema_class: type[Schema]) -> Schema:
+    """The schema of a partial change (a PATCH body, the page's edit form, an import
+    updating by name): every top-level field optional, but what is sent whole (a header,
+    a topic's action) still needs all its fields — `partial=True` would reach into those
+    too and let a header without a value through."""
+    return schema_class(partial=tuple(schema_class().fields))
 
 
 def text(limit: int, **kwargs) -> fields.String:

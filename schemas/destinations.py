@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from handoff.models import ENCRYPTIONS, FAILURE_DISPOSITIONS, INTROS, METHODS, TRANSFER_MODES
 
-from .common import SipHeaderSchema, WarningSchema, text
+from .common import SipHeaderSchema, WarningSchema, patch_schema, text
 
 
 class RouteField(fields.Field):
@@ -60,13 +60,14 @@ class DestinationInput(Schema):
 
 
 _DESTINATION_INPUT = DestinationInput()
-_DESTINATION_FIELDS = DestinationInput(partial=True)
+_DESTINATION_FIELDS = patch_schema(DestinationInput)
 
 
 def load_destination(fields: dict, *, partial: bool = False) -> dict:
     """Destination fields checked as a POST /v1/destinations body is (marshmallow's
-    ValidationError when invalid); `partial`: only the fields given, no defaults. What
-    handoff/adk.py's import is given, so the domain never imports this package."""
+    ValidationError when invalid); `partial`: only the fields given, no defaults, read as
+    a PATCH body is (schemas.common.patch_schema). What handoff/adk.py's import is given,
+    so the domain never imports this package."""
     return (_DESTINATION_FIELDS if partial else _DESTINATION_INPUT).load(fields)
 
 

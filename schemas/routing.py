@@ -1,10 +1,11 @@
 """Versions, sandbox and live, preview and test calls of the routing configuration."""
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate
 
-from .common import WarningSchema, text, validate_header_map
+from .common import WarningSchema, text
 from .destinations import DestinationSchema
+from .handoffs import HandoffRequestSchema
 
 LEGS = ("sip", "pstn", "client")
 
@@ -55,20 +56,19 @@ class RollbackInput(Schema):
     version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**12))
 
 
-class PreviewInput(Schema):
+class PreviewInput(HandoffRequestSchema):
+    """A handoff request (its `reason`, `utterance` and `sip_headers` under the very rules a
+    real one meets) to a destination the path names, on a sample call."""
+
+    class Meta:
+        exclude = ("destination", "data", "route")
+
     leg = fields.String(required=True, validate=validate.OneOf(LEGS), metadata={
         "description": "the caller's leg: sip (a SIP Domain or trunk), pstn (a phone), client (Voice SDK)"})
     state = fields.Dict(load_default=dict, metadata={"description": "sample conversation state"})
-    reason = text(200, allow_none=True, load_default=None)
-    utterance = text(2000, allow_none=True, load_default=None)
-    sip_headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
     from_ = text(255, data_key="from", allow_none=True, load_default=None,
                  metadata={"description": "sample caller address (default: one for the leg)"})
     to = text(255, allow_none=True, load_default=None, metadata={"description": "sample called address"})
-
-    @validates("sip_headers")
-    def _headers(self, value, **_):
-        validate_header_map(value)
 
 
 class PreviewSchema(Schema):

@@ -96,6 +96,19 @@ def test_a_header_without_a_value_in_a_patch_is_refused(api):
     assert api.get("/v1/destinations/billing").get_json()["sip_headers"] == []
 
 
+def test_a_header_without_a_value_is_refused_by_every_partial_destination_load():
+    """What the ADK import checks its entries with (and, like the page's edit form, reads a
+    partial change as a PATCH body is): top-level fields optional, a header still whole."""
+    from marshmallow import ValidationError
+
+    from schemas.destinations import load_destination
+
+    assert load_destination({"description": "only this"}, partial=True) == {"description": "only this"}
+    with pytest.raises(ValidationError) as refused:
+        load_destination({"sip_headers": [{"name": "X-Customer"}]}, partial=True)
+    assert refused.value.messages == {"sip_headers": {0: {"value": ["Missing data for required field."]}}}
+
+
 def test_a_non_ascii_twilio_signature_is_a_plain_403(app, caplog):
     client = app.test_client()
     with caplog.at_level(logging.WARNING):

@@ -417,3 +417,38 @@ def test_an_extension_takes_precedence_over_voicemail_detection_with_a_warning(a
     # promise an AMD callback that never comes.
     assert created["SendDigits"] == "9" and "MachineDetection" not in created
     assert [w["code"] for w in latest_handoff(api, CALL)["warnings"]] == ["voicemail_detection_skipped"]
+
+
+class TestASandboxCall:
+    """A test number (`/voice/call?env=sandbox`) meets the sandbox draft throughout a consult."""
+
+    @pytest.fixture
+    def config(self, config):
+        return config.with_overrides(config_promotion=True)
+
+    def test_the_human_called_and_the_next_destination_are_the_drafts(self, api, twilio, rest, app):
+        make(api, "Reception")
+        make(api, "Backup", method="sip_invite", route="+14155550133")
+        make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111")
+        assert api.post("/v1/config/promote").status_code == 200
+        # The draft only: another number for the human, and a fallback live callers lack.
+        assert api.patch("/v1/destinations/expert", json={
+            "route": "+14155550122", "fallback": "backup"}).status_code == 200
+
+        twilio.post("/voice/call?env=sandbox", call_params(CALL, **PSTN))
+        root = parse(twilio.post("/voice/handoff", call_params(CALL, destination="expert", **PSTN)))
+        hid = latest_handoff(api, CALL)["id"]
+        conference = root.find("Dial/Conference")
+        conference_event(twilio, conference.get("statusCallback"), "participant-join", CALL, 1, room=conference.text)
+        expect_human_call(rest)
+        work(app)
+        assert sent(rest)[0][2]["To"] == "+14155550122"
+
+        twilio.post(f"/voice/handoff/{hid}/consult/whisper?attempt=1", human_params())
+        twilio.post(f"/voice/handoff/{hid}/consult/accept?attempt=1", human_params(Digits="2"))
+        expect_update(rest, CALL)
+        work(app)
+        moved = parse(sent(rest)[1][2]["Twiml"])
+        assert moved.find("Dial/Number").text == "+14155550133"
+        assert moved.find("Dial").get("action") == (
+            f"{BASE_URL}/voice/handoff/{hid}/status?attempt=2&tried=expert,backup")

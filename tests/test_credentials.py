@@ -7,6 +7,7 @@ import pytest
 
 from app import create_app
 from tests.helpers import API_KEY
+from tests.polyai_schemas import check_error_envelope
 from tests.test_studio import csrf, sign_in
 
 LIMIT = 3
@@ -108,3 +109,38 @@ def test_every_process_refuses_a_client_another_process_blocked(app, config):
         get(client, f"guess-{n}")
     assert get(other, "guess-elsewhere").status_code == 429
     assert get(other, API_KEY).status_code == 429
+
+
+class TestThePolyAIShapedRoutes:
+    """Wrong keys on the PolyAI-compatible routes count with the API's, and the refusal
+    comes in PolyAI's own error envelopes, over real HTTP."""
+
+    @pytest.fixture
+    def over_http(self):
+        return True
+
+    BASE = "/v1/ACCOUNT-1234/PROJECT-abcd"
+
+    def test_wrong_keys_are_throttled_in_polyais_envelopes(self, app, client_of):
+        client = client_of(app)
+        guesser = {"X-Forwarded-For": "203.0.113.9"}
+        create = f"{self.BASE}/chat/create"
+        assert client.post(create, headers={**guesser, "x-api-key": "guess-0"}).status_code == 401
+        assert client.get(f"{self.BASE}/handoff_state?id=x", headers={**guesser, "X-TOKEN": "guess-1"}).status_code == 401
+        assert client.get("/v1/destinations", headers={**guesser, "X-API-Key": "guess-2"}).status_code == 401
+
+        # Over the limit: refused even with the right key, in each route's own envelope.
+        refused = client.post(create, headers={**guesser, "x-api-key": API_KEY})
+        assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+        body = check_error_envelope(refused)
+        assert body["error_code"] == "TOO_MANY_REQUESTS" and body["success"] is False
+        state = client.get(f"{self.BASE}/handoff_state?id=x", headers={**guesser, "X-TOKEN": API_KEY})
+        assert state.status_code == 429 and int(state.headers["Retry-After"]) >= 1
+        assert list(state.get_json()) == ["error_message"]
+        assert client.get("/v1/destinations", headers={**guesser, "X-API-Key": API_KEY}).status_code == 429
+
+        # Another client is not held back, and a request without a key is no guess.
+        assert client.post(create, headers={"X-Forwarded-For": "203.0.113.10", "x-api-key": API_KEY}).status_code == 200
+        for _ in range(LIMIT * 2):
+            assert client.post(create, headers={"X-Forwarded-For": "203.0.113.11"}).status_code == 401
+        assert client.post(create, headers={"X-Forwarded-For": "203.0.113.11", "x-api-key": API_KEY}).status_code == 200

@@ -164,6 +164,25 @@ def test_a_human_legs_lines_name_the_callers_conversation(app, json_lines):
     assert (line["call_sid"], line["conversation_id"], line["handoff_id"]) == ("CA" + "b" * 32, "CA" + "a" * 32, "HO1")
 
 
+def test_a_jobs_lines_name_the_handoffs_conversation_and_call(app, json_lines):
+    from handoff.worker import bind_job_ids
+
+    client = app.test_client()
+    client.post("/v1/destinations", json={"name": "Desk", "route": "sip:desk@pbx"}, headers=KEY)
+    call = call_params("CA" + "6" * 32)
+    handoff_id = parse(Twilio(client).post("/voice/handoff", call)).find("Refer").get("action").split("/")[5]
+    # The web process queued an event; this worker has no HANDOFF_WEBHOOK_URL and says so.
+    job = app.extensions["handoff"].queue.enqueue("handoff.jobs.deliver_event", handoff_id, 0)
+    bind_job_ids(job)  # what the Procfile worker does before each job
+    try:
+        assert job.perform() == "skipped"
+    finally:
+        logs.clear()
+    line = next(line for line in json_lines() if "not delivered" in line["message"])
+    assert (line["call_sid"], line["conversation_id"], line["handoff_id"]) == (call["CallSid"], call["CallSid"],
+                                                                               handoff_id)
+
+
 def test_text_stays_the_default_format(app):
     stream = io.StringIO()
     logger = logging.getLogger("tests.text")

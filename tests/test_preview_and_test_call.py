@@ -120,3 +120,19 @@ def test_twilio_refusing_the_test_call_shows_on_the_card(api, services, rest):
     work(services)
     last = api.get("/v1/destinations/desk").get_json()["last_test"]
     assert last["status"] == "failed" and "bad from" in last["detail"]
+
+
+def test_the_page_preview_reads_sample_state_as_strictly_as_the_api(app, api):
+    from tests.test_studio import Studio
+
+    add_destination(api, "Billing", sip_headers=[{"name": "X-Customer", "value": "$customer.id"}])
+    studio = Studio(app.test_client())
+    page = "/studio/handoffs/billing/preview?leg=sip&state="
+    shown = studio.get(page + '{"customer": {"id": "C-42"}}')
+    assert shown.status_code == 200 and "X-Customer=C-42" in shown.get_data(as_text=True)
+    # Not JSON: NaN (Python's json reads it), and nesting Python's json cannot even parse
+    # (a RecursionError, not a ValueError). Both are the field's error, as on the API.
+    for state in ('{"customer": {"id": NaN}}', '{"a": ' + "[" * 1500 + "]" * 1500 + "}"):
+        refused = studio.get(page + state)
+        assert refused.status_code == 422
+        assert "Sample state must be a JSON object" in refused.get_data(as_text=True)

@@ -14,7 +14,7 @@ from handoff.errors import Unauthorized, UnsupportedMediaType, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
 from handoff.review import Review
 from schemas.calls import CallCreate
-from schemas.common import ConfirmQuery
+from schemas.common import ConfirmQuery, patch_schema
 from schemas.conversations import (
     AnnotationEntry,
     ConversationCreate,
@@ -83,13 +83,6 @@ def body(schema: Schema, **kwargs) -> dict:
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be a JSON object", {"body": ["must be a JSON object"]})
     return _load(schema, data, **kwargs)
-
-
-def patch_schema(schema_class: type[Schema]) -> Schema:
-    """The schema of a PATCH body: every top-level field optional, but what is sent whole
-    (a header, a topic's action) still needs all its fields — `partial=True` would reach
-    into those too and let a header without a value through."""
-    return schema_class(partial=tuple(schema_class().fields))
 
 
 def query(schema: Schema) -> dict:

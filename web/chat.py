@@ -16,9 +16,9 @@ from schemas.chat import (
     TopicList,
     TopicSchema,
 )
-from schemas.common import ConfirmQuery
+from schemas.common import ConfirmQuery, patch_schema
 
-from .api import body, patch_schema, require_api_key
+from .api import body, require_api_key
 from .context import api_actor, services
 from .openapi import documented
 from .responses import respond

@@ -17,10 +17,11 @@ from werkzeug.exceptions import HTTPException
 
 from handoff import polyai
 from handoff.bot_sessions import Chat
-from handoff.errors import Conflict, NotFound, ServiceError
+from handoff.errors import Conflict, NotFound, ServiceError, TooManyRequests
 from handoff.paging import decode_cursor
 from handoff.services import REDIS_ERRORS
 
+from . import throttling
 from .context import matching_key, services
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,10 @@ def service_error(error: ServiceError):
         return _render(PolyAIError(404, "CONVERSATION_NOT_FOUND", error.message))
     if isinstance(error, Conflict):
         return _render(PolyAIError(400, "CONVERSATION_ENDED", error.message))
+    if isinstance(error, TooManyRequests):
+        # The failed-key throttle (web/throttling.py): 429 with Retry-After, as on /v1.
+        body, status = _render(PolyAIError(429, "TOO_MANY_REQUESTS", error.message))
+        return body, status, {"Retry-After": str(error.retry_after)}
     if error.status >= 500:
         return _render(PolyAIError(error.status, "UNAVAILABLE", error.message))
     return _render(PolyAIError(400, "BAD_REQUEST", error.message))
@@ -92,8 +97,13 @@ def require_key_and_project():
     """PolyAI's headers: X-API-KEY (any case: HTTP header names are case-insensitive) or
     X-TOKEN, carrying one of HANDOFF_API_KEYS; then the account and project, if pinned."""
     config = services().config
-    given = [request.headers.get("X-API-Key", ""), request.headers.get("X-TOKEN", "")]
+    given = [key for key in (request.headers.get("X-API-Key", ""), request.headers.get("X-TOKEN", "")) if key]
+    if given:
+        throttling.refuse_if_throttled()
     if all(matching_key(candidate) is None for candidate in given):
+        if given:
+            # One count with /v1's and the sign-in page's: the same keys open all three.
+            throttling.key_failed()
         raise PolyAIError(401, "UNAUTHORIZED", "a valid API key is required (X-API-KEY or X-TOKEN)")
     args = request.view_args or {}
     if config.polyai_account_id and args.get("account_id") != config.polyai_account_id:

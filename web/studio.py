@@ -42,6 +42,7 @@ from handoff.errors import ConfirmationRequired, Conflict, NotFound, TooManyRequ
 from handoff.hours import DAYS
 from handoff.services import REDIS_ERRORS
 from handoff.sessions import StudioSessions
+from schemas.common import patch_schema
 from schemas.destinations import DestinationInput, load_destination
 
 from . import throttling
@@ -437,7 +438,7 @@ def edit_handoff(destination_id):
     if request.method == "GET":
         return render_form(HandoffForm.of(current), service.list(), integration)
     form = HandoffForm.read(request.form, destination_id)
-    saved = form.submit(DestinationInput(partial=True), integration,
+    saved = form.submit(patch_schema(DestinationInput), integration,
                         lambda fields: service.update(destination_id, changes(current, fields)))
     if saved is None:
         return render_form(form, service.list(), integration)

@@ -5,10 +5,9 @@ Routes on the studio blueprint (same sign-in, CSRF and error pages), kept apart 
 destination form so that each file has one job."""
 from __future__ import annotations
 
-import json
-
 from flask import flash, redirect, render_template, request, url_for
 
+from handoff import jsontext
 from handoff.destinations import Destinations
 from handoff.errors import Conflict, NotFound, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
@@ -77,7 +76,8 @@ def preview_page(destination_id):
     result, error = None, None
     if leg:
         try:
-            state = json.loads(typed["state"]) if typed["state"].strip() else {}
+            # Strict, as the API reads a preview's state: no NaN, no nesting too deep to parse.
+            state = jsontext.loads(typed["state"]) if typed["state"].strip() else {}
             if not isinstance(state, dict):
                 raise ValueError("not an object")
         except ValueError:

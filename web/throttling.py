@@ -8,8 +8,9 @@ from handoff.throttle import FailureThrottle
 
 from .context import services
 
-# One count for a client's wrong keys wherever it sends them: the API and the sign-in page
-# accept the same keys, so guessing at both must not double the rate.
+# One count for a client's wrong keys wherever it sends them: the API, the PolyAI-shaped
+# routes and the sign-in page accept the same keys, so guessing at all three must not
+# triple the rate.
 SCOPE = "api_key"
 
 
