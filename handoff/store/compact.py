@@ -23,6 +23,7 @@ import base64
 import json
 import zlib
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from ..models import ConversationRecord
@@ -234,8 +235,13 @@ def stored_at(at: str) -> str:
     """An event's time as the stream keeps it: milliseconds since the epoch for the
     service's own timestamps (`2026-11-26T14:09:02.012Z`), which the stream packs as an
     integer (~16 bytes less per event than the text); anything else as it was written."""
-    if not isinstance(at, str) or at.startswith(_AS_WRITTEN):
-        return _AS_WRITTEN + at if isinstance(at, str) else at
+    return _stored_text_at(at) if isinstance(at, str) else at
+
+
+@lru_cache(maxsize=256)  # a handoff's entries and their events share a few times
+def _stored_text_at(at: str) -> str:
+    if at.startswith(_AS_WRITTEN):
+        return _AS_WRITTEN + at
     try:
         moment = datetime.fromisoformat(at)
     except ValueError:
@@ -244,6 +250,7 @@ def stored_at(at: str) -> str:
     return str(millis) if millis is not None and shown_at(str(millis)) == at else at
 
 
+@lru_cache(maxsize=1024)  # the feed reader shows the same times to every poll
 def shown_at(value: str) -> str:
     """An event's time as `stored_at` was given it."""
     if value.isdigit():
