@@ -19,12 +19,14 @@ destinations `bench/run.py` uses, then:
   through `Conversations.append`, as the chat router writes them.
 
 Shared structures (the event stream, the global indexes, the day's counters) are part of
-the figure: they grow with every handoff. Prints bytes per item and how many items a
-1 GB Redis holds at the default retention (30 days; every key expires with it).
+the figure: they grow with every handoff. Prints bytes per item, how many items a 1 GB
+Redis holds at the default retention (30 days; every key expires with it), one stored
+handoff, and where a voice handoff's bytes go (`MEMORY USAGE` summed by kind of key).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from twilio.request_validator import RequestValidator  # noqa: E402
 from handoff.conversations import Conversations  # noqa: E402
 from handoff.redis_server import client_for  # noqa: E402
 from handoff.store import Keys  # noqa: E402
+from handoff.store.compact import handoff_from_text  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import AUTH_TOKEN, in_process_app, signed_handoff  # noqa: E402
@@ -54,6 +57,20 @@ TURNS = [
     ("agent", "Connecting you now, a colleague will be with you shortly."),
     ("user", "Thank you!"),
 ]
+
+
+def where_the_bytes_go(client, n: int) -> list[tuple[str, tuple[int, float]]]:
+    """MEMORY USAGE summed by kind of key (its name with ids left out), per voice handoff."""
+    kinds: dict[str, list] = {}
+    for key in client.scan_iter(count=1000):
+        parts = key.split(":")
+        kind = ":".join(part if i < 2 or not any(ch.isdigit() for ch in part) else "*"
+                        for i, part in enumerate(parts))
+        entry = kinds.setdefault(kind, [0, 0])
+        entry[0] += 1
+        entry[1] += client.memory_usage(key, samples=0) or 0
+    rows = [(kind, (keys, total / n)) for kind, (keys, total) in kinds.items()]
+    return sorted((row for row in rows if row[1][1] >= 1), key=lambda row: -row[1][1])
 
 
 def used(client) -> int:
@@ -91,6 +108,7 @@ def main() -> int:
         for start in range(0, len(once), 1000):
             redis_client.delete(*once[start:start + 1000])
         at_rest = used(redis_client)
+        by_kind = where_the_bytes_go(redis_client, args.n)
         voice_bytes = (after - before) / args.n
         voice_rest = (at_rest - before) / args.n
 
@@ -112,7 +130,12 @@ def main() -> int:
 
         print(f"{args.n} webchat conversations with a 10-turn transcript: {chat_bytes:,.0f} bytes each; "
               f"{GB / chat_bytes:,.0f} fit in 1 GB ({GB / chat_bytes / days:,.0f} a day over {days} days)")
-        print(f"one stored handoff ({len(sample)} bytes of JSON): {sample}")
+        packed = json.dumps(handoff_from_text(sample), separators=(",", ":"), ensure_ascii=False)
+        print(f"one stored handoff: {len(sample)} characters as stored, {len(packed)} of packed JSON: {packed}")
+        print("where a voice handoff's bytes go at rest (MEMORY USAGE per key; a shared key's share "
+              "per handoff; the keyspace's own tables come on top):")
+        for kind, (keys, per_item) in by_kind:
+            print(f"  {per_item:6.0f} B  {kind} ({keys:,} keys)")
     return 0
 
 

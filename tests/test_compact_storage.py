@@ -71,6 +71,15 @@ def test_documents_stored_in_full_before_still_read(api, services):
     assert claimed.status_code == 200, claimed.get_json()
     assert api.get(f"/v1/handoffs/{handoff['id']}").get_json()["state"] == "claimed"
 
+    # A new handoff on that conversation is named in front of its old-form JSON.
+    assert api.patch(f"/v1/handoffs/{handoff['id']}", json={"state": "abandoned"}).status_code == 200
+    newer = api.post(f"/v1/conversations/{conversation['id']}/handoff", json={"reason": "new"}).get_json()
+    assert redis.get(Keys.conversation(conversation["id"])).startswith('{"_h":"' + newer["id"] + '","id"')
+    shown = api.get(f"/v1/conversations/{conversation['id']}").get_json()
+    assert shown["handoff"]["id"] == newer["id"] and "_h" not in shown
+    assert {k: v for k, v in shown.items() if k != "handoff"} == {
+        k: v for k, v in conversation_before.items() if k != "handoff"}
+
 
 def test_pack_and_unpack_keep_every_unusual_value():
     handoff = Handoff(id="HO1", conversation_id="CA1", call_sid="CA2", channel="webchat", shared_id="",
