@@ -19,15 +19,15 @@ from typing import Any
 
 import redis
 
-from .compact import stored_at
+from .compact import NEWEST_HANDOFF_PREFIX, stored_at
 from .keys import STATS_TTL, Keys
 
 # Create an item once, in one round trip: take the next sequence number and index the item
 # under it atomically (a reader paging by sequence can never pass a number whose item is
 # not indexed yet), append its first events, and record transfer deadlines. A new handoff
-# also becomes its conversation's newest: the conversation's JSON starts with `"_h":` and
-# that handoff's id (handoff/store/conversations.py), replaced here or put in front; the
-# conversation is then kept as long as the handoff.
+# also becomes its conversation's newest: the conversation's JSON starts with `{"_h":"` and
+# that handoff's id (`NEWEST_HANDOFF`, handoff/store/compact.py), replaced here or put in
+# front ("{newest}" below); the conversation is then kept as long as the handoff.
 # KEYS: sequence, main index, item, event stream, deadlines, then the conversation to mark
 #       (0 or 1), then extra indexes, then counter hashes.
 # ARGV: member, json, ttl, event minid, n events, n deadlines, n conversations to mark,
@@ -49,7 +49,7 @@ local events, deadlines, marks = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(
 local counters_at = 8 + 2 * (events + deadlines)
 local counters = tonumber(ARGV[counters_at] or '0')
 if marks > 0 then
-  local conversation, field = redis.call('GET', KEYS[6]), '{"_h":"'
+  local conversation, field = redis.call('GET', KEYS[6]), '{newest}'
   if conversation then
     if string.sub(conversation, 1, #field) == field then
       local close = string.find(conversation, '"', #field + 1, true)
@@ -87,7 +87,7 @@ if counters > 0 then
   end
 end
 return 1
-"""
+""".replace("{newest}", NEWEST_HANDOFF_PREFIX)
 
 
 def json_text(doc: dict) -> str:

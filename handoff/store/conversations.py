@@ -10,21 +10,14 @@ from typing import Any
 
 from ..models import ConversationRecord
 from .base import StoreBase
-from .compact import pack_conversation, unpack_conversation
+from .compact import NEWEST_HANDOFF, NEWEST_HANDOFF_PREFIX, pack_conversation, unpack_conversation
 from .keys import Keys
 
 CONVERSATION_PARTS = ("transcript", "log", "metrics", "annotations")
-# The id of the conversation's newest handoff, the first field of its stored JSON: the
-# handoff's create script (handoff/store/base.py) writes it there, where it costs ~40 bytes
-# instead of a sorted set per conversation (~190). Not part of `ConversationRecord`.
-NEWEST_HANDOFF = "_h"
-
-
 def newest_handoff_in(raw: str | None) -> str | None:
     """The newest handoff id a stored conversation names (None: none, or no conversation)."""
-    prefix = '{"' + NEWEST_HANDOFF + '":"'
-    if raw and raw.startswith(prefix):
-        return raw[len(prefix):raw.index('"', len(prefix))]
+    if raw and raw.startswith(NEWEST_HANDOFF_PREFIX):
+        return raw[len(NEWEST_HANDOFF_PREFIX):raw.index('"', len(NEWEST_HANDOFF_PREFIX))]
     return None
 
 
