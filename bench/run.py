@@ -853,7 +853,18 @@ class Bench:
         return process, pipe, message["split"]
 
     def finish_pollers(self, process, pipe) -> list[dict]:
-        pipe.send({"drain_to": last_event_id(self.deployment.redis()), "timeout": 30})
+        # Requests the load generator sent before it stopped may still be finishing: the
+        # pollers drain to the last event once the stream has been still for half a second,
+        # or an event appended later counts as one they missed.
+        redis_client = self.deployment.redis()
+        last = last_event_id(redis_client)
+        for _ in range(20):
+            time.sleep(0.5)
+            newest = last_event_id(redis_client)
+            if newest == last:
+                break
+            last = newest
+        pipe.send({"drain_to": last, "timeout": 30})
         if not pipe.poll(40):
             raise RuntimeError("the pollers did not report back")
         message = pipe.recv()
