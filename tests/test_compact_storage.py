@@ -146,3 +146,20 @@ def test_the_event_feed_shows_the_times_the_handoff_history_has(api, services):
     events = api.get("/v1/handoffs/events").get_json()["items"]
     history = api.get(f"/v1/handoffs/{handoff['id']}").get_json()["history"]
     assert [(e["state"], e["at"]) for e in events] == [(h["state"], h["at"]) for h in history]
+
+
+def test_a_handoff_whose_text_has_a_lone_surrogate_is_stored_and_reads_back(api, twilio):
+    """JSON may spell a lone surrogate (`\\ud800`), which UTF-8 cannot encode: the API and
+    the voice webhook stored such a handoff before it was deflated, and still must."""
+    conversation = api.post("/v1/conversations", json={}).get_json()
+    body = '{"reason": "r", "utterance": "hi \\ud800", "data": {"k": "\\udfff"}}'
+    created = api.client.post(f"/v1/conversations/{conversation['id']}/handoff", data=body,
+                              headers={**api.headers, "Content-Type": "application/json"})
+    assert created.status_code == 201, created.get_json()
+    shown = api.get(f"/v1/handoffs/{created.get_json()['id']}").get_json()
+    assert shown["utterance"] == "hi \ud800" and shown["data"] == {"k": "\udfff"}
+
+    add_destination(api, "Billing")
+    answer = twilio.post("/voice/handoff", call_params(destination="Billing", data='{"k": "\\ud800"}'))
+    assert "<Refer" in answer.get_data(as_text=True)
+    assert api.get("/v1/conversations/" + "CA" + "1" * 32).get_json()["handoff"]["data"] == {"k": "\ud800"}

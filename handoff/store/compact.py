@@ -217,7 +217,9 @@ _WBITS, _MEM_LEVEL = -12, 4  # raw deflate (no header or checksum), 4 KiB window
 
 def handoff_text(stored: dict[str, Any]) -> str:
     """What Redis keeps for a packed handoff (`pack`)."""
-    raw = json.dumps(stored, separators=(",", ":"), ensure_ascii=False).encode()
+    # surrogatepass: JSON input may spell a lone surrogate, which strict UTF-8 refuses;
+    # json.loads reads such bytes back (it decodes with surrogatepass too).
+    raw = json.dumps(stored, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
     deflate = zlib.compressobj(6, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zlib.Z_DEFAULT_STRATEGY, _DICTIONARY_1)
     return _FORMAT_1 + base64.b64encode(deflate.compress(raw) + deflate.flush()).decode("ascii")
 
