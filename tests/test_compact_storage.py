@@ -133,7 +133,7 @@ def test_a_conversation_names_its_newest_handoff_in_its_own_json(api, services):
 
 def test_an_event_time_is_kept_as_milliseconds_and_shown_as_it_was_written():
     for at in ("2026-11-26T14:09:02.012Z", "1970-01-01T00:00:00.000Z", "2026-11-26T14:09:02Z",
-               "2026-11-26T14:09:02.012+00:00", "12345", "=5", "t", ""):
+               "2026-11-26T14:09:02.012+00:00", "12345", "20261126", "=5", "t", ""):
         assert shown_at(stored_at(at)) == at
     assert stored_at("2026-11-26T14:09:02.012Z") == "1795702142012"
 

@@ -252,9 +252,12 @@ def _stored_text_at(at: str) -> str:
     try:
         moment = datetime.fromisoformat(at)
     except ValueError:
-        return _AS_WRITTEN + at if at.isdigit() else at
-    millis = (moment - _EPOCH) // timedelta(milliseconds=1) if moment.tzinfo else None
-    return str(millis) if millis is not None and shown_at(str(millis)) == at else at
+        moment = None
+    millis = (moment - _EPOCH) // timedelta(milliseconds=1) if moment is not None and moment.tzinfo else None
+    if millis is not None and shown_at(str(millis)) == at:
+        return str(millis)
+    # All digits and not ours (`20261126` is an ISO date too): marked, or it would read as milliseconds.
+    return _AS_WRITTEN + at if at.isdigit() else at
 
 
 @lru_cache(maxsize=1024)  # the feed reader shows the same times to every poll
