@@ -4,7 +4,10 @@ Python's `json` reads `NaN`, `Infinity` and `1e999` (an infinite float) although
 no such values: stored, they would be served back as text no JSON parser reads (RFC 8259
 §6). Deep nesting is refused before anything recurses over it: `json` itself raises
 RecursionError, not ValueError, past about a thousand levels, and storing or rendering a
-document hundreds of levels deep can do the same later.
+document hundreds of levels deep can do the same later. And JSON may spell a lone UTF-16
+surrogate (`"\ud800"`), which is not Unicode: UTF-8 cannot encode it, so Redis (a key
+holding the reason, a stored document) and every client after it would fail on it
+(RFC 8259 §8.2 leaves what a reader does with one unpredictable).
 """
 from __future__ import annotations
 
@@ -44,6 +47,20 @@ def depth(value: Any) -> int:
     return deepest
 
 
+def _texts(value: Any):
+    """Every string of a parsed document, object keys included (without recursing)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            yield from item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def loads(text: str | bytes) -> Any:
     """The document; ValueError (saying why) for anything that is not plain, finite JSON."""
     try:
@@ -52,4 +69,9 @@ def loads(text: str | bytes) -> Any:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
     if depth(value) > MAX_DEPTH:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    for piece in _texts(value):
+        try:
+            piece.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text holds a lone surrogate (such as \\ud800), which is not Unicode") from None
     return value
