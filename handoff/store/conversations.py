@@ -14,6 +14,8 @@ from .compact import NEWEST_HANDOFF, NEWEST_HANDOFF_PREFIX, pack_conversation, u
 from .keys import Keys
 
 CONVERSATION_PARTS = ("transcript", "log", "metrics", "annotations")
+
+
 def newest_handoff_in(raw: str | None) -> str | None:
     """The newest handoff id a stored conversation names (None: none, or no conversation)."""
     if raw and raw.startswith(NEWEST_HANDOFF_PREFIX):
