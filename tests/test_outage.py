@@ -4,23 +4,15 @@ import time
 import pytest
 
 from app import create_app
-from handoff.redis_server import EmbeddedServer
 from tests.helpers import API_KEY, Twilio, call_params, parse, verbs
 
 CALL = "CA" + "9" * 32
 
 
 @pytest.fixture
-def own_valkey(tmp_path):
-    server = EmbeddedServer(tmp_path / "valkey").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def deployment(config, own_valkey, tmp_path):
-    cfg = config.with_overrides(redis_url=own_valkey.url, data_dir=str(tmp_path / "web"))
-    app = create_app(cfg)
+def deployment(app_on_own_valkey):
+    app = app_on_own_valkey
+    cfg = app.extensions["handoff"].config
     api = app.test_client()
     headers = {"X-API-Key": API_KEY}
     for body in ({"name": "Reception", "route": "sip:reception@pbx.example.com"},
