@@ -267,8 +267,8 @@ class Consults:
         """The human will not join: record why, choose where the caller goes next (the
         destination's `on_failure`, exactly as for any failed attempt), end the human's leg,
         and move the caller — through the worker (`move`), or by the TwiML returned."""
-        # Planned like any failed attempt: on the call's own configuration (HandoffCore._load).
-        _, configuration, conversation = self.handoffs._load(handoff_id)
+        # Planned like any failed attempt: on the call's own configuration (HandoffCore.load).
+        _, configuration, conversation = self.handoffs.load(handoff_id)
         facts = {k: v for k, v in extra.items() if v not in (None, "")}
 
         def mutate(h: Handoff) -> VoiceResponse | None:

@@ -56,7 +56,7 @@ class HandoffAttempts(HandoffCore):
     def attempt_finished(self, handoff_id: str, attempt: int, params: dict[str, str]) -> VoiceResponse:
         """A <Refer>/<Dial> action callback: record the outcome, continue the chain."""
         result = read_callback(params)
-        _, configuration, conversation = self._load(handoff_id)
+        _, configuration, conversation = self.load(handoff_id)
 
         def mutate(h: Handoff) -> VoiceResponse | None:
             if len(h.attempts) != attempt or h.state in FINAL_STATES:
@@ -144,7 +144,7 @@ class HandoffAttempts(HandoffCore):
     def screen(self, handoff_id: str, attempt: int, params: dict[str, str]) -> VoiceResponse:
         """The human's leg answered (<Dial> noun `url`): check for a machine, whisper,
         and ask for acceptance, as the destination says."""
-        handoff, configuration, conversation = self._load(handoff_id)
+        handoff, configuration, conversation = self.load(handoff_id)
         destination = (
             configuration.by_id().get(handoff.attempts[attempt - 1]) if len(handoff.attempts) >= attempt else None
         )

@@ -122,7 +122,9 @@ class HandoffCore:
             self._after_change(handoff, holder["before"])
         return handoff, result
 
-    def _load(self, handoff_id: str) -> tuple[Handoff, RoutingTable, dict]:
+    def load(self, handoff_id: str) -> tuple[Handoff, RoutingTable, dict]:
+        """A handoff with the configuration its call runs on (the sandbox draft for a test
+        number's call) and its planning context; consults plan failed attempts with it too."""
         handoff = self.store.get_handoff(handoff_id)
         if handoff is None:
             raise NotFound(handoff_id)
