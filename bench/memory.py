@@ -104,7 +104,7 @@ def main() -> int:
             voice(i)
         after = used(redis_client)
         once = list(redis_client.scan_iter(Keys.once("*", "*"), count=1000))
-        sample = [redis_client.get(Keys.handoff(h)) for h in redis_client.zrevrange(Keys.handoffs, 0, 0)][0]
+        sample = [redis_client.get(Keys.handoff(fields["m"])) for _, fields in redis_client.xrevrange(Keys.handoffs, count=1)][0]
         for start in range(0, len(once), 1000):
             redis_client.delete(*once[start:start + 1000])
         at_rest = used(redis_client)

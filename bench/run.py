@@ -894,7 +894,7 @@ def run_round(bench: Bench, args, clients: list[int], poll_clients: list[int], f
             by_key[("handoff", c, 0)] = bench.measure("handoff", c)
     redis_client = bench.deployment.redis()
     events_before = redis_client.xlen(Keys.events)
-    handoffs_before = redis_client.zcard(Keys.handoffs)
+    handoffs_before = redis_client.xlen(Keys.handoffs)
     process, pipe, split = bench.start_pollers(args.pollers)
     if checks is not None:
         idle = bench.idle_cpu(3.0, {"pollers": [process.pid]})
@@ -905,7 +905,7 @@ def run_round(bench: Bench, args, clients: list[int], poll_clients: list[int], f
         by_key[("handoff", c, args.pollers)] = bench.measure("handoff", c, args.pollers, process.pid)
     stats = bench.finish_pollers(process, pipe)
     feed.add(stats, expected=redis_client.xlen(Keys.events) - events_before,
-             created=redis_client.zcard(Keys.handoffs) - handoffs_before)
+             created=redis_client.xlen(Keys.handoffs) - handoffs_before)
     return by_key
 
 
@@ -1111,7 +1111,7 @@ def main() -> int:
         redis_client = deployment.redis()
         results: list[Result] = []
         checks: list[str] = [f"Before the benchmark started the machine was {busy_before:.0f} % (of one core) busy."]
-        handoffs_before = redis_client.zcard(Keys.handoffs)
+        handoffs_before = redis_client.xlen(Keys.handoffs)
 
         rounds: list[dict[tuple[str, int, int], Result]] = []
         feed = FeedCheck()
@@ -1123,7 +1123,7 @@ def main() -> int:
         if args.pollers > 0:
             checks.append(feed.summary(args.pollers))
         results = list(by_key.values())
-        stored = redis_client.zcard(Keys.handoffs) - handoffs_before
+        stored = redis_client.xlen(Keys.handoffs) - handoffs_before
         total_errors = sum(r.errors for r in results)
         checks.insert(1, f"{bench.handoffs_sent} signed /voice/handoff requests sent (warm-ups included), "
                          f"{stored} handoffs stored in Valkey: "

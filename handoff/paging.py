@@ -36,7 +36,7 @@ def page(
     keep: Callable[[T], bool],
     limit: int,
     cursor: str | None,
-    forget: Callable[[list[str]], None] | None = None,
+    forget: Callable[[list[tuple[str, int]]], None] | None = None,
 ) -> tuple[list[T], str | None, bool]:
     """(items, next_cursor, has_more). `next_cursor` is where the next poll starts; it is
     returned even at the end so a poller can resume there and see only newer items."""
@@ -48,7 +48,7 @@ def page(
         if not rows:
             break
         loaded = load([member for member, _ in rows])
-        expired = [member for (member, _), item in zip(rows, loaded) if item is None]
+        expired = [row for row, item in zip(rows, loaded) if item is None]
         if expired and forget:
             forget(expired)  # retention expired the item; drop it from the index too
         for (_member, seq), item in zip(rows, loaded):

@@ -163,7 +163,7 @@ class Review:
             batch = min(BATCH, batch * 4)
             members = [member for member, _ in entries]
             pairs = self._load_by_handoff(members) if by_handoff else self._load_by_conversation(members)
-            expired = [member for member, pair in zip(members, pairs) if pair is None]
+            expired = [entry for entry, pair in zip(entries, pairs) if pair is None]
             if expired:
                 self.store.forget_from_index(index, expired)  # retention removed them
             for (member, seq), pair in zip(entries, pairs):
@@ -188,7 +188,7 @@ class Review:
         """The smallest index that holds every match: (key, whether it lists handoffs)."""
         if filters.reason:
             return Keys.handoffs_with_reason(filters.reason), True
-        if filters.search and self.store.index_size(Keys.shared(filters.search.strip())):
+        if filters.search and self.store.index_span(Keys.shared(filters.search.strip())):
             return Keys.shared(filters.search.strip()), True  # a shared id with handoffs
         return Keys.conversations, False
 
@@ -212,15 +212,19 @@ class Review:
         return out
 
     def _start_before(self, index: str, until: str, by_handoff: bool) -> int:
-        """The sequence number just after the newest entry started on or before `until`
-        (entries are created in time order), found by binary search over ranks."""
-        low, high = 0, self.store.index_size(index)  # answer: first rank started after `until`
+        """The sequence number of the oldest entry started after `until` (0: none; entries
+        are created in time order), found by binary search over sequence numbers."""
+        span = self.store.index_span(index)
+        if span is None:
+            return 0
+        low, high = span[0], span[1] + 1  # answer: in [low, high]; high means none
         while low < high:
             middle = (low + high) // 2
-            entry = self.store.index_entry_at(index, middle)
-            if entry is None:
-                break
-            member = entry[0]
+            entry = self.store.index_entry_from(index, middle)
+            if entry is None or entry[1] >= high:
+                high = middle  # no entry from the middle up to high
+                continue
+            member, seq = entry
             if by_handoff:
                 found = self.store.get_handoffs([member])[0]
                 started = found.created_at if found else ""
@@ -228,10 +232,10 @@ class Review:
                 found = self.store.get_conversations([member])[0]
                 started = (found.started_at if found else "") or ""
             if started and started[:10] > until:
-                high = middle
+                high = middle  # none between the middle and this entry
             else:
-                low = middle + 1
-        entry = self.store.index_entry_at(index, low)
+                low = seq + 1
+        entry = self.store.index_entry_from(index, low)
         return entry[1] if entry else 0
 
     # -- one conversation ---------------------------------------------------------------

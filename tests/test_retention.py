@@ -24,4 +24,4 @@ def test_listings_forget_items_that_expired(api, services):
     services.store.redis.delete(Keys.conversation(cids[1]))  # what expiry does
     listed = api.get("/v1/conversations").get_json()["items"]
     assert [c["id"] for c in listed] == [cids[0], cids[2]]
-    assert services.store.redis.zcard(Keys.conversations) == 2
+    assert services.store.redis.xlen(Keys.conversations) == 2

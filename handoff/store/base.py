@@ -24,7 +24,7 @@ from .keys import STATS_TTL, Keys
 
 # Create an item once, in one round trip: take the next sequence number and index the item
 # under it atomically (a reader paging by sequence can never pass a number whose item is
-# not indexed yet), append its first events, and record transfer deadlines. A new handoff
+# not indexed yet; indexes are streams with entry ids `<seq>-0`, handoff/store/indexes.py), append its first events, and record transfer deadlines. A new handoff
 # also becomes its conversation's newest: the conversation's JSON starts with `{"_h":"` and
 # that handoff's id (`NEWEST_HANDOFF`, handoff/store/compact.py), replaced here or put in
 # front ("{newest}" below); the conversation is then kept as long as the handoff.
@@ -44,7 +44,7 @@ if existing then
 end
 redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
 local seq = redis.call('INCR', KEYS[1])
-redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1])
 local events, deadlines, marks = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local counters_at = 8 + 2 * (events + deadlines)
 local counters = tonumber(ARGV[counters_at] or '0')
@@ -63,7 +63,7 @@ if marks > 0 then
   end
 end
 for i = 6 + marks, #KEYS - counters do
-  redis.call('ZADD', KEYS[i], seq, ARGV[1])
+  redis.call('XADD', KEYS[i], seq .. '-0', 'm', ARGV[1])
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
 local at = 8

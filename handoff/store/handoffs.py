@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..models import Handoff
-from .base import StoreBase
 from .compact import handoff_from_text, handoff_text, pack, unpack
 from .counters import counted_facts, counter_changes
 from .events import queue_event
+from .indexes import IndexStore
 from .keys import STATS_TTL, Keys
 
 
-class HandoffStore(StoreBase):
+class HandoffStore(IndexStore):
     def create_handoff(self, handoff: Handoff, deadlines: list[tuple[str, float]] = (), pipe=None) -> None:
         """Store a new handoff with its first events (and transfer deadlines), its indexes
         and its counters atomically."""
@@ -52,7 +52,7 @@ class HandoffStore(StoreBase):
 
     def _newest_handoff_in(self, index: str) -> Handoff | None:
         """The newest handoff of an index still stored (an expired one's entry may linger)."""
-        return self._first_stored(self.redis.zrevrange(index, 0, 10))
+        return self._first_stored([member for member, _ in self.scan_index_newest(index, 0, 11)])
 
     def _first_stored(self, handoff_ids: list[str]) -> Handoff | None:
         for handoff_id in handoff_ids:

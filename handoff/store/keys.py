@@ -8,6 +8,10 @@ layout means changing this file; nothing else spells a key.
 from __future__ import annotations
 
 PREFIX = "handoff:"
+# The listing indexes (handoff/store/indexes.py) are streams under this prefix. They were
+# sorted sets under the same name without it; `Keys.before_streams` names that set, read
+# (and emptied) beside the stream until retention has dropped its last entry.
+IN_ORDER = PREFIX + "in_order:"
 # Handoff counters outlive the handoffs they count (a year of figures costs a few KiB a day).
 STATS_TTL = 400 * 86400
 
@@ -18,8 +22,8 @@ class Keys:
     integration = PREFIX + "integration"
     topics = PREFIX + "topics"
     sequence = PREFIX + "seq"
-    conversations = PREFIX + "conversations"
-    handoffs = PREFIX + "handoffs"
+    conversations = IN_ORDER + "conversations"
+    handoffs = IN_ORDER + "handoffs"
     events = PREFIX + "events"
     transfer_deadlines = PREFIX + "transfer_deadlines"
 
@@ -37,7 +41,13 @@ class Keys:
 
     @staticmethod
     def shared(shared_id: str) -> str:
-        return f"{PREFIX}shared:{shared_id}"
+        """Handoff ids with this shared id, in order (a listing index)."""
+        return f"{IN_ORDER}shared:{shared_id}"
+
+    @staticmethod
+    def before_streams(index: str) -> str:
+        """The sorted set (scored by sequence) a listing index was before it became a stream."""
+        return PREFIX + index.removeprefix(IN_ORDER)
 
     @staticmethod
     def conversation_handoffs(conversation_id: str) -> str:
@@ -47,7 +57,7 @@ class Keys:
     def handoffs_with_reason(reason: str) -> str:
         """Handoff ids with this reason, scored like the main index: the review page filters by
         reason without scanning every handoff."""
-        return f"{PREFIX}handoffs:reason:{reason}"
+        return f"{IN_ORDER}handoffs:reason:{reason}"
 
     @staticmethod
     def stats(day: str, dimension: str) -> str:

@@ -1,0 +1,86 @@
+"""The listing indexes are streams keyed by sequence number (handoff/store/indexes.py); those
+a deployment wrote before as sorted sets keep listing, in order, with the new entries."""
+import pytest
+
+from handoff.store import Keys
+from tests.test_review_pages import chat, listed
+from tests.test_studio import Studio
+
+
+@pytest.fixture
+def studio(app):
+    return Studio(app.test_client())
+
+
+def move_oldest_to_sorted_set(redis, index: str, count: int) -> None:
+    """What an upgraded deployment holds: its oldest entries in the sorted set it wrote then."""
+    for entry_id, fields in redis.xrange(index, count=count):
+        redis.zadd(Keys.before_streams(index), {fields["m"]: int(entry_id.split("-")[0])})
+        redis.xdel(index, entry_id)
+
+
+def every_page(get, path: str) -> list[list[str]]:
+    pages, cursor = [], None
+    while True:
+        body = get(path + (f"&cursor={cursor}" if cursor else "")).get_json()
+        pages.append([item["id"] for item in body["items"]])
+        cursor = body["next_cursor"]
+        if not body["items"]:
+            return pages
+
+
+def test_an_index_entry_costs_a_stream_entry_not_a_sorted_set_member(api, services):
+    conversation = api.post("/v1/conversations", json={"shared_id": "S-1"}).get_json()
+    handoff = api.post(f"/v1/conversations/{conversation['id']}/handoff", json={"reason": "billing"}).get_json()
+    redis = services.store.redis
+    for index, member in ((Keys.conversations, conversation["id"]), (Keys.handoffs, handoff["id"]),
+                          (Keys.handoffs_with_reason("billing"), handoff["id"]), (Keys.shared("S-1"), handoff["id"])):
+        assert redis.type(index) == "stream", index
+        assert [fields["m"] for _, fields in redis.xrange(index)][-1] == member
+
+
+def test_entries_written_as_sorted_sets_before_list_in_order_with_the_new_ones(api, studio, services, monkeypatch):
+    from web import studio_review
+
+    made = [chat(api, "complaint", shared_id="S-1") for _ in range(5)]
+    handoffs = [api.get(f"/v1/conversations/{cid}").get_json()["handoff"]["id"] for cid in made]
+    redis = services.store.redis
+    for index in (Keys.conversations, Keys.handoffs, Keys.handoffs_with_reason("complaint"), Keys.shared("S-1")):
+        move_oldest_to_sorted_set(redis, index, 3)
+    assert redis.zcard(Keys.before_streams(Keys.handoffs)) == 3 and redis.xlen(Keys.handoffs) == 2
+
+    assert every_page(api.get, "/v1/handoffs?limit=2") == [handoffs[:2], handoffs[2:4], handoffs[4:], []]
+    assert sum(every_page(api.get, "/v1/conversations?limit=4"), []) == made
+    monkeypatch.setattr(studio_review, "PAGE_SIZE", 2)
+    assert listed(studio.get("/studio/conversations")) == made[::-1][:2]
+    assert listed(studio.get("/studio/conversations?reason=complaint")) == made[::-1][:2]
+    assert listed(studio.get("/studio/conversations?q=S-1")) == made[::-1][:2]
+    monkeypatch.setattr(studio_review, "PAGE_SIZE", 25)
+    assert listed(studio.get("/studio/conversations?reason=complaint")) == made[::-1]
+    assert api.get("/v1/handoffs/S-1").get_json()["id"] == handoffs[-1]
+
+    # Retention removed an old item and a new one: listing drops both entries.
+    redis.delete(Keys.handoff(handoffs[1]), Keys.handoff(handoffs[3]))
+    assert sum(every_page(api.get, "/v1/handoffs?limit=2"), []) == [handoffs[0], handoffs[2], handoffs[4]]
+    assert redis.zcard(Keys.before_streams(Keys.handoffs)) == 2 and redis.xlen(Keys.handoffs) == 1
+
+
+def test_the_date_filter_starts_the_list_at_the_last_conversation_of_that_day(api, studio, services):
+    """The page finds where `to` falls by binary search over sequence numbers, across both
+    forms of the index and past entries whose item expired."""
+    redis = services.store.redis
+    made = []
+    for day in range(1, 10):
+        cid = api.post("/v1/conversations", json={"channel": "webchat"}).get_json()["id"]
+        stored = redis.get(Keys.conversation(cid))
+        started = stored.split('"started_at":"')[1][:10]
+        redis.set(Keys.conversation(cid), stored.replace(started, f"2026-03-0{day}", 1), keepttl=True)
+        made.append(cid)
+    move_oldest_to_sorted_set(redis, Keys.conversations, 4)
+    redis.delete(Keys.conversation(made[5]))  # expired: its entry lingers until read past
+
+    for until, newest in (("2026-03-04", 4), ("2026-03-05", 5), ("2026-03-06", 5), ("2026-03-07", 7),
+                          ("2026-03-09", 9), ("2026-04-01", 9)):
+        shown = listed(studio.get(f"/studio/conversations?to={until}"))
+        assert shown == [cid for n, cid in enumerate(made, 1) if n <= newest and n != 6][::-1], until
+    assert listed(studio.get("/studio/conversations?to=2026-02-28")) == []
