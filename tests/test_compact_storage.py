@@ -103,6 +103,11 @@ def test_pack_and_unpack_keep_every_unusual_value():
                     "started_at": "t", "ended_at": "u", "state": {"a": 1}, "outcome": None, "_agent_done": True}
     back = unpack_conversation(json.loads(json.dumps(pack_conversation(conversation))), "CO1")
     assert back == conversation and list(back) == list(conversation)
+    call = {**conversation, "id": "CA1", "channel": "voice"}
+    assert "channel" not in pack_conversation(call)  # a call's channel is the default
+    assert list(unpack_conversation(pack_conversation(call), "CA1").items()) == list(call.items())
+    written_before = {name: value for name, value in call.items() if name != "id"}  # with its channel
+    assert list(unpack_conversation(written_before, "CA1").items()) == list(call.items())
     partial = {"id": "CO2", "channel": "sms"}  # not written by Conversations.create: kept whole
     assert unpack_conversation(pack_conversation(partial), "CO2") == partial
 

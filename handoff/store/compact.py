@@ -156,8 +156,10 @@ NEWEST_HANDOFF = "_h"
 NEWEST_HANDOFF_PREFIX = '{"' + NEWEST_HANDOFF + '":"'
 # The fields every conversation is stored with (`ConversationRecord.ALWAYS`), in order, and their empty values.
 CONVERSATION_FIELDS = tuple(ConversationRecord.STORED_AS.get(name, name) for name in ConversationRecord.ALWAYS)
-CONVERSATION_EMPTY: dict[str, Any] = {"shared_id": None, "from": None, "to": None, "ended_at": None,
-                                      "state": {}, "outcome": None}
+# A call's `channel` (voice) is left out too: it took 18 of a call's ~160 stored bytes, enough
+# to move the value into a larger allocation. Conversations stored with it read the same.
+CONVERSATION_EMPTY: dict[str, Any] = {"shared_id": None, "channel": "voice", "from": None, "to": None,
+                                      "ended_at": None, "state": {}, "outcome": None}
 
 
 def pack_conversation(doc: dict[str, Any]) -> dict[str, Any]:
