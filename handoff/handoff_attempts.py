@@ -12,7 +12,7 @@ from twiml import voice as voice_twiml
 from . import callback_urls
 from .callback_reading import int_or_none, is_machine, read_callback
 from .errors import NotFound
-from .handoff_core import PENDING_DEADLINE, HandoffCore
+from .handoff_core import HandoffCore
 from .models import (
     ABANDONED,
     COMPLETED,
@@ -25,6 +25,7 @@ from .models import (
     Handoff,
 )
 from .snapshot import RoutingTable
+from .store import PENDING_DEADLINE
 from .transfers import call_leg, next_destination, whisper_text
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class HandoffAttempts(HandoffCore):
         chat/SMS handoff nobody claimed in time; returns how many."""
         due = self.store.due_transfers(self.services.clock().timestamp(), limit)
         expired = 0
-        for member in due:
+        for member, _ in due:
             handoff_id, _, attempt = member.rpartition(":")
             try:
                 if attempt == PENDING_DEADLINE:

@@ -18,7 +18,7 @@ from .models import (
 )
 from .services import Services
 from .snapshot import RoutingTable
-from .store import WriteBatch
+from .store import PENDING_DEADLINE, WriteBatch
 from .transfers import Planner
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,6 @@ log = logging.getLogger(__name__)
 # No deadline for these attempts: a Flex caller may wait in the queue as long as TaskRouter
 # keeps them, and a BYE has no outcome callback (the call's end completes it).
 UNTIMED_METHODS = ("twilio_flex", "sip_bye")
-
-# The deadline member of a pending chat/SMS handoff (an attempt number names a transfer's).
-PENDING_DEADLINE = "pending"
 
 
 class HandoffCore:

@@ -170,6 +170,57 @@ def test_a_transfer_with_no_outcome_times_out(api, twilio, app):
     assert api.get("/v1/handoffs/events").get_json()["items"][-1]["state"] == "failed"
 
 
+def test_a_pending_chat_handoff_does_not_hold_back_a_transfer_timeout(api, twilio, app):
+    """Deadlines are streams whose entry ids are due times, taken in order: each kind keeps
+    its own, so a chat's hour-long pending timeout set first does not delay a call's."""
+    from datetime import timedelta
+
+    from handoff.handoffs import Handoffs
+
+    make(api, "Billing")
+    chat = api.post("/v1/conversations", json={"channel": "webchat"}).get_json()["id"]
+    pending = api.post(f"/v1/conversations/{chat}/handoff", json={}).get_json()
+    assert pending["state"] == "pending"
+    start(twilio)
+    services = app.extensions["handoff"]
+    started = services.clock()
+    services.clock = lambda: started + timedelta(seconds=181)  # HANDOFF_TRANSFER_TIMEOUT is 180 s
+    assert Handoffs(services).expire_due() == 1
+    assert handoff(api)["state"] == "failed"
+    assert api.get(f"/v1/handoffs/{pending['id']}").get_json()["state"] == "pending"
+
+
+def test_a_deadline_due_before_the_newest_one_is_filed_at_that_time(services):
+    """A shorter timeout configured since: the deadline falls due with the newest one, late."""
+    from handoff.store.base import queue_deadline
+
+    with services.store.redis.pipeline() as pipe:
+        queue_deadline(pipe, "HO1:1", 1_000.0)
+        queue_deadline(pipe, "HO2:1", 900.0)
+        pipe.execute()
+    assert services.store.due_transfers(999.9) == []
+    assert [member for member, _ in services.store.due_transfers(1_000.0)] == ["HO1:1", "HO2:1"]
+
+
+def test_a_deadline_stored_before_in_a_sorted_set_still_times_out(api, twilio, app):
+    from datetime import timedelta
+
+    from handoff.handoffs import Handoffs
+    from handoff.store import Keys
+
+    make(api, "Billing")
+    start(twilio)
+    services = app.extensions["handoff"]
+    redis, older = services.store.redis, Keys.before_streams(Keys.transfer_deadlines)
+    [(entry_id, fields)] = redis.xrange(Keys.transfer_deadlines)
+    redis.xdel(Keys.transfer_deadlines, entry_id)
+    redis.zadd(older, {fields["m"]: int(entry_id.split("-")[0]) / 1000})  # as versions before wrote it
+    started = services.clock()
+    services.clock = lambda: started + timedelta(seconds=181)
+    assert Handoffs(services).expire_due() == 1
+    assert handoff(api)["state"] == "failed" and not redis.exists(older)
+
+
 def test_a_timeout_after_the_outcome_changes_nothing(api, twilio, app):
     make(api, "Billing")
     root = start(twilio)

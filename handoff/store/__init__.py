@@ -16,10 +16,10 @@ from .counters import CounterStore
 from .events import EventStore
 from .handoffs import HandoffStore
 from .indexes import IndexStore
-from .keys import PREFIX, STATS_TTL, ConfigKeys, Keys
+from .keys import PENDING_DEADLINE, PREFIX, STATS_TTL, ConfigKeys, Keys
 from .short_lived import ShortLivedStore, WriteBatch
 
-__all__ = ["CONVERSATION_PARTS", "PREFIX", "STATS_TTL", "ConfigKeys", "Keys", "Store", "WriteBatch"]
+__all__ = ["CONVERSATION_PARTS", "PENDING_DEADLINE", "PREFIX", "STATS_TTL", "ConfigKeys", "Keys", "Store", "WriteBatch"]
 
 
 class Store(ConversationStore, HandoffStore, EventStore, CounterStore, IndexStore, ShortLivedStore):

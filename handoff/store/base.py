@@ -22,22 +22,44 @@ import redis
 from .compact import NEWEST_HANDOFF_PREFIX, stored_at
 from .keys import STATS_TTL, Keys
 
+# A deadline is an entry of a stream (`Keys.deadlines_for`) whose id is the time it falls
+# due, in milliseconds: ~47 bytes where a sorted set's member took ~109. A stream takes ids
+# in order only, so a deadline due before the newest one there (a shorter timeout was
+# configured since, or another process's clock is ahead) is filed at that one's time, late
+# by the difference.
+# add_deadline(key, due in ms, member)
+ADD_DEADLINE = """
+local function add_deadline(key, due, member)
+  local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+  local id = due .. '-0'
+  if newest then
+    local ms, n = string.match(newest[1], '^(%d+)-(%d+)$')
+    if tonumber(ms) >= tonumber(due) then
+      id = ms .. '-' .. (tonumber(n) + 1)
+    end
+  end
+  redis.call('XADD', key, id, 'm', member)
+end
+"""
+_ADD_ONE_DEADLINE = ADD_DEADLINE + "add_deadline(KEYS[1], ARGV[1], ARGV[2])"
+
 # Create an item once, in one round trip: take the next sequence number and index the item
 # under it atomically (a reader paging by sequence can never pass a number whose item is
 # not indexed yet; indexes are streams with entry ids `<seq>-0`, handoff/store/indexes.py), append its first events, and record transfer deadlines. A new handoff
 # also becomes its conversation's newest: the conversation's JSON starts with `{"_h":"` and
 # that handoff's id (`NEWEST_HANDOFF`, handoff/store/compact.py), replaced here or put in
 # front ("{newest}" below); the conversation is then kept as long as the handoff.
-# KEYS: sequence, main index, item, event stream, deadlines, then the conversation to mark
-#       (0 or 1), then extra indexes, then counter hashes.
+# KEYS: sequence, main index, item, event stream, transfer deadlines, pending deadlines, then
+#       the conversation to mark (0 or 1), then extra indexes, then counter hashes.
 # ARGV: member, json, ttl, event minid, n events, n deadlines, n conversations to mark,
-#       events (state, at) x n, deadlines (member, score) x n, n counter hashes, counters ttl,
+#       events (state, at) x n, deadlines (5 or 6: which of KEYS, due in ms, member) x n,
+#       n counter hashes, counters ttl,
 #       then one JSON list with a [field, increment, field, increment…] list per counter hash
 #       (in the order of KEYS): one argument instead of ~40, which redis-py would encode one
 #       by one.
 # Returns 1 when created, or the stored JSON when the item already existed (a retried
 # webhook), writing nothing.
-_CREATE = """
+_CREATE = """{add_deadline}
 local existing = redis.call('GET', KEYS[3])
 if existing then
   return existing
@@ -46,10 +68,10 @@ redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
 local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1])
 local events, deadlines, marks = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local counters_at = 8 + 2 * (events + deadlines)
+local counters_at = 8 + 2 * events + 3 * deadlines
 local counters = tonumber(ARGV[counters_at] or '0')
 if marks > 0 then
-  local conversation, field = redis.call('GET', KEYS[6]), '{newest}'
+  local conversation, field = redis.call('GET', KEYS[7]), '{newest}'
   if conversation then
     if string.sub(conversation, 1, #field) == field then
       local close = string.find(conversation, '"', #field + 1, true)
@@ -59,10 +81,10 @@ if marks > 0 then
     else
       conversation = '",' .. string.sub(conversation, 2)
     end
-    redis.call('SET', KEYS[6], field .. ARGV[1] .. conversation, 'EX', ARGV[3])
+    redis.call('SET', KEYS[7], field .. ARGV[1] .. conversation, 'EX', ARGV[3])
   end
 end
-for i = 6 + marks, #KEYS - counters do
+for i = 7 + marks, #KEYS - counters do
   redis.call('XADD', KEYS[i], seq .. '-0', 'm', ARGV[1])
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
@@ -73,8 +95,8 @@ for _ = 1, events do
   at = at + 2
 end
 for _ = 1, deadlines do
-  redis.call('ZADD', KEYS[5], ARGV[at + 1], ARGV[at])
-  at = at + 2
+  add_deadline(KEYS[tonumber(ARGV[at])], ARGV[at + 1], ARGV[at + 2])
+  at = at + 3
 end
 if counters > 0 then
   local increments = cjson.decode(ARGV[counters_at + 2])
@@ -87,7 +109,17 @@ if counters > 0 then
   end
 end
 return 1
-""".replace("{newest}", NEWEST_HANDOFF_PREFIX)
+""".replace("{newest}", NEWEST_HANDOFF_PREFIX).replace("{add_deadline}", ADD_DEADLINE)
+
+
+def due_ms(due: float) -> int:
+    """A deadline's time (seconds since the epoch) as the stream entry id's milliseconds."""
+    return int(due * 1000)
+
+
+def queue_deadline(pipe, member: str, due: float) -> None:
+    """Add a transfer deadline inside a transaction (`pipe`)."""
+    pipe.eval(_ADD_ONE_DEADLINE, 1, Keys.deadlines_for(member), due_ms(due), member)
 
 
 def json_text(doc: dict) -> str:
@@ -148,13 +180,15 @@ class StoreBase:
         args = [member, encode(doc), self.retention, self._event_minid(), len(events), len(deadlines), len(marks)]
         for entry in events:
             args += [entry["state"], stored_at(entry["at"])]
-        for deadline_member, score in deadlines:
-            args += [deadline_member, score]
+        for deadline_member, due in deadlines:
+            pending = Keys.deadlines_for(deadline_member) == Keys.pending_deadlines
+            args += [6 if pending else 5, due_ms(due), deadline_member]
         counter_keys = list(counters or ())
         if counters:
             increments = [[part for item in fields.items() for part in item] for fields in counters.values()]
             args += [len(counter_keys), STATS_TTL, json.dumps(increments, separators=(",", ":"), ensure_ascii=False)]
-        keys = [Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines, *marks, *extra_indexes, *counter_keys]
+        keys = [Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines, Keys.pending_deadlines,
+                *marks, *extra_indexes, *counter_keys]
         if pipe is not None:
             # EVAL, not a registered script: redis-py checks a pipeline's scripts with SCRIPT
             # EXISTS before sending it, a round trip more; Redis caches the compiled script.

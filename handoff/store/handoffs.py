@@ -10,11 +10,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..models import Handoff
+from .base import due_ms, queue_deadline
 from .compact import handoff_from_text, handoff_text, pack, unpack
 from .counters import counted_facts, counter_changes
 from .events import queue_event
 from .indexes import IndexStore
 from .keys import STATS_TTL, Keys
+
+STREAMS_OF_DEADLINES = (Keys.transfer_deadlines, Keys.pending_deadlines)
 
 
 class HandoffStore(IndexStore):
@@ -95,8 +98,8 @@ class HandoffStore(IndexStore):
                 for name, delta in fields.items():
                     pipe.hincrby(key, name, delta)
                 pipe.expire(key, STATS_TTL)
-            for member, score in (deadlines(box["handoff"], box["new"]) if deadlines else []):
-                pipe.zadd(Keys.transfer_deadlines, {member: score})
+            for member, due in (deadlines(box["handoff"], box["new"]) if deadlines else []):
+                queue_deadline(pipe, member, due)
 
         doc, result = self._update_json(Keys.handoff(handoff_id), apply, after=queue_events,
                                         encode=handoff_text, decode=handoff_from_text)
@@ -104,9 +107,24 @@ class HandoffStore(IndexStore):
             return None, None, []
         return box["handoff"], result, [entry["state"] for entry in box["new"]]
 
-    def due_transfers(self, now: float, limit: int = 500) -> list[str]:
-        return self.redis.zrangebyscore(Keys.transfer_deadlines, "-inf", now, start=0, num=limit)
+    def due_transfers(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
+        """Deadlines due by `now`, oldest first, as (member, entry id) for `forget_deadlines`
+        (no entry id: one a sorted set held, written before)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(Keys.before_streams(Keys.transfer_deadlines), "-inf", now, start=0, num=limit)
+            for stream in STREAMS_OF_DEADLINES:
+                pipe.xrange(stream, "-", due_ms(now), count=limit)
+            older, *newer = pipe.execute()
+        due = [(member, "") for member in older]
+        for entries in newer:
+            due += [(fields["m"], entry_id) for entry_id, fields in entries]
+        return due[:limit]
 
-    def forget_deadlines(self, members: list[str]) -> None:
-        if members:
-            self.redis.zrem(Keys.transfer_deadlines, *members)
+    def forget_deadlines(self, due: list[tuple[str, str]]) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            if older := [member for member, entry_id in due if not entry_id]:
+                pipe.zrem(Keys.before_streams(Keys.transfer_deadlines), *older)
+            for member, entry_id in due:
+                if entry_id:
+                    pipe.xdel(Keys.deadlines_for(member), entry_id)
+            pipe.execute()

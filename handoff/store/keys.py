@@ -8,12 +8,16 @@ layout means changing this file; nothing else spells a key.
 from __future__ import annotations
 
 PREFIX = "handoff:"
-# The listing indexes (handoff/store/indexes.py) are streams under this prefix. They were
-# sorted sets under the same name without it; `Keys.before_streams` names that set, read
-# (and emptied) beside the stream until retention has dropped its last entry.
+# The listing indexes (handoff/store/indexes.py) and the transfer deadlines are streams
+# under this prefix. They were sorted sets under the same name without it;
+# `Keys.before_streams` names that set, read (and emptied) beside the stream until its last
+# entry is gone.
 IN_ORDER = PREFIX + "in_order:"
 # Handoff counters outlive the handoffs they count (a year of figures costs a few KiB a day).
 STATS_TTL = 400 * 86400
+# The deadline member of a pending chat/SMS handoff, after its id (an attempt number names a
+# transfer's): the two kinds are kept in their own streams (`Keys.deadlines_for`).
+PENDING_DEADLINE = "pending"
 
 
 class Keys:
@@ -25,7 +29,11 @@ class Keys:
     conversations = IN_ORDER + "conversations"
     handoffs = IN_ORDER + "handoffs"
     events = PREFIX + "events"
-    transfer_deadlines = PREFIX + "transfer_deadlines"
+    # Deadlines the worker sweeps, entry id: when one falls due (ms). Transfer attempts'
+    # (`<handoff id>:<attempt>`) apart from chat/SMS handoffs' pending ones (`<id>:pending`):
+    # each stream's deadlines, all with the same timeout, fall due in the order they come.
+    transfer_deadlines = IN_ORDER + "transfer_deadlines"
+    pending_deadlines = IN_ORDER + "pending_deadlines"
 
     @staticmethod
     def conversation(conversation_id: str) -> str:
@@ -43,6 +51,10 @@ class Keys:
     def shared(shared_id: str) -> str:
         """Handoff ids with this shared id, in order (a listing index)."""
         return f"{IN_ORDER}shared:{shared_id}"
+
+    @staticmethod
+    def deadlines_for(member: str) -> str:
+        return Keys.pending_deadlines if member.endswith(":" + PENDING_DEADLINE) else Keys.transfer_deadlines
 
     @staticmethod
     def before_streams(index: str) -> str:
