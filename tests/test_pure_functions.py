@@ -63,7 +63,7 @@ def test_page_walks_an_index_without_repeats_and_resumes_at_the_end():
     load = lambda members: [None if m == "m3" else m for m in members]  # noqa: E731
     forgotten = []
     items, cursor, more = page(scan, load, lambda m: m != "m5", 3, None, forgotten.extend)
-    assert items == ["m1", "m2", "m4"] and more and forgotten == ["m3"]
+    assert items == ["m1", "m2", "m4"] and more and forgotten == [("m3", 3)]
     items, cursor, more = page(scan, load, lambda m: m != "m5", 3, cursor)
     assert items == ["m6", "m7"] and not more
     assert page(scan, load, lambda m: True, 3, cursor)[:2] == ([], cursor)
