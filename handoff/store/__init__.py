@@ -2,7 +2,8 @@
 that touches them.
 
 Entities are JSON strings; append-only parts of a conversation are lists; listings are
-sorted sets scored by a global sequence so cursors are stable; every handoff state change
+streams keyed by a global sequence so cursors are stable (as are the deadlines the worker
+sweeps, keyed by when they fall due); every handoff state change
 is appended to one stream in the same transaction as the change, so the event feed sees
 each exactly once. `Store` is one object over one Redis client, composed of a part per
 aggregate: conversations, handoffs, their events, counters and indexes, and short-lived
