@@ -189,12 +189,16 @@ SWEEP_JOB_ID = "sweep-transfers"
 def sweep_transfers() -> int:
     """The scheduled job that times out silent transfers: each handoff attempt records a
     deadline in the same transaction that starts it; this job fails the overdue ones, then
-    schedules its next run (one chain, whatever the number of workers: same job id)."""
+    schedules its next run (one chain, whatever the number of workers: same job id). Each
+    run also looks at the next slice of the listing indexes for expired items."""
     svc = services()
     try:
         return Handoffs(svc).expire_due()
     finally:
-        schedule_sweep(svc)
+        try:
+            svc.store.forget_expired_listings()
+        finally:
+            schedule_sweep(svc)
 
 
 def schedule_sweep(svc: Services) -> None:

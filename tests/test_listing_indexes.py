@@ -84,3 +84,40 @@ def test_the_date_filter_starts_the_list_at_the_last_conversation_of_that_day(ap
         shown = listed(studio.get(f"/studio/conversations?to={until}"))
         assert shown == [cid for n, cid in enumerate(made, 1) if n <= newest and n != 6][::-1], until
     assert listed(studio.get("/studio/conversations?to=2026-02-28")) == []
+
+
+def test_the_worker_forgets_entries_of_expired_items_a_slice_at_a_time(api, services):
+    """Listings forget the expired entries they meet; the worker's sweep walks every index
+    in slices, so one nobody pages through from the start does not grow for ever."""
+    made = [chat(api, "billing") for _ in range(5)]
+    handoffs = [api.get(f"/v1/conversations/{cid}").get_json()["handoff"]["id"] for cid in made]
+    redis, store = services.store.redis, services.store
+    move_oldest_to_sorted_set(redis, Keys.conversations, 2)  # written by an older version
+    for n in (0, 1, 3):  # what retention does
+        redis.delete(Keys.conversation(made[n]), Keys.handoff(handoffs[n]))
+
+    assert store.forget_expired_listings(batch=2) == 4  # the first two of each index
+    assert store.forget_expired_listings(batch=2) == 2  # the next two
+    assert store.forget_expired_listings(batch=2) == 0  # the last one, then from the start again
+    assert [fields["m"] for _, fields in redis.xrange(Keys.conversations)] == [made[2], made[4]]
+    assert [fields["m"] for _, fields in redis.xrange(Keys.handoffs)] == [handoffs[2], handoffs[4]]
+    assert not redis.exists(Keys.before_streams(Keys.conversations))
+    assert sum(every_page(api.get, "/v1/conversations?limit=10"), []) == [made[2], made[4]]
+
+    # A reason's index lists a subset of the handoffs index: below its oldest entry, trimmed
+    # as the reason's index grows.
+    newer = api.get(f"/v1/conversations/{chat(api, 'billing')}").get_json()["handoff"]["id"]
+    assert [fields["m"] for _, fields in redis.xrange(Keys.handoffs_with_reason("billing"))] == [
+        handoffs[2], handoffs[3], handoffs[4], newer]  # handoffs[3]: above the oldest, read past when met
+
+
+def test_the_sweep_job_forgets_expired_listing_entries(api, app, services):
+    from rq import SimpleWorker
+
+    from handoff import jobs
+
+    cids = [api.post("/v1/conversations", json={}).get_json()["id"] for _ in range(3)]
+    services.store.redis.delete(Keys.conversation(cids[0]))
+    services.queue.enqueue(jobs.sweep_transfers)
+    SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
+    assert [fields["m"] for _, fields in services.store.redis.xrange(Keys.conversations)] == cids[1:]

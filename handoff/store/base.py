@@ -48,7 +48,10 @@ _ADD_ONE_DEADLINE = ADD_DEADLINE + "add_deadline(KEYS[1], ARGV[1], ARGV[2])"
 # not indexed yet; indexes are streams with entry ids `<seq>-0`, handoff/store/indexes.py), append its first events, and record transfer deadlines. A new handoff
 # also becomes its conversation's newest: the conversation's JSON starts with `{"_h":"` and
 # that handoff's id (`NEWEST_HANDOFF`, handoff/store/compact.py), replaced here or put in
-# front ("{newest}" below); the conversation is then kept as long as the handoff.
+# front ("{newest}" below); the conversation is then kept as long as the handoff. An extra
+# index (a reason's, a shared id's) lists a subset of the main one: its entries older than
+# the main index's oldest are of expired items (the worker forgets those from the main
+# index, `IndexStore.forget_expired`), so they are trimmed here as it grows.
 # KEYS: sequence, main index, item, event stream, transfer deadlines, pending deadlines, then
 #       the conversation to mark (0 or 1), then extra indexes, then counter hashes.
 # ARGV: member, json, ttl, event minid, n events, n deadlines, n conversations to mark,
@@ -84,8 +87,12 @@ if marks > 0 then
     redis.call('SET', KEYS[7], field .. ARGV[1] .. conversation, 'EX', ARGV[3])
   end
 end
+local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
 for i = 7 + marks, #KEYS - counters do
   redis.call('XADD', KEYS[i], seq .. '-0', 'm', ARGV[1])
+  if oldest then
+    redis.call('XTRIM', KEYS[i], 'MINID', oldest[1])
+  end
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
 local at = 8

@@ -14,6 +14,8 @@ so the two read as one list, and the set empties as its entries' items expire.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .base import StoreBase
 from .keys import Keys
 
@@ -56,6 +58,30 @@ class IndexStore(StoreBase):
         """The oldest and the newest entry's sequence numbers (None: empty)."""
         oldest, newest = self.scan_index(index, 0, 1), self.scan_index_newest(index, 0, 1)
         return (oldest[0][1], newest[0][1]) if oldest and newest else None
+
+    def forget_expired_listings(self, batch: int = 200) -> int:
+        """Drop the entries of the conversations and handoffs indexes whose item retention
+        removed: the next `batch` of each (the reason and shared-id indexes are trimmed
+        below the handoffs index's oldest entry as they grow, handoff/store/base.py)."""
+        return (self.forget_expired(Keys.conversations, Keys.conversation, batch)
+                + self.forget_expired(Keys.handoffs, Keys.handoff, batch))
+
+    def forget_expired(self, index: str, item_key: Callable[[str], str], batch: int = 200) -> int:
+        """Forget the entries of the next `batch` of an index whose item retention removed
+        (`item_key(member)` no longer exists); returns how many. Each call goes on from where
+        the last one stopped (`Keys.index_trim`) and starts over after the newest, so over
+        calls every entry is looked at: listings forget only the expired entries they meet,
+        and an index nobody pages through from the start would otherwise grow for ever."""
+        after = int(self.redis.hget(Keys.index_trim, index) or 0)
+        rows = self.scan_index(index, after, batch)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for member, _ in rows:
+                pipe.exists(item_key(member))
+            found = pipe.execute()
+        gone = [row for row, exists in zip(rows, found) if not exists]
+        self.forget_from_index(index, gone)
+        self.redis.hset(Keys.index_trim, index, rows[-1][1] if len(rows) == batch else 0)
+        return len(gone)
 
     def forget_from_index(self, index: str, rows: list[Row]) -> None:
         """Drop entries whose item retention removed."""

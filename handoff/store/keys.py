@@ -34,6 +34,8 @@ class Keys:
     # each stream's deadlines, all with the same timeout, fall due in the order they come.
     transfer_deadlines = IN_ORDER + "transfer_deadlines"
     pending_deadlines = IN_ORDER + "pending_deadlines"
+    # index → the sequence number the worker's pass over it for expired items reached
+    index_trim = PREFIX + "index_trim"
 
     @staticmethod
     def conversation(conversation_id: str) -> str:
