@@ -84,3 +84,17 @@ def test_the_date_filter_starts_the_list_at_the_last_conversation_of_that_day(ap
         shown = listed(studio.get(f"/studio/conversations?to={until}"))
         assert shown == [cid for n, cid in enumerate(made, 1) if n <= newest and n != 6][::-1], until
     assert listed(studio.get("/studio/conversations?to=2026-02-28")) == []
+
+
+def test_a_listing_cursor_no_stream_id_can_hold_is_refused_not_a_server_error(api, studio):
+    """A cursor is a sequence number: one below zero or past 64 bits names no stream entry
+    (Redis answers an error), so it is refused like any other cursor this service never issued."""
+    import base64
+
+    made = [api.post("/v1/conversations", json={"channel": "webchat"}).get_json()["id"] for _ in range(2)]
+    for seq in ("-1", str(2**64), "9" * 25):
+        cursor = base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+        for path in ("/v1/conversations", "/v1/handoffs"):
+            response = api.get(f"{path}?cursor={cursor}")
+            assert response.status_code == 422 and "cursor" in response.get_json()["error"]["fields"], (path, seq)
+        assert listed(studio.get(f"/studio/conversations?cursor={cursor}")) == made[::-1], seq  # from the newest
