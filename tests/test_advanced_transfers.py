@@ -224,6 +224,30 @@ def test_a_deadline_due_before_the_newest_one_is_filed_at_that_time(services):
     assert [member for member, _ in services.store.due_transfers(1_000.0)] == ["HO1:1", "HO2:1"]
 
 
+def test_a_deadline_due_before_one_already_swept_is_still_filed(api, twilio, app):
+    """A stream keeps the last id it gave after its entries are deleted and takes none at or
+    below it: a deadline written by a process whose clock is behind the sweeping worker's by
+    more than the timeout falls due at the next sweep instead of failing the write."""
+    from datetime import timedelta
+
+    from handoff.handoffs import Handoffs
+
+    make(api, "Billing")
+    services = app.extensions["handoff"]
+    started = services.clock()
+    start(twilio)
+    services.clock = lambda: started + timedelta(seconds=400)  # the worker's clock
+    assert Handoffs(services).expire_due() == 1  # its deadline was the stream's last entry
+    services.clock = lambda: started  # a web process's, 400 s behind
+    second = "CA" + "7" * 32
+    root = parse(twilio.post("/voice/handoff", call_params(second)))
+    assert root.find("Refer") is not None
+    assert latest_handoff(api, second)["state"] == "transferring"
+    services.clock = lambda: started + timedelta(seconds=400)
+    assert Handoffs(services).expire_due() == 1
+    assert latest_handoff(api, second)["state"] == "failed"
+
+
 def test_a_deadline_stored_before_in_a_sorted_set_still_times_out(api, twilio, app):
     from datetime import timedelta
 
