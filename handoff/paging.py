@@ -13,6 +13,10 @@ from .errors import ValidationFailed
 
 T = TypeVar("T")
 
+# The largest sequence number Redis's INCR hands out. A cursor outside 0..this names no
+# entry, and an index stream refuses it as an id (an error, not an empty page).
+LARGEST_SEQUENCE = 2**63 - 1
+
 
 def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
@@ -25,7 +29,10 @@ def decode_cursor(cursor: str | None) -> int:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if not text.startswith("s"):
             raise ValueError(text)
-        return int(text[1:])
+        seq = int(text[1:])
+        if not 0 <= seq <= LARGEST_SEQUENCE:
+            raise ValueError(text)
+        return seq
     except (ValueError, UnicodeDecodeError):
         raise ValidationFailed.field("cursor", "not a cursor this service issued") from None
 

@@ -190,6 +190,28 @@ def test_a_pending_chat_handoff_does_not_hold_back_a_transfer_timeout(api, twili
     assert api.get(f"/v1/handoffs/{pending['id']}").get_json()["state"] == "pending"
 
 
+def test_the_sweep_takes_the_deadlines_that_fell_due_first_whichever_stream_holds_them(api, twilio, app):
+    """A sweep handles at most `limit` deadlines: the oldest due, not a transfer stream's
+    first, or a backlog of transfer deadlines would hold back every chat's pending timeout."""
+    from datetime import timedelta
+
+    from handoff.handoffs import Handoffs
+
+    make(api, "Billing")
+    services = app.extensions["handoff"]
+    started = services.clock()
+    chat = api.post("/v1/conversations", json={"channel": "webchat"}).get_json()["id"]
+    pending = api.post(f"/v1/conversations/{chat}/handoff", json={}).get_json()  # due after 3600 s
+    services.clock = lambda: started + timedelta(seconds=3500)
+    start(twilio)  # its transfer is due after 180 s more: at 3680 s
+    services.clock = lambda: started + timedelta(seconds=3700)
+    assert Handoffs(services).expire_due(limit=1) == 1
+    assert api.get(f"/v1/handoffs/{pending['id']}").get_json()["state"] == "abandoned"
+    assert handoff(api)["state"] == "transferring"
+    assert Handoffs(services).expire_due(limit=1) == 1
+    assert handoff(api)["state"] == "failed"
+
+
 def test_a_deadline_due_before_the_newest_one_is_filed_at_that_time(services):
     """A shorter timeout configured since: the deadline falls due with the newest one, late."""
     from handoff.store.base import queue_deadline
@@ -200,6 +222,30 @@ def test_a_deadline_due_before_the_newest_one_is_filed_at_that_time(services):
         pipe.execute()
     assert services.store.due_transfers(999.9) == []
     assert [member for member, _ in services.store.due_transfers(1_000.0)] == ["HO1:1", "HO2:1"]
+
+
+def test_a_deadline_due_before_one_already_swept_is_still_filed(api, twilio, app):
+    """A stream keeps the last id it gave after its entries are deleted and takes none at or
+    below it: a deadline written by a process whose clock is behind the sweeping worker's by
+    more than the timeout falls due at the next sweep instead of failing the write."""
+    from datetime import timedelta
+
+    from handoff.handoffs import Handoffs
+
+    make(api, "Billing")
+    services = app.extensions["handoff"]
+    started = services.clock()
+    start(twilio)
+    services.clock = lambda: started + timedelta(seconds=400)  # the worker's clock
+    assert Handoffs(services).expire_due() == 1  # its deadline was the stream's last entry
+    services.clock = lambda: started  # a web process's, 400 s behind
+    second = "CA" + "7" * 32
+    root = parse(twilio.post("/voice/handoff", call_params(second)))
+    assert root.find("Refer") is not None
+    assert latest_handoff(api, second)["state"] == "transferring"
+    services.clock = lambda: started + timedelta(seconds=400)
+    assert Handoffs(services).expire_due() == 1
+    assert latest_handoff(api, second)["state"] == "failed"
 
 
 def test_a_deadline_stored_before_in_a_sorted_set_still_times_out(api, twilio, app):

@@ -121,3 +121,17 @@ def test_the_sweep_job_forgets_expired_listing_entries(api, app, services):
     services.queue.enqueue(jobs.sweep_transfers)
     SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
     assert [fields["m"] for _, fields in services.store.redis.xrange(Keys.conversations)] == cids[1:]
+
+
+def test_a_listing_cursor_no_stream_id_can_hold_is_refused_not_a_server_error(api, studio):
+    """A cursor is a sequence number: one below zero or past 64 bits names no stream entry
+    (Redis answers an error), so it is refused like any other cursor this service never issued."""
+    import base64
+
+    made = [api.post("/v1/conversations", json={"channel": "webchat"}).get_json()["id"] for _ in range(2)]
+    for seq in ("-1", str(2**64), "9" * 25):
+        cursor = base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+        for path in ("/v1/conversations", "/v1/handoffs"):
+            response = api.get(f"{path}?cursor={cursor}")
+            assert response.status_code == 422 and "cursor" in response.get_json()["error"]["fields"], (path, seq)
+        assert listed(studio.get(f"/studio/conversations?cursor={cursor}")) == made[::-1], seq  # from the newest

@@ -44,12 +44,16 @@ def test_public_shows_what_the_api_always_showed_and_no_bookkeeping():
 
 
 def test_the_packed_form_stored_today_reads_and_packs_back_byte_for_byte():
-    stored = {"channel": "voice", "from": "sip:+14155550100@sbc.example.com", "to": "+14155550199",
-              "started_at": "2026-11-01T10:00:00.000Z", "_leg": "sip"}
+    stored = {"from": "sip:+14155550100@sbc.example.com", "to": "+14155550199",
+              "started_at": "2026-11-01T10:00:00.000Z", "_leg": "sip"}  # a call: no channel
     conversation = ConversationRecord.from_dict(unpack_conversation(stored, "CA2"))
     assert conversation.id == "CA2" and conversation.leg == "sip" and conversation.env == "live"
     assert conversation.state == {} and conversation.shared_id is None and not conversation.agent_done
+    assert conversation.channel == "voice"
     assert json.dumps(pack_conversation(conversation.to_dict())) == json.dumps(stored)
+    # As versions before wrote it, with the channel: the same call, stored as today's once changed.
+    written_before = ConversationRecord.from_dict(unpack_conversation({"channel": "voice", **stored}, "CA2"))
+    assert written_before == conversation
 
 
 def test_older_and_unknown_forms_still_read():

@@ -38,7 +38,19 @@ local function add_deadline(key, due, member)
       id = ms .. '-' .. (tonumber(n) + 1)
     end
   end
-  redis.call('XADD', key, id, 'm', member)
+  local added = redis.pcall('XADD', key, id, 'm', member)
+  if type(added) == 'table' and added.err then
+    -- The entries from `due` on were swept already (a writer's clock behind the sweeping
+    -- worker's by more than the timeout): a stream keeps the last id it gave after XDEL and
+    -- takes none at or below it. Filed just after that id, due at the next sweep.
+    local info = redis.call('XINFO', 'STREAM', key)
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then
+        local ms, n = string.match(info[i + 1], '^(%d+)-(%d+)$')
+        redis.call('XADD', key, ms .. '-' .. (tonumber(n) + 1), 'm', member)
+      end
+    end
+  end
 end
 """
 _ADD_ONE_DEADLINE = ADD_DEADLINE + "add_deadline(KEYS[1], ARGV[1], ARGV[2])"

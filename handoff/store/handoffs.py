@@ -111,14 +111,19 @@ class HandoffStore(IndexStore):
         """Deadlines due by `now`, oldest first, as (member, entry id) for `forget_deadlines`
         (no entry id: one a sorted set held, written before)."""
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(Keys.before_streams(Keys.transfer_deadlines), "-inf", now, start=0, num=limit)
+            pipe.zrangebyscore(Keys.before_streams(Keys.transfer_deadlines), "-inf", now, start=0, num=limit,
+                               withscores=True)
             for stream in STREAMS_OF_DEADLINES:
                 pipe.xrange(stream, "-", due_ms(now), count=limit)
             older, *newer = pipe.execute()
-        due = [(member, "") for member in older]
+        due = [(due_ms(score), member, "") for member, score in older]
         for entries in newer:
-            due += [(fields["m"], entry_id) for entry_id, fields in entries]
-        return due[:limit]
+            due += [(int(entry_id.partition("-")[0]), fields["m"], entry_id) for entry_id, fields in entries]
+        # Oldest first across the three, then cut: a backlog in one stream must not hold back
+        # another's deadlines that fell due before it. The sort is stable, so what is cut
+        # leaves each source's oldest taken (`forget_deadlines` deletes from the front).
+        due.sort(key=lambda row: row[0])
+        return [(member, entry_id) for _, member, entry_id in due[:limit]]
 
     def forget_deadlines(self, due: list[tuple[str, str]]) -> None:
         with self.redis.pipeline(transaction=False) as pipe:
