@@ -257,7 +257,7 @@ def test_a_deadline_stored_before_in_a_sorted_set_still_times_out(api, twilio, a
     make(api, "Billing")
     start(twilio)
     services = app.extensions["handoff"]
-    redis, older = services.store.redis, Keys.before_streams(Keys.transfer_deadlines)
+    redis, older = services.store.redis, Keys.as_sorted_set(Keys.transfer_deadlines)
     [(entry_id, fields)] = redis.xrange(Keys.transfer_deadlines)
     redis.xdel(Keys.transfer_deadlines, entry_id)
     redis.zadd(older, {fields["m"]: int(entry_id.split("-")[0]) / 1000})  # as versions before wrote it

@@ -15,7 +15,7 @@ def studio(app):
 def move_oldest_to_sorted_set(redis, index: str, count: int) -> None:
     """What an upgraded deployment holds: its oldest entries in the sorted set it wrote then."""
     for entry_id, fields in redis.xrange(index, count=count):
-        redis.zadd(Keys.before_streams(index), {fields["m"]: int(entry_id.split("-")[0])})
+        redis.zadd(Keys.as_sorted_set(index), {fields["m"]: int(entry_id.split("-")[0])})
         redis.xdel(index, entry_id)
 
 
@@ -29,14 +29,34 @@ def every_page(get, path: str) -> list[list[str]]:
             return pages
 
 
-def test_an_index_entry_costs_a_stream_entry_not_a_sorted_set_member(api, services):
-    conversation = api.post("/v1/conversations", json={"shared_id": "S-1"}).get_json()
-    handoff = api.post(f"/v1/conversations/{conversation['id']}/handoff", json={"reason": "billing"}).get_json()
+def test_the_main_indexes_are_streams_and_a_reasons_starts_as_a_sorted_set(api, studio, services, monkeypatch):
+    """A stream's first node takes ~4 KiB: a reason's or a shared id's index is a sorted set
+    until it holds SMALL_INDEX entries, then goes on as a stream; both read as one list."""
+    from handoff.store.base import SMALL_INDEX
+    from web import studio_review
+
+    made = [chat(api, "billing", shared_id="S-1") for _ in range(SMALL_INDEX + 3)]
     redis = services.store.redis
-    for index, member in ((Keys.conversations, conversation["id"]), (Keys.handoffs, handoff["id"]),
-                          (Keys.handoffs_with_reason("billing"), handoff["id"]), (Keys.shared("S-1"), handoff["id"])):
-        assert redis.type(index) == "stream", index
-        assert [fields["m"] for _, fields in redis.xrange(index)][-1] == member
+    handoffs = [fields["m"] for _, fields in redis.xrange(Keys.handoffs)]
+    assert [fields["m"] for _, fields in redis.xrange(Keys.conversations)] == made and len(handoffs) == len(made)
+    for index in (Keys.handoffs_with_reason("billing"), Keys.shared("S-1")):
+        small = Keys.as_sorted_set(index)
+        assert redis.zrange(small, 0, -1) == handoffs[:SMALL_INDEX]
+        assert redis.object("encoding", small) == "listpack"  # ~40 bytes an entry
+        assert [fields["m"] for _, fields in redis.xrange(index)] == handoffs[SMALL_INDEX:]
+    monkeypatch.setattr(studio_review, "PAGE_SIZE", 500)
+    assert listed(studio.get("/studio/conversations?reason=billing")) == made[::-1]
+    assert listed(studio.get("/studio/conversations?q=S-1")) == made[::-1]
+    assert api.get("/v1/handoffs/S-1").get_json()["id"] == handoffs[-1]
+
+    # Its stream lists a subset of the handoffs index: below that index's oldest entry (the
+    # worker forgets expired items' entries from it), trimmed as it grows.
+    for handoff_id in handoffs[:SMALL_INDEX + 1]:
+        redis.delete(Keys.handoff(handoff_id))
+    services.store.forget_expired_listings(batch=500)
+    newer = api.get(f"/v1/conversations/{chat(api, 'billing')}").get_json()["handoff"]["id"]
+    assert [fields["m"] for _, fields in redis.xrange(Keys.handoffs_with_reason("billing"))] == [
+        *handoffs[SMALL_INDEX + 1:], newer]
 
 
 def test_entries_written_as_sorted_sets_before_list_in_order_with_the_new_ones(api, studio, services, monkeypatch):
@@ -47,7 +67,7 @@ def test_entries_written_as_sorted_sets_before_list_in_order_with_the_new_ones(a
     redis = services.store.redis
     for index in (Keys.conversations, Keys.handoffs, Keys.handoffs_with_reason("complaint"), Keys.shared("S-1")):
         move_oldest_to_sorted_set(redis, index, 3)
-    assert redis.zcard(Keys.before_streams(Keys.handoffs)) == 3 and redis.xlen(Keys.handoffs) == 2
+    assert redis.zcard(Keys.as_sorted_set(Keys.handoffs)) == 3 and redis.xlen(Keys.handoffs) == 2
 
     assert every_page(api.get, "/v1/handoffs?limit=2") == [handoffs[:2], handoffs[2:4], handoffs[4:], []]
     assert sum(every_page(api.get, "/v1/conversations?limit=4"), []) == made
@@ -62,7 +82,7 @@ def test_entries_written_as_sorted_sets_before_list_in_order_with_the_new_ones(a
     # Retention removed an old item and a new one: listing drops both entries.
     redis.delete(Keys.handoff(handoffs[1]), Keys.handoff(handoffs[3]))
     assert sum(every_page(api.get, "/v1/handoffs?limit=2"), []) == [handoffs[0], handoffs[2], handoffs[4]]
-    assert redis.zcard(Keys.before_streams(Keys.handoffs)) == 2 and redis.xlen(Keys.handoffs) == 1
+    assert redis.zcard(Keys.as_sorted_set(Keys.handoffs)) == 2 and redis.xlen(Keys.handoffs) == 1
 
 
 def test_the_date_filter_starts_the_list_at_the_last_conversation_of_that_day(api, studio, services):
@@ -101,14 +121,8 @@ def test_the_worker_forgets_entries_of_expired_items_a_slice_at_a_time(api, serv
     assert store.forget_expired_listings(batch=2) == 0  # the last one, then from the start again
     assert [fields["m"] for _, fields in redis.xrange(Keys.conversations)] == [made[2], made[4]]
     assert [fields["m"] for _, fields in redis.xrange(Keys.handoffs)] == [handoffs[2], handoffs[4]]
-    assert not redis.exists(Keys.before_streams(Keys.conversations))
+    assert not redis.exists(Keys.as_sorted_set(Keys.conversations))
     assert sum(every_page(api.get, "/v1/conversations?limit=10"), []) == [made[2], made[4]]
-
-    # A reason's index lists a subset of the handoffs index: below its oldest entry, trimmed
-    # as the reason's index grows.
-    newer = api.get(f"/v1/conversations/{chat(api, 'billing')}").get_json()["handoff"]["id"]
-    assert [fields["m"] for _, fields in redis.xrange(Keys.handoffs_with_reason("billing"))] == [
-        handoffs[2], handoffs[3], handoffs[4], newer]  # handoffs[3]: above the oldest, read past when met
 
 
 def test_the_sweep_job_forgets_expired_listing_entries(api, app, services):

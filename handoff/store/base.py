@@ -55,17 +55,28 @@ end
 """
 _ADD_ONE_DEADLINE = ADD_DEADLINE + "add_deadline(KEYS[1], ARGV[1], ARGV[2])"
 
+# Entries an extra index keeps as a sorted set before it goes on as a stream: the most
+# Redis packs as a listpack (zset-max-listpack-entries).
+SMALL_INDEX = 128
+
 # Create an item once, in one round trip: take the next sequence number and index the item
 # under it atomically (a reader paging by sequence can never pass a number whose item is
 # not indexed yet; indexes are streams with entry ids `<seq>-0`, handoff/store/indexes.py), append its first events, and record transfer deadlines. A new handoff
 # also becomes its conversation's newest: the conversation's JSON starts with `{"_h":"` and
 # that handoff's id (`NEWEST_HANDOFF`, handoff/store/compact.py), replaced here or put in
-# front ("{newest}" below); the conversation is then kept as long as the handoff. An extra
-# index (a reason's, a shared id's) lists a subset of the main one: its entries older than
-# the main index's oldest are of expired items (the worker forgets those from the main
-# index, `IndexStore.forget_expired`), so they are trimmed here as it grows.
+# front ("{newest}" below); the conversation is then kept as long as the handoff.
+# An extra index (a reason's, a shared id's) starts as a sorted set and goes on as a stream
+# once the set holds SMALL_INDEX entries: a stream's first node takes ~4 KiB however few
+# entries it has, where a small sorted set (packed as a listpack) takes ~40 bytes an entry;
+# past that size the set would take ~100 an entry and the stream ~46. The set's entries are
+# all older than the stream's, as handoff/store/indexes.py reads them. An extra index lists
+# a subset of the main one: its stream entries older than the main index's oldest are of
+# expired items (the worker forgets those from the main index, `IndexStore.forget_expired`),
+# so they are trimmed here as it grows.
+# KEYS for an extra index: its stream, then its sorted set (`Keys.as_sorted_set`).
 # KEYS: sequence, main index, item, event stream, transfer deadlines, pending deadlines, then
-#       the conversation to mark (0 or 1), then extra indexes, then counter hashes.
+#       the conversation to mark (0 or 1), then extra indexes (two keys each, above), then
+#       counter hashes.
 # ARGV: member, json, ttl, event minid, n events, n deadlines, n conversations to mark,
 #       events (state, at) x n, deadlines (5 or 6: which of KEYS, due in ms, member) x n,
 #       n counter hashes, counters ttl,
@@ -100,12 +111,18 @@ if marks > 0 then
   end
 end
 local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
-for i = 7 + marks, #KEYS - counters do
-  redis.call('XADD', KEYS[i], seq .. '-0', 'm', ARGV[1])
-  if oldest then
-    redis.call('XTRIM', KEYS[i], 'MINID', oldest[1])
+for i = 7 + marks, #KEYS - counters, 2 do
+  local stream, small = KEYS[i], KEYS[i + 1]
+  if redis.call('EXISTS', stream) == 1 or redis.call('ZCARD', small) >= {small_index} then
+    redis.call('XADD', stream, seq .. '-0', 'm', ARGV[1])
+    if oldest then
+      redis.call('XTRIM', stream, 'MINID', oldest[1])
+    end
+    redis.call('EXPIRE', stream, ARGV[3])
+  else
+    redis.call('ZADD', small, seq, ARGV[1])
+    redis.call('EXPIRE', small, ARGV[3])
   end
-  redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
 local at = 8
 for _ = 1, events do
@@ -128,7 +145,8 @@ if counters > 0 then
   end
 end
 return 1
-""".replace("{newest}", NEWEST_HANDOFF_PREFIX).replace("{add_deadline}", ADD_DEADLINE)
+""".replace("{newest}", NEWEST_HANDOFF_PREFIX).replace("{add_deadline}", ADD_DEADLINE).replace(
+    "{small_index}", str(SMALL_INDEX))
 
 
 def due_ms(due: float) -> int:
@@ -207,7 +225,8 @@ class StoreBase:
             increments = [[part for item in fields.items() for part in item] for fields in counters.values()]
             args += [len(counter_keys), STATS_TTL, json.dumps(increments, separators=(",", ":"), ensure_ascii=False)]
         keys = [Keys.sequence, index, key, Keys.events, Keys.transfer_deadlines, Keys.pending_deadlines,
-                *marks, *extra_indexes, *counter_keys]
+                *marks, *(form for extra in extra_indexes for form in (extra, Keys.as_sorted_set(extra))),
+                *counter_keys]
         if pipe is not None:
             # EVAL, not a registered script: redis-py checks a pipeline's scripts with SCRIPT
             # EXISTS before sending it, a round trip more; Redis caches the compiled script.

@@ -111,7 +111,7 @@ class HandoffStore(IndexStore):
         """Deadlines due by `now`, oldest first, as (member, entry id) for `forget_deadlines`
         (no entry id: one a sorted set held, written before)."""
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(Keys.before_streams(Keys.transfer_deadlines), "-inf", now, start=0, num=limit,
+            pipe.zrangebyscore(Keys.as_sorted_set(Keys.transfer_deadlines), "-inf", now, start=0, num=limit,
                                withscores=True)
             for stream in STREAMS_OF_DEADLINES:
                 pipe.xrange(stream, "-", due_ms(now), count=limit)
@@ -128,7 +128,7 @@ class HandoffStore(IndexStore):
     def forget_deadlines(self, due: list[tuple[str, str]]) -> None:
         with self.redis.pipeline(transaction=False) as pipe:
             if older := [member for member, entry_id in due if not entry_id]:
-                pipe.zrem(Keys.before_streams(Keys.transfer_deadlines), *older)
+                pipe.zrem(Keys.as_sorted_set(Keys.transfer_deadlines), *older)
             for member, entry_id in due:
                 if entry_id:
                     pipe.xdel(Keys.deadlines_for(member), entry_id)

@@ -8,9 +8,11 @@ and an expired item's entry can be dropped. A stream entry costs ~47 bytes where
 set's cost ~100, for every conversation and handoff of the retention window.
 
 Indexes written before were sorted sets scored by the same sequence numbers
-(`Keys.before_streams`). Every read takes both in one round trip: the set's entries are
-all older than the stream's (no older process writes beside this one, README "Upgrading"),
-so the two read as one list, and the set empties as its entries' items expire.
+(`Keys.as_sorted_set`), and a reason's or a shared id's index still starts as one until it
+holds `SMALL_INDEX` entries (a stream's first node takes ~4 KiB, handoff/store/base.py).
+Every read takes both in one round trip: the set's entries are all older than the stream's
+(no older process writes beside this one, README "Upgrading"), so the two read as one
+list, and the set empties as its entries' items expire.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ class IndexStore(StoreBase):
     def scan_index(self, index: str, after_seq: int, batch: int) -> list[Row]:
         """Oldest first: entries after `after_seq`."""
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(Keys.before_streams(index), f"({after_seq}", "+inf", start=0, num=batch,
+            pipe.zrangebyscore(Keys.as_sorted_set(index), f"({after_seq}", "+inf", start=0, num=batch,
                                withscores=True)
             pipe.xrange(index, f"({after_seq}-0", "+", count=batch)
             older, newer = pipe.execute()
@@ -44,7 +46,7 @@ class IndexStore(StoreBase):
         """Newest first: entries below `before_seq` (0: from the newest)."""
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.xrevrange(index, f"({before_seq}-0" if before_seq else "+", "-", count=batch)
-            pipe.zrevrangebyscore(Keys.before_streams(index), f"({before_seq}" if before_seq else "+inf",
+            pipe.zrevrangebyscore(Keys.as_sorted_set(index), f"({before_seq}" if before_seq else "+inf",
                                   "-inf", start=0, num=batch, withscores=True)
             newer, older = pipe.execute()
         return (_rows(newer) + _set_rows(older))[:batch]
@@ -88,6 +90,6 @@ class IndexStore(StoreBase):
         if not rows:
             return
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(Keys.before_streams(index), *(member for member, _ in rows))
+            pipe.zrem(Keys.as_sorted_set(index), *(member for member, _ in rows))
             pipe.xdel(index, *(f"{seq}-0" for _, seq in rows))
             pipe.execute()

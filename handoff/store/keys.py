@@ -9,9 +9,9 @@ from __future__ import annotations
 
 PREFIX = "handoff:"
 # The listing indexes (handoff/store/indexes.py) and the transfer deadlines are streams
-# under this prefix. They were sorted sets under the same name without it;
-# `Keys.before_streams` names that set, read (and emptied) beside the stream until its last
-# entry is gone.
+# under this prefix. They were sorted sets under the same name without it, and a reason's or
+# a shared id's index still starts as one (`Keys.as_sorted_set` names it): that set is read
+# beside the stream until its last entry is gone.
 IN_ORDER = PREFIX + "in_order:"
 # Handoff counters outlive the handoffs they count (a year of figures costs a few KiB a day).
 STATS_TTL = 400 * 86400
@@ -59,8 +59,9 @@ class Keys:
         return Keys.pending_deadlines if member.endswith(":" + PENDING_DEADLINE) else Keys.transfer_deadlines
 
     @staticmethod
-    def before_streams(index: str) -> str:
-        """The sorted set (scored by sequence) a listing index was before it became a stream."""
+    def as_sorted_set(index: str) -> str:
+        """The sorted set (scored by sequence) of a listing index: where every index was kept
+        before streams, and a reason's or shared id's is kept while small."""
         return PREFIX + index.removeprefix(IN_ORDER)
 
     @staticmethod
