@@ -58,6 +58,7 @@ _ADD_ONE_DEADLINE = ADD_DEADLINE + "add_deadline(KEYS[1], ARGV[1], ARGV[2])"
 # Entries an extra index keeps as a sorted set before it goes on as a stream: the most
 # Redis packs as a listpack (zset-max-listpack-entries).
 SMALL_INDEX = 128
+TRIM_EVERY = 64
 
 # Create an item once, in one round trip: take the next sequence number and index the item
 # under it atomically (a reader paging by sequence can never pass a number whose item is
@@ -72,7 +73,8 @@ SMALL_INDEX = 128
 # all older than the stream's, as handoff/store/indexes.py reads them. An extra index lists
 # a subset of the main one: its stream entries older than the main index's oldest are of
 # expired items (the worker forgets those from the main index, `IndexStore.forget_expired`),
-# so they are trimmed here as it grows.
+# so they are trimmed here as it grows, at one sequence number in TRIM_EVERY (finding the
+# main index's oldest entry cost ~4 µs of Valkey's time, a fifth of what the stream saves).
 # KEYS for an extra index: its stream, then its sorted set (`Keys.as_sorted_set`).
 # KEYS: sequence, main index, item, event stream, transfer deadlines, pending deadlines, then
 #       the conversation to mark (0 or 1), then extra indexes (two keys each, above), then
@@ -110,13 +112,15 @@ if marks > 0 then
     redis.call('SET', KEYS[7], field .. ARGV[1] .. conversation, 'EX', ARGV[3])
   end
 end
-local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
 for i = 7 + marks, #KEYS - counters, 2 do
   local stream, small = KEYS[i], KEYS[i + 1]
   if redis.call('EXISTS', stream) == 1 or redis.call('ZCARD', small) >= {small_index} then
     redis.call('XADD', stream, seq .. '-0', 'm', ARGV[1])
-    if oldest then
-      redis.call('XTRIM', stream, 'MINID', oldest[1])
+    if seq % {trim_every} == 0 then
+      local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+      if oldest then
+        redis.call('XTRIM', stream, 'MINID', oldest[1])
+      end
     end
     redis.call('EXPIRE', stream, ARGV[3])
   else
@@ -146,7 +150,7 @@ if counters > 0 then
 end
 return 1
 """.replace("{newest}", NEWEST_HANDOFF_PREFIX).replace("{add_deadline}", ADD_DEADLINE).replace(
-    "{small_index}", str(SMALL_INDEX))
+    "{small_index}", str(SMALL_INDEX)).replace("{trim_every}", str(TRIM_EVERY))
 
 
 def due_ms(due: float) -> int:
