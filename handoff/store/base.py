@@ -28,7 +28,7 @@ from .keys import STATS_TTL, Keys
 # configured since, or another process's clock is ahead) is filed at that one's time, late
 # by the difference.
 # add_deadline(key, due in ms, member)
-ADD_DEADLINE = """
+_ADD_DEADLINE = """
 local function add_deadline(key, due, member)
   local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
   local id = due .. '-0'
@@ -53,17 +53,19 @@ local function add_deadline(key, due, member)
   end
 end
 """
-_ADD_ONE_DEADLINE = ADD_DEADLINE + "add_deadline(KEYS[1], ARGV[1], ARGV[2])"
+_ADD_ONE_DEADLINE = _ADD_DEADLINE + "add_deadline(KEYS[1], ARGV[1], ARGV[2])"
 
 # Entries an extra index keeps as a sorted set before it goes on as a stream: the most
 # Redis packs as a listpack (zset-max-listpack-entries).
 SMALL_INDEX = 128
+# A stream of those is trimmed at one sequence number in this many (see below).
 TRIM_EVERY = 64
 
 # Create an item once, in one round trip: take the next sequence number and index the item
 # under it atomically (a reader paging by sequence can never pass a number whose item is
-# not indexed yet; indexes are streams with entry ids `<seq>-0`, handoff/store/indexes.py), append its first events, and record transfer deadlines. A new handoff
-# also becomes its conversation's newest: the conversation's JSON starts with `{"_h":"` and
+# not indexed yet; indexes are streams with entry ids `<seq>-0`, handoff/store/indexes.py),
+# append its first events, and record transfer deadlines. A new handoff also becomes its
+# conversation's newest: the conversation's JSON starts with `{"_h":"` and
 # that handoff's id (`NEWEST_HANDOFF`, handoff/store/compact.py), replaced here or put in
 # front ("{newest}" below); the conversation is then kept as long as the handoff.
 # An extra index (a reason's, a shared id's) starts as a sorted set and goes on as a stream
@@ -149,7 +151,7 @@ if counters > 0 then
   end
 end
 return 1
-""".replace("{newest}", NEWEST_HANDOFF_PREFIX).replace("{add_deadline}", ADD_DEADLINE).replace(
+""".replace("{newest}", NEWEST_HANDOFF_PREFIX).replace("{add_deadline}", _ADD_DEADLINE).replace(
     "{small_index}", str(SMALL_INDEX)).replace("{trim_every}", str(TRIM_EVERY))
 
 
@@ -159,7 +161,7 @@ def due_ms(due: float) -> int:
 
 
 def queue_deadline(pipe, member: str, due: float) -> None:
-    """Add a transfer deadline inside a transaction (`pipe`)."""
+    """Add a deadline (a transfer attempt's or a pending handoff's) inside a transaction (`pipe`)."""
     pipe.eval(_ADD_ONE_DEADLINE, 1, Keys.deadlines_for(member), due_ms(due), member)
 
 
