@@ -21,8 +21,6 @@ def create_app(config: Config | None = None) -> Flask:
 
     app.json = StrictJSONProvider(app)
     app.json.sort_keys = False
-    # Behind a PaaS router, X-Forwarded-Proto/Host say what URL Twilio used (and signed).
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
     app.extensions["handoff"] = Services(config)
     if not config.twilio_validate:
         log.warning("TWILIO_VALIDATE=false: Twilio signatures are NOT checked. Local development only!")
@@ -53,6 +51,11 @@ def create_app(config: Config | None = None) -> Flask:
     from web import observability
 
     observability.init_app(app, config)
+    from web.feed_polls import FeedPolls
+
+    # Behind a PaaS router, X-Forwarded-Proto/Host say what URL Twilio used (and signed).
+    # Inside it, the event feed's long polls are answered without Flask (web/feed_polls.py).
+    app.wsgi_app = ProxyFix(FeedPolls(app.wsgi_app, app), x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
     return app
 
 

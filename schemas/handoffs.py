@@ -67,12 +67,22 @@ class HandoffListQuery(Schema):
 _UINT64_MAX = 2 ** 64 - 1
 
 
-def _stream_id(value: str) -> None:
+def is_feed_cursor(value: str) -> bool:
+    """Whether `value` is a cursor the event feed could have issued (also web/feed_polls.py)."""
     if not re.fullmatch(r"[0-9]{1,20}-[0-9]{1,20}", value):
-        raise ValidationError("not a cursor this feed issued")
+        return False
     ms, _, seq = value.partition("-")
-    if int(ms) >= _UINT64_MAX or int(seq) > _UINT64_MAX:
+    return int(ms) < _UINT64_MAX and int(seq) <= _UINT64_MAX
+
+
+def _stream_id(value: str) -> None:
+    if not is_feed_cursor(value):
         raise ValidationError("not a cursor this feed issued")
+
+
+# A page of the event feed: its default size and the most a connector may ask for.
+EVENTS_PAGE = 100
+EVENTS_PAGE_MAX = 500
 
 
 class EventsQuery(Schema):
@@ -81,7 +91,7 @@ class EventsQuery(Schema):
     wait = fields.Float(load_default=0, validate=validate.Range(min=0, max=30),
                         metadata={"description": "seconds to hold the request open until "
                                                  "something happens"})
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    limit = fields.Integer(load_default=EVENTS_PAGE, validate=validate.Range(min=1, max=EVENTS_PAGE_MAX))
 
 
 class EventSchema(Schema):

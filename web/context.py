@@ -22,17 +22,25 @@ def public_base_url() -> str:
 
 def given_api_key() -> str:
     """The key a /v1 request carries: `Authorization: Bearer <key>`, else `X-API-Key`."""
-    auth = request.headers.get("Authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return request.headers.get("X-API-Key", "")
+    return api_key_in(request.headers.get("Authorization", ""), request.headers.get("X-API-Key", ""))
+
+
+def api_key_in(authorization: str, x_api_key: str) -> str:
+    """The key in these two headers' values (web/feed_polls.py reads them without Flask)."""
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return x_api_key
 
 
 def matching_key(given: str) -> str | None:
+    return key_among(given, services().config.api_keys)
+
+
+def key_among(given: str, keys) -> str | None:
     """The configured API key equal to `given`, or None. Every key is compared, always,
     so timing says nothing about which one matched."""
     found = None
-    for key in services().config.api_keys:
+    for key in keys:
         if hmac.compare_digest(given.encode(), key.encode()):
             found = key
     return found if given else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
-from flask import current_app
+from flask import Flask, current_app
 
 from handoff.errors import TooManyRequests
 
@@ -23,12 +23,13 @@ RETRY_AFTER = 2
 _create_lock = threading.Lock()
 
 
-def _slots() -> threading.BoundedSemaphore:
-    slots = current_app.extensions.get("handoff.long_polls")
+def process_slots(app: Flask) -> threading.BoundedSemaphore:
+    """The process's slots, shared by the view below and web/feed_polls.py."""
+    slots = app.extensions.get("handoff.long_polls")
     if slots is None:
         with _create_lock:
-            slots = current_app.extensions.setdefault(
-                "handoff.long_polls", threading.BoundedSemaphore(services().config.max_long_polls))
+            slots = app.extensions.setdefault(
+                "handoff.long_polls", threading.BoundedSemaphore(app.extensions["handoff"].config.max_long_polls))
     return slots
 
 
@@ -36,7 +37,7 @@ def _slots() -> threading.BoundedSemaphore:
 def long_poll_slot():
     """Hold one of the process's slots for the poll's wait; TooManyRequests (429 with
     Retry-After, web/errors.py) when all are taken."""
-    slots = _slots()
+    slots = process_slots(current_app)
     if not slots.acquire(blocking=False):
         raise TooManyRequests(
             f"this process already holds {services().config.max_long_polls} waiting polls; "

@@ -58,10 +58,14 @@ def _call_ids() -> dict[str, str | None]:
     return ids
 
 
+def request_id_for(incoming: str) -> str:
+    """The id a request goes by: the caller's when it is a plausible one, else a new one."""
+    return incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
 def start_request() -> None:
     logs.clear()
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER, ""))
     g.request_started = time.perf_counter()
     route = _route()
     metrics.current_route.set(route)

@@ -32,6 +32,12 @@ def _refuse(retry_after: int):
     raise TooManyRequests(f"too many wrong API keys from this client; try again in {retry_after} s", retry_after)
 
 
+def blocked_for(app, client: str) -> int | None:
+    """Seconds this process still refuses `client`, read without a request (web/feed_polls.py)."""
+    throttle = app.extensions.get("failure_throttle")
+    return throttle.retry_after(SCOPE, client) if throttle is not None else None
+
+
 def refuse_if_throttled() -> None:
     retry_after = _throttle().retry_after(SCOPE, client_id())
     if retry_after:
