@@ -35,7 +35,8 @@ How the load generator shares the machine: it runs on the same host as the serve
 Every signed request is built before its phase's clock starts; each generator process
 drives its connections from one selector loop over raw keep-alive sockets (no HTTP
 library on the hot path); the pollers live in a process of their own (one thread per
-connector). The CPU each part used during each measured window is read from /proc and
+connector; while the clock runs a poller only keeps each page and passes its cursor back,
+and the pages are checked after the measured phase). The CPU each part used during each measured window is read from /proc and
 reported, with "other" for whatever else kept the machine busy: a phase during which
 something outside the benchmark used more than 15 % of a core is measured again
 (`--retries`, 2) and flagged if it stays noisy.
@@ -448,11 +449,20 @@ def _cursor_key(cursor: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
+# Where a page's next cursor is: the feed writes it last (handoff/event_feed.py FeedPage).
+NEXT_CURSOR = b'"next_cursor":'
+
+
 class Poller(threading.Thread):
+    """One connector. While the clock runs it only keeps each page and passes its cursor
+    back, so the benchmark's own client takes little of the cores the server shares; the
+    pages are checked (every event once, in order) after the measured phase, in `tally`."""
+
     def __init__(self, port: int, after: str, sock: socket.socket):
         super().__init__(daemon=True)
         self.port = port
-        self.cursor = after
+        self.first = self.cursor = after
+        self.pages: list[bytes] = []
         self.events = 0
         self.states: dict[str, int] = {}
         self.polls = 0
@@ -474,17 +484,10 @@ class Poller(threading.Thread):
                 self.polls += 1
                 if status != 200:
                     raise RuntimeError(f"events feed answered {status}: {body[:200]!r}")
-                page = json.loads(body)
-                last = _cursor_key(self.cursor)
-                for item in page["items"]:
-                    key = _cursor_key(item["cursor"])
-                    if key <= last:
-                        self.out_of_order += 1
-                    last = key
-                    self.events += 1
-                    self.states[item["state"]] = self.states.get(item["state"], 0) + 1
-                if page["next_cursor"]:
-                    self.cursor = page["next_cursor"]
+                self.pages.append(body)
+                at = body.rfind(NEXT_CURSOR) + len(NEXT_CURSOR)
+                if body[at:at + 1] == b'"':
+                    self.cursor = body[at + 1:body.index(b'"', at + 1)].decode()
                 if closes:
                     self.sock.close()
                     self.sock = connect(self.port)
@@ -494,6 +497,22 @@ class Poller(threading.Thread):
                 self.error = "connection lost"
         except Exception as exc:  # noqa: BLE001 - reported to the parent
             self.error = f"{type(exc).__name__}: {exc}"
+
+    def tally(self) -> None:
+        """Read the kept pages: count events and states, and any event not after the one before."""
+        last = _cursor_key(self.first)
+        for body in self.pages:
+            page = json.loads(body)
+            for item in page["items"]:
+                key = _cursor_key(item["cursor"])
+                if key <= last:
+                    self.out_of_order += 1
+                last = key
+                self.events += 1
+                self.states[item["state"]] = self.states.get(item["state"], 0) + 1
+            if page["items"] and page["next_cursor"] != page["items"][-1]["cursor"]:
+                self.error = f"a page's next_cursor is not its last event's: {page['next_cursor']}"
+        self.pages.clear()
 
     def stop(self) -> None:
         self.stopping = True
@@ -525,6 +544,7 @@ def pollers_main(port: int, count: int, after: str, workers: list[int], pipe) ->
             poller.stop()
         for poller in pollers:
             poller.join(2)
+            poller.tally()
         pipe.send({"pollers": [
             {"events": p.events, "states": p.states, "polls": p.polls,
              "out_of_order": p.out_of_order, "error": p.error,
