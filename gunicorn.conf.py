@@ -30,6 +30,8 @@ keepalive = 5
 limit_request_line = 4094
 accesslog = "-"
 errorlog = "-"
+# No access line for each answered long poll of the event feed (handoff/gunicorn_worker.py).
+logger_class = "handoff.gunicorn_worker.AccessLogger"
 # The request id each answer carries (web/observability.py) ties an access line to the app's.
 access_log_format = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
 # LOG_FORMAT=json: gunicorn's own lines as JSON too (handoff/logs.py).

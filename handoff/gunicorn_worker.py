@@ -13,10 +13,12 @@ from __future__ import annotations
 import io
 
 import gevent
+from gunicorn.glogging import Logger
 from gunicorn.workers.ggevent import GeventWorker
 
 from . import shutdown
 from .config import Config
+from .logs import UNLOGGED_ACCESS
 
 # Bodies the app accepts (app.py: MAX_CONTENT_LENGTH); a longer one is answered 413 by the
 # app, which then needs none of it read in advance.
@@ -84,3 +86,17 @@ class BoundedGeventWorker(GeventWorker):
             raise StopIteration()  # AsyncWorker.handle: close the connection, no answer
         # Over the limit: the app answers 413 and reads no further than it needs.
         return BufferedBody(head, body if len(head) > BODY_LIMIT else None)
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger, without the access line of a long poll of the event feed that
+    web/feed_polls.py answered with 200. Under load a connector polls once per page of 100
+    events: 50 connectors at 1,000 handoffs a second are ~1,000 such lines a second, and the
+    line cost ~100 µs of the ~560 µs a poll costs the web process (bench/poll_cost.py). The
+    polls are still counted in /metrics (`handoff_http_requests_total`); a poll refused or
+    failed, or any poll the view answers, keeps its line."""
+
+    def access(self, resp, req, environ, request_time):
+        if environ.get(UNLOGGED_ACCESS) and resp.status_code == 200:
+            return
+        super().access(resp, req, environ, request_time)

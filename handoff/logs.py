@@ -39,6 +39,11 @@ def current() -> dict[str, str]:
     return {name: value for name, var in _ids.items() if (value := var.get()) is not None}
 
 
+# A key the app sets in a request's WSGI environ when the request needs no access line
+# (handoff/gunicorn_worker.py AccessLogger; web/feed_polls.py sets it).
+UNLOGGED_ACCESS = "handoff.unlogged_access"
+
+
 def bind_handoff(handoff) -> None:
     """A handoff's ids: its own, its conversation's, and its call's (voice)."""
     bind(handoff_id=handoff.id, conversation_id=handoff.conversation_id, call_sid=handoff.call_sid)

@@ -369,3 +369,24 @@ def test_json_logs_name_the_call_in_web_and_worker(deployed, receiver):
         assert line["call_sid"] == line["conversation_id"] == call["CallSid"], line
     access = [line for line in mine("web") if line["logger"] == "gunicorn.access"]
     assert access and f"request_id={request_id}" in access[0]["message"] and access[0]["request_id"] == request_id
+
+
+def test_an_answered_long_poll_leaves_no_access_line_and_a_refused_one_does(deployed):
+    """A connector under load polls once per page of events; its answered long polls are
+    counted in /metrics, not written one line each (handoff/gunicorn_worker.py)."""
+    feed = deployed.url + "/v1/handoffs/events"
+    first = requests.get(feed, headers=KEY, params={"limit": 1}, timeout=10)
+    cursor = first.json()["next_cursor"] or "0-0"
+    answered = requests.get(feed, params={"after": cursor, "wait": 0.2}, timeout=10,
+                            headers={**KEY, "X-Request-ID": "poll-answered"})
+    refused = requests.get(feed, params={"after": cursor, "wait": 0.2}, timeout=10,
+                           headers={"X-API-Key": "not-a-key", "X-Request-ID": "poll-refused"})
+    assert answered.status_code == 200 and refused.status_code == 401
+
+    def access_lines() -> list[str]:
+        lines = [json.loads(text) for text in deployed.logs["web"].read_text().splitlines() if text.startswith("{")]
+        return [line["message"] for line in lines if line.get("logger") == "gunicorn.access"]
+
+    assert wait_for(lambda: any("request_id=poll-refused" in line for line in access_lines())), deployed.log_text()
+    assert not any("request_id=poll-answered" in line for line in access_lines())
+    assert any("request_id=" + first.headers["X-Request-ID"] in line for line in access_lines())

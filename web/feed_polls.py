@@ -12,6 +12,9 @@ the same headers, and the same slot, request id, log ids and metrics. Everything
 on to Flask, which answers it as it always has, with its schema and its error shapes: no
 key or a wrong one (which the throttle must count), a throttled client, a parameter that
 is malformed, repeated or unknown, no free slot, and any error.
+
+A poll answered here gets no line in gunicorn's access log (handoff/gunicorn_worker.py
+AccessLogger says why); /metrics counts it.
 """
 from __future__ import annotations
 
@@ -70,6 +73,7 @@ class FeedPolls:
         if answer is None:
             return self.flask_wsgi(environ, start_response)
         headers, body = answer
+        environ[logs.UNLOGGED_ACCESS] = True  # gunicorn writes no access line for it
         start_response("200 OK", headers)
         return [body]
 
