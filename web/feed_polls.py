@@ -3,8 +3,8 @@
 A connector polls `GET /v1/handoffs/events?after=…&wait=…` once per page of events (100
 by default): at a busy moment, about as often as voice handoffs arrive. With 50 connectors
 and events appended at 2,000 a second, Flask's handling of the request itself (its
-contexts, hooks, routing, the query schema) was ~40 % of a poll's CPU in the web process:
-1,158 µs a poll through the view against 691 µs here (docs/bench.md).
+contexts, hooks, routing, the query schema) was over a third of a poll's CPU in the web
+process: ~850 µs a poll through the view, ~560 µs here (bench/poll_cost.py, docs/bench.md).
 
 So a long poll that is well formed and carries a valid key is answered here, with what
 the view in web/api.py answers: the same page from the same feed (handoff/event_feed.py),
