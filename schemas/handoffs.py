@@ -80,15 +80,17 @@ def _stream_id(value: str) -> None:
         raise ValidationError("not a cursor this feed issued")
 
 
-# A page of the event feed: its default size and the most a connector may ask for.
+# A page of the event feed: its default size and the most a connector may ask for; and
+# the longest a poll may wait, in seconds.
 EVENTS_PAGE = 100
 EVENTS_PAGE_MAX = 500
+EVENTS_WAIT_MAX = 30
 
 
 class EventsQuery(Schema):
     after = fields.String(validate=_stream_id, metadata={"description": "the next_cursor of the previous poll; absent "
                                                    "means from the oldest event kept"})
-    wait = fields.Float(load_default=0, validate=validate.Range(min=0, max=30),
+    wait = fields.Float(load_default=0, validate=validate.Range(min=0, max=EVENTS_WAIT_MAX),
                         metadata={"description": "seconds to hold the request open until "
                                                  "something happens"})
     limit = fields.Integer(load_default=EVENTS_PAGE, validate=validate.Range(min=1, max=EVENTS_PAGE_MAX))

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from app import create_app
 from tests.helpers import API_KEY
 from tests.test_event_feed import chat_handoff
 from tests.test_observability import moved, scrape
 from web.feed_polls import long_poll_in
+from web.long_polls import process_slots
 
 KEY = {"X-API-Key": API_KEY}
 CURSOR = "1764158400000-3"
@@ -112,8 +114,6 @@ def test_a_poll_the_fast_path_cannot_answer_gets_the_views_error(app, headers, q
 
 def test_wrong_keys_on_long_polls_are_throttled_like_any_other(app, config):
     limited = config.with_overrides(auth_failure_limit=2, auth_failure_window=60)
-    from app import create_app
-
     client = create_app(limited).test_client()
     guesser = {"REMOTE_ADDR": "203.0.113.9"}
     query = {"after": CURSOR, "wait": 1}
@@ -129,9 +129,6 @@ def test_wrong_keys_on_long_polls_are_throttled_like_any_other(app, config):
 
 def test_with_every_slot_taken_a_long_poll_is_turned_away_by_the_view(app, config):
     one_slot = config.with_overrides(max_long_polls=1)
-    from app import create_app
-    from web.long_polls import process_slots
-
     application = create_app(one_slot)
     slots = process_slots(application)
     assert slots.acquire(blocking=False)

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 from flask import Flask
 
 from handoff import logs, metrics
-from schemas.handoffs import EVENTS_PAGE, EVENTS_PAGE_MAX, is_feed_cursor
+from schemas.handoffs import EVENTS_PAGE, EVENTS_PAGE_MAX, EVENTS_WAIT_MAX, is_feed_cursor
 
 from .context import api_key_in, key_among
 from .long_polls import process_slots
@@ -34,7 +34,6 @@ from .throttling import blocked_for
 
 PATH = "/v1/handoffs/events"
 ROUTE = PATH  # the label the view's requests are counted under (web/observability.py)
-MAX_WAIT = 30  # seconds, as schemas/handoffs.py EventsQuery allows
 # Stricter than the schema on purpose: anything these do not match goes to the view.
 _WAIT = re.compile(r"[0-9]{1,2}(\.[0-9]{1,6})?")
 _LIMIT = re.compile(r"[0-9]{1,3}")
@@ -53,7 +52,7 @@ def long_poll_in(query_string: str) -> tuple[str, int, float] | None:
             or not _WAIT.fullmatch(wait) or not _LIMIT.fullmatch(limit)):
         return None
     seconds, count = float(wait), int(limit)
-    if not (0 < seconds <= MAX_WAIT and 1 <= count <= EVENTS_PAGE_MAX):
+    if not (0 < seconds <= EVENTS_WAIT_MAX and 1 <= count <= EVENTS_PAGE_MAX):
         return None
     return after, count, seconds
 
