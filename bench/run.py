@@ -36,10 +36,10 @@ Every signed request is built before its phase's clock starts; each generator pr
 drives its connections from one selector loop over raw keep-alive sockets (no HTTP
 library on the hot path); the pollers live in a process of their own (one thread per
 connector; while the clock runs a poller only keeps each page and passes its cursor back,
-and the pages are checked after the measured phase). The CPU each part used during each measured window is read from /proc and
-reported, with "other" for whatever else kept the machine busy: a phase during which
-something outside the benchmark used more than 15 % of a core is measured again
-(`--retries`, 2) and flagged if it stays noisy.
+and the pages are checked after the measured phase). The CPU each part used during each
+measured window is read from /proc and reported, with "other" for whatever else kept the
+machine busy: a phase during which something outside the benchmark used more than 15 % of
+a core is measured again (`--retries`, 2) and flagged if it stays noisy.
 
 Keep-alive connections stay with the gunicorn worker that accepted them, and which
 worker wins an accept is a race; the generator reconnects until its connections (and the

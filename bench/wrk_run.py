@@ -213,7 +213,7 @@ class Runner:
 
 @contextmanager
 def floor_server(workdir: Path):
-    """bench/floor_app.py under gunicorn's sync workers; yields its base URL."""
+    """bench/floor_app.py under gunicorn's sync workers; yields its port."""
     port = free_port()
     log = open(workdir / "floor.log", "wb")
     env = dict(os.environ, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
