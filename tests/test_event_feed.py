@@ -73,7 +73,10 @@ def collect(connectors, expected: int, seconds: float = 20) -> None:
 def test_ten_waiting_connectors_share_one_stream_read_and_each_get_every_event_once(api, live_server, valkey):
     chat_handoff(api)
     cursor = whole_feed(api)[-1][0]
-    before = blocked_stream_reads(valkey.url)  # readers of earlier tests' apps may still idle
+    # Readers of earlier tests' apps may still idle; the event just written woke them, and
+    # each pauses (event_feed.READ_PAUSE) before it blocks in its read again.
+    time.sleep(event_feed.READ_PAUSE + 0.2)
+    before = blocked_stream_reads(valkey.url)
     connectors = [Connector(live_server, cursor) for _ in range(10)]
     for c in connectors:
         c.start()

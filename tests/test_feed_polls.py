@@ -4,6 +4,7 @@ reaches the view, with its schema, its error shapes and its throttle."""
 from __future__ import annotations
 
 import pytest
+import redis
 from flask import Flask
 
 from app import create_app
@@ -123,7 +124,7 @@ def test_wrong_keys_on_long_polls_are_throttled_like_any_other(app, config):
     # The right key from the same client now waits out the window like every route's.
     refused = client.get("/v1/handoffs/events", headers=KEY, query_string=query, environ_base=guesser)
     assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "too_many_requests"
-    assert client.get("/v1/handoffs/events", headers=KEY, query_string=query,
+    assert client.get("/v1/handoffs/events", headers=KEY, query_string={"after": CURSOR},
                       environ_base={"REMOTE_ADDR": "203.0.113.10"}).status_code == 200
 
 
@@ -139,3 +140,30 @@ def test_with_every_slot_taken_a_long_poll_is_turned_away_by_the_view(app, confi
         slots.release()
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "2"
+
+
+def test_a_poll_whose_read_fails_gets_the_views_error_at_once_and_frees_its_slot(config, monkeypatch, caplog):
+    error, status, code = redis.ConnectionError("connection reset"), 503, "unavailable"
+    application = create_app(config.with_overrides(max_long_polls=1))
+    feed = application.extensions["handoff"].event_feed
+    reads = []
+
+    def failing(after, limit, wait):
+        reads.append(wait)
+        raise error
+
+    monkeypatch.setattr(feed, "page", failing)
+    client = application.test_client()
+    polled = client.get("/v1/handoffs/events", headers={**KEY, "X-Request-ID": "poll-9"},
+                        query_string={"after": CURSOR, "wait": 5})
+    by_view = client.get("/v1/handoffs/events", headers=KEY, query_string={"after": CURSOR})
+    assert polled.status_code == by_view.status_code == status
+    assert polled.get_json() == by_view.get_json() and polled.get_json()["error"]["code"] == code
+    assert polled.headers["X-Request-ID"] == "poll-9"
+    # Read once: the view would have waited again before answering the same error.
+    assert reads == [5.0, 0.0]
+    assert caplog.text.count("Redis unreachable on /v1/handoffs/events") == 2  # the poll's, and the view's
+    # Its one slot was given back.
+    slots = process_slots(application)
+    assert slots.acquire(blocking=False)
+    slots.release()

@@ -42,11 +42,18 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
-        if isinstance(error, REDIS_ERRORS):
-            log.error("Redis unreachable on %s: %s", request.path, error)
-            return _json(Unavailable("the store is unreachable; try again shortly"))
-        log.exception("unexpected error on %s", request.path)
-        return jsonify({"error": {"code": "internal", "message": "unexpected error; it was logged"}}), 500
+        body, status = unexpected_error(error, request.path)
+        return jsonify(body), status
+
+
+def unexpected_error(error: Exception, path: str) -> tuple[dict, int]:
+    """The body and status of an error no view expected, logged once here (also for the
+    polls web/feed_polls.py answers outside Flask)."""
+    if isinstance(error, REDIS_ERRORS):
+        log.error("Redis unreachable on %s: %s", path, error)
+        return Unavailable("the store is unreachable; try again shortly").to_dict(), Unavailable.status
+    log.exception("unexpected error on %s", path)
+    return {"error": {"code": "internal", "message": "unexpected error; it was logged"}}, 500
 
 
 __all__ = ["register", "ValidationFailed"]

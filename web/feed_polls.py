@@ -11,15 +11,18 @@ the view in web/api.py answers: the same page from the same feed (handoff/event_
 the same headers, and the same slot, request id, log ids and metrics. Everything else goes
 on to Flask, which answers it as it always has, with its schema and its error shapes: no
 key or a wrong one (which the throttle must count), a throttled client, a parameter that
-is malformed, repeated or unknown, no free slot, and any error.
+is malformed, repeated or unknown, and no free slot. An error while reading the feed is
+answered here, as web/errors.py answers it for the view: by then the poll may have waited.
 
 A poll answered here gets no line in gunicorn's access log (handoff/gunicorn_worker.py
 AccessLogger says why); /metrics counts it.
 """
 from __future__ import annotations
 
+import json
 import re
 import time
+from http import HTTPStatus
 from urllib.parse import parse_qsl
 
 from flask import Flask
@@ -28,6 +31,7 @@ from handoff import logs, metrics
 from schemas.handoffs import EVENTS_PAGE, EVENTS_PAGE_MAX, EVENTS_WAIT_MAX, is_feed_cursor
 
 from .context import api_key_in, key_among
+from .errors import unexpected_error
 from .long_polls import process_slots
 from .observability import REQUEST_ID_HEADER, request_id_for
 from .throttling import blocked_for
@@ -71,37 +75,43 @@ class FeedPolls:
             answer = self._answer(environ)
         if answer is None:
             return self.flask_wsgi(environ, start_response)
-        headers, body = answer
-        environ[logs.UNLOGGED_ACCESS] = True  # gunicorn writes no access line for it
-        start_response("200 OK", headers)
+        status, headers, body = answer
+        if status == 200:
+            environ[logs.UNLOGGED_ACCESS] = True  # gunicorn writes no access line for it
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [body]
 
-    def _answer(self, environ) -> tuple[list[tuple[str, str]], bytes] | None:
+    def _answer(self, environ) -> tuple[int, list[tuple[str, str]], bytes] | None:
         poll = long_poll_in(environ.get("QUERY_STRING", ""))
         if poll is None:
             return None
-        services = self.app.extensions["handoff"]
         given = api_key_in(environ.get("HTTP_AUTHORIZATION", ""), environ.get("HTTP_X_API_KEY", ""))
-        if (key_among(given, services.config.api_keys) is None
+        if (key_among(given, self.app.extensions["handoff"].config.api_keys) is None
                 or blocked_for(self.app, environ.get("REMOTE_ADDR") or "unknown")):
             return None
         slots = process_slots(self.app)
         if not slots.acquire(blocking=False):
             return None
+        try:
+            return self._poll(poll, request_id_for(environ.get("HTTP_X_REQUEST_ID", "")))
+        finally:
+            slots.release()
+
+    def _poll(self, poll: tuple[str, int, float], request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
         started = time.perf_counter()
-        request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         logs.clear()
         logs.bind(request_id=request_id)
         metrics.current_route.set(ROUTE)
         metrics.long_poll_started(ROUTE)
         try:
-            body = services.event_feed.page(*poll).to_json()
-        except Exception:  # noqa: BLE001 - the view reads again and answers the error as it does
-            return None
+            status, body = 200, self.app.extensions["handoff"].event_feed.page(*poll).to_json()
+        except Exception as error:  # noqa: BLE001 - answered as web/errors.py answers the view's
+            # Not handed on to the view: the poll may have waited already, and would wait again.
+            failure, status = unexpected_error(error, PATH)
+            body = json.dumps(failure, separators=(",", ":")).encode() + b"\n"
         finally:
             metrics.long_poll_ended(ROUTE)
-            slots.release()
-        metrics.request_finished(ROUTE, "GET", 200, time.perf_counter() - started)
+        metrics.request_finished(ROUTE, "GET", status, time.perf_counter() - started)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                    (REQUEST_ID_HEADER, request_id)]
-        return headers, body
+        return status, headers, body
