@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import shutil
 import sys
 import tempfile
@@ -27,19 +26,14 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import Bench, Deployment  # noqa: E402
+from run import Bench, Deployment, proc_cpu  # noqa: E402
 
 from handoff.models import now_iso  # noqa: E402
 from handoff.store.events import queue_event  # noqa: E402
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(proc_cpu(pid) for pid in pids)
 
 
 def main() -> int:
