@@ -219,7 +219,8 @@ _WBITS, _MEM_LEVEL = -12, 4  # raw deflate (no header or checksum), 4 KiB window
 
 def handoff_text(stored: dict[str, Any]) -> str:
     """What Redis keeps for a packed handoff (`pack`)."""
-    # surrogatepass: JSON input may spell a lone surrogate, which strict UTF-8 refuses;
+    # surrogatepass: a handoff stored before outside JSON with a lone surrogate was refused
+    # (handoff/jsontext.py) may hold one, which strict UTF-8 refuses when it is written again;
     # json.loads reads such bytes back (it decodes with surrogatepass too).
     raw = json.dumps(stored, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
     deflate = zlib.compressobj(6, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zlib.Z_DEFAULT_STRATEGY, _DICTIONARY_1)
