@@ -63,10 +63,10 @@ def main() -> int:
             ahead = started + appended / args.rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
-        stats = bench.finish_pollers(process, pipe)
+        stats, expected = bench.finish_pollers(process, pipe)
         used = cpu_seconds(workers) - before
         polls = sum(s["polls"] for s in stats)
-        complete = all(s["events"] == appended and not s["out_of_order"] and not s["error"] for s in stats)
+        complete = expected == appended and all(s["events"] == appended and not s["out_of_order"] and not s["error"] for s in stats)
         print(f"{appended} events appended in {args.seconds:g} s, {args.pollers} pollers, {polls} polls "
               f"({appended * args.pollers / max(1, polls):.0f} events a poll); every event to every poller once, "
               f"in order: {'yes' if complete else 'NO'}")

@@ -701,6 +701,15 @@ def last_event_id(redis_client) -> str:
     return newest[0][0] if newest else "0-0"
 
 
+def events_between(redis_client, after: str, last: str) -> int:
+    """How many events the stream holds after `after`, up to and including `last`."""
+    count, start = 0, f"({after}"
+    while rows := redis_client.xrange(Keys.events, start, last, count=10_000):
+        count += len(rows)
+        start = f"({rows[-1][0]}"
+    return count
+
+
 # -- running phases ----------------------------------------------------------------------
 @dataclass
 class Result:
@@ -737,6 +746,7 @@ class Bench:
         self.phase_no = 0
         self.rate_estimate = 0.0
         self.handoffs_sent = 0
+        self.pollers_after = "0-0"  # the cursor the pollers of the current phase started from
 
     def _spawn(self, target, *args) -> tuple[mp.Process, object]:
         parent_end, child_end = mp.Pipe()
@@ -862,7 +872,7 @@ class Bench:
         return self._cpu_percent(before, after, seconds)
 
     def start_pollers(self, count: int):
-        after = last_event_id(self.deployment.redis())
+        after = self.pollers_after = last_event_id(self.deployment.redis())
         process, pipe = self._spawn(pollers_main, self.deployment.port, count, after, self.deployment.workers())
         if not pipe.poll(30):
             raise RuntimeError("the pollers did not start")
@@ -872,7 +882,11 @@ class Bench:
         time.sleep(1.0)  # let every long poll reach a server thread and block in Redis
         return process, pipe, message["split"]
 
-    def finish_pollers(self, process, pipe) -> list[dict]:
+    def finish_pollers(self, process, pipe) -> tuple[list[dict], int]:
+        """Each poller's tally, and how many events each should have received: those after
+        the cursor the pollers started from, up to the one they drained to. (Counted from the
+        stream's length before they started, a request of the previous phase still finishing
+        counted events no poller could see.)"""
         # Requests the load generator sent before it stopped may still be finishing: the
         # pollers drain to the last event once the stream has been still for half a second,
         # or an event appended later counts as one they missed.
@@ -893,7 +907,7 @@ class Bench:
         stats = message["pollers"]
         process.join(5)
         self.children.remove(process)
-        return stats
+        return stats, events_between(redis_client, self.pollers_after, last)
 
 
 def run_round(bench: Bench, args, clients: list[int], poll_clients: list[int], feed: FeedCheck,
@@ -913,7 +927,6 @@ def run_round(bench: Bench, args, clients: list[int], poll_clients: list[int], f
         if ("handoff", c, 0) not in by_key:
             by_key[("handoff", c, 0)] = bench.measure("handoff", c)
     redis_client = bench.deployment.redis()
-    events_before = redis_client.xlen(Keys.events)
     handoffs_before = redis_client.xlen(Keys.handoffs)
     process, pipe, split = bench.start_pollers(args.pollers)
     if checks is not None:
@@ -923,8 +936,8 @@ def run_round(bench: Bench, args, clients: list[int], poll_clients: list[int], f
                       "(3 s sample).")
     for c in poll_clients:
         by_key[("handoff", c, args.pollers)] = bench.measure("handoff", c, args.pollers, process.pid)
-    stats = bench.finish_pollers(process, pipe)
-    feed.add(stats, expected=redis_client.xlen(Keys.events) - events_before,
+    stats, expected = bench.finish_pollers(process, pipe)
+    feed.add(stats, expected=expected,
              created=redis_client.xlen(Keys.handoffs) - handoffs_before)
     return by_key
 

@@ -299,14 +299,13 @@ def main() -> int:
                                              deployment.port, cpu=bench),
                     "hook1": runner.measure("POST /voice/handoff, c=1", f"{base}/voice/handoff", 1, deployment.port),
                 }
-                events_before = redis_client.xlen(Keys.events)
                 created_before = redis_client.xlen(Keys.handoffs)
                 process, pipe, split = bench.start_pollers(args.pollers)
                 rows["polled"] = runner.measure(f"POST /voice/handoff, c=32, {args.pollers} pollers",
                                                 f"{base}/voice/handoff", 32, deployment.port,
                                                 cpu=bench, extra={"pollers": [process.pid]})
-                feed.add(bench.finish_pollers(process, pipe),
-                         expected=redis_client.xlen(Keys.events) - events_before,
+                stats, expected = bench.finish_pollers(process, pipe)
+                feed.add(stats, expected=expected,
                          created=redis_client.xlen(Keys.handoffs) - created_before)
                 rounds.append(rows)
                 deployment.check_alive()
