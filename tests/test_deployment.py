@@ -47,6 +47,12 @@ def deployed(tmp_path_factory, receiver):
     valkey.stop()
 
 
+# For a client whose answers a test keeps until after it stops the deployment: a kept answer
+# keeps its kept-alive connection open, and a stopping gunicorn waits for an idle connection
+# until its read timeout (WEB_READ_TIMEOUT, 10 s) before it exits.
+ONE_REQUEST = {"Connection": "close"}
+
+
 class Caller:
     """Twilio, over HTTP, signing each request for the URL it posts to."""
 
@@ -57,7 +63,7 @@ class Caller:
     def post(self, url, params, sign=True):
         url = url if url.startswith("http") else self.base + url
         headers = {"X-Twilio-Signature": self.validator.compute_signature(url, params)} if sign else {}
-        return requests.post(url, data=params, headers=headers, timeout=10)
+        return requests.post(url, data=params, headers={**headers, **ONE_REQUEST}, timeout=10)
 
 
 def wait_for(predicate, timeout=15.0):
@@ -158,7 +164,7 @@ def test_embedded_redis_is_started_shared_and_persisted(tmp_path):
     env = {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "HANDOFF_API_KEYS": API_KEY, "DATA_DIR": str(tmp_path / "var")}
     first = Deployment(env).start()
     try:
-        response = requests.post(first.url + "/v1/destinations", headers=KEY,
+        response = requests.post(first.url + "/v1/destinations", headers={**KEY, **ONE_REQUEST},
                                  json={"name": "Kept", "route": "sip:kept@pbx"})
         assert response.status_code == 201
         assert (tmp_path / "var" / "valkey.port").exists()
@@ -288,7 +294,7 @@ def test_relay_agent_hands_off_and_flex_gets_the_context(tmp_path):
     deployment.start()
     try:
         api = requests.Session()
-        api.headers.update(KEY)
+        api.headers.update({**KEY, **ONE_REQUEST})
         api.post(deployment.url + "/v1/destinations", json={"name": "Reception", "route": "sip:reception@pbx"})
         api.post(deployment.url + "/v1/destinations", json={
             "name": "Billing", "route": "sip:billing@pbx", "sip_headers": [{"name": "X-Customer-ID", "value": "$customer.id"}]})
