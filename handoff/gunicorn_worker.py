@@ -52,6 +52,46 @@ class BufferedBody:
         return iter(self.readline, b"")
 
 
+class HeadWithBody:
+    """The client's socket as gunicorn writes one response to it: the status line and
+    headers are held and go out with the first body bytes, in one send instead of two.
+
+    gunicorn sends a response's head and its body with separate `sendall`s. A long poll's
+    answer is ~11 KB sent once per page of events, and the extra send was ~30 µs of a
+    ~450 µs poll in the web process (bench/poll_cost.py, docs/bench.md). Only a final
+    answer's head is held, only while nothing else has been sent, and only if it is small
+    (`HTTP/1.1 200 OK…`, not `HTTP/1.1 103 Early Hints…`); whatever else gunicorn
+    does with the socket (fileno for sendfile, close, shutdown) first sends what is held,
+    and so does the end of the request (`flush`), for a response with no body."""
+
+    HEAD_LIMIT = 8192  # a response head is a few hundred bytes; a larger first write is sent as it is
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._held: bytes | None = None
+        self._head_seen = False
+
+    def sendall(self, data) -> None:
+        if self._held is not None:
+            data, self._held = self._held + bytes(data), None
+        elif not self._head_seen and bytes(data[9:10]) != b"1":  # an interim 100 or 103 goes at once
+            self._head_seen = True
+            if len(data) <= self.HEAD_LIMIT:
+                self._held = bytes(data)
+                return
+        self._sock.sendall(data)
+
+    def flush(self) -> None:
+        """Send what is held (a head whose body never came)."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._sock.sendall(held)
+
+    def __getattr__(self, name):
+        self.flush()
+        return getattr(self._sock, name)
+
+
 class BoundedGeventWorker(GeventWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -74,7 +114,14 @@ class BoundedGeventWorker(GeventWorker):
                 sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                 req._expected_100_continue = False
             req.body = self._read_body(req.body)
-        return super().handle_request(listener_name, req, sock, addr)
+        response_socket = HeadWithBody(sock)
+        try:
+            return super().handle_request(listener_name, req, response_socket, addr)
+        finally:
+            try:
+                response_socket.flush()
+            except OSError:
+                pass  # the client is gone; gunicorn has already handled that
 
     def _read_body(self, body):
         """The body, read within the deadline; past it, the connection is dropped."""
