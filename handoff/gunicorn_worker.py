@@ -57,8 +57,8 @@ class HeadWithBody:
     headers are held and go out with the first body bytes, in one send instead of two.
 
     gunicorn sends a response's head and its body with separate `sendall`s. A long poll's
-    answer is ~11 KB sent once per page of events, and the extra send was ~30 µs of a
-    ~450 µs poll in the web process (bench/poll_cost.py, docs/bench.md). Only a final
+    answer is ~11 KB sent once per page of events, and the extra send was 9–33 µs of a
+    ~480 µs poll in the web process (bench/poll_cost.py, docs/bench.md). Only a final
     answer's head is held, only while nothing else has been sent, and only if it is small
     (`HTTP/1.1 200 OK…`, not `HTTP/1.1 103 Early Hints…`); whatever else gunicorn
     does with the socket (fileno for sendfile, close, shutdown) first sends what is held,
