@@ -33,13 +33,14 @@ def _refuse(retry_after: int):
 
 
 def blocked_for(app, client: str) -> int | None:
-    """Seconds this process still refuses `client`, read without a request (web/feed_polls.py)."""
+    """Seconds this process still refuses `client` (None: none; no throttle yet means no
+    wrong key counted yet). Needs no request: web/feed_polls.py asks it too."""
     throttle = app.extensions.get("failure_throttle")
     return throttle.retry_after(SCOPE, client) if throttle is not None else None
 
 
 def refuse_if_throttled() -> None:
-    retry_after = _throttle().retry_after(SCOPE, client_id())
+    retry_after = blocked_for(current_app, client_id())
     if retry_after:
         _refuse(retry_after)
 
