@@ -73,7 +73,7 @@ def test_warm_accept_gate(api, twilio):
     assert gather.get("numDigits") == "1" and "Press 1" in gather.find("Say").text
     refused = parse(twilio.post(path(gather.get("action")), {**call_params("CA" + "e" * 32), "Digits": "2"}))
     assert verbs(refused) == ["Hangup"]
-    # Twilio then reports the dial; a refused leg counts as no-answer and the chain moves on.
+    # Twilio then reports the dial; a refused leg fails the attempt (not_accepted), the chain moves on.
     nxt = parse(twilio.post(path(root.find("Dial").get("action")), {**call_params(CALL), "DialCallStatus": "completed"}))
     assert nxt.find("Dial/Sip").text == "sip:backup@pbx.example.com"
     assert handoff(api)["history"][-1]["detail"]["after"]["result"] == "not_accepted"
