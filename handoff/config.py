@@ -83,7 +83,8 @@ class Config:
     default_caller_id: str | None = None
     retention_days: int = 30
     # Seconds a Redis command may take before a voice route gives up on Redis and answers
-    # from the configuration snapshot: Twilio waits 15 s at most, the contract says 2 s.
+    # from the configuration snapshot: Twilio waits 15 s at most; voice answers aim at 2 s
+    # (the HandoffVoiceWebhooksSlow alert, docs/operations.md).
     redis_timeout: float = 0.5
     # gunicorn's web process (gunicorn.conf.py): worker processes, and connections each
     # serves at once (gevent: a connection costs a greenlet, not a thread).

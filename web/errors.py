@@ -1,4 +1,4 @@
-"""One handler renders every /v1 error in the contract's shape."""
+"""One handler renders every /v1 error in one shape (docs/api.md: `{"error": {"code", "message", "fields"?}}`)."""
 from __future__ import annotations
 
 import logging

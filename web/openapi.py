@@ -200,7 +200,7 @@ def _parameters(rule: Rule, entry: dict) -> list[dict]:
 
 
 def _responses(rule: Rule, entry: dict) -> dict:
-    """The entry's own responses, then every error the contract says applies to it."""
+    """The entry's own responses, then the errors its kind of route can answer (key, path ids, query, body)."""
     responses: dict[int, Any] = {}
     for status, schema in entry.get("responses", {200: UNDOCUMENTED}).items():
         description = SUCCESS.get(status, "success")
