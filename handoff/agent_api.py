@@ -197,6 +197,11 @@ class Conversation:
         return self._record().to
 
     @property
+    def env(self) -> str:
+        """PolyAI's `conv.env`: "live", or "sandbox" for a call to a test number."""
+        return self._record().env
+
+    @property
     def channel_type(self) -> str:
         """PolyAI's channel names: `sip.polyai`, `webchat.polyai`, `sms.twilio`…"""
         return polyai.channel_type(self._record())
@@ -214,7 +219,11 @@ class Conversation:
                      utterance: str | None = None, sip_headers: dict | None = None,
                      data: dict | None = None, route: str | None = None) -> dict:
         """Hand off now; returns the handoff as GET /v1/handoffs/<id> shows it. `route`
-        overrides the destination's route, only within ALLOWED_ROUTE_PATTERNS."""
+        overrides the destination's route, only within ALLOWED_ROUTE_PATTERNS. Without a
+        `reason`, the destination's name is the reason, as in PolyAI's `conv.call_handoff`
+        (its "Conversation object" page), so connectors reading `handoff_reason` get one."""
+        if reason is None:
+            reason = self._destination_name(destination)
         try:
             fields = HANDOFF_REQUEST.load({
                 "destination": destination, "reason": reason, "utterance": utterance,
@@ -225,6 +234,13 @@ class Conversation:
             raise ValidationFailed(f"invalid handoff: {sorted(exc.messages)}", exc.messages) from None
         handoff = Handoffs(self._services).start(self.id, HandoffRequest(**fields), base_url=None)
         return handoff.public()
+
+    def _destination_name(self, ref: str | None) -> str | None:
+        """The name of the destination a handoff to `ref` goes to (an unknown or absent
+        `ref`: the default's), in the configuration this conversation runs on."""
+        configuration = self._services.configuration(self.env)
+        found = configuration.find(ref) or configuration.default
+        return found.name if found else None
 
     def hangup(self) -> None:
         """End the conversation; a live call is hung up (Twilio REST, from the worker)."""

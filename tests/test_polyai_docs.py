@@ -1,0 +1,123 @@
+"""What PolyAI's own pages show, run here unchanged. Each test names the page it follows, in
+PolyAI's public documentation (https://docs.poly.ai, whose source is the repository
+PolyAI-LDN/polyai-mintlify-doc: the page path is given after the URL)."""
+from urllib.parse import unquote_plus
+
+import pytest
+import responses
+from rq import SimpleWorker
+
+import handoff
+from handoff import Conversation
+from handoff.services import Services
+from tests.helpers import API_KEY, call_params, parse
+from tests.polyai_schemas import check
+
+BASE = "/v1/ws-1234/PROJECT-abcd"
+KEY = {"x-api-key": API_KEY}
+CALL = "CA" + "8" * 32
+TWILIO_CALL_URL = f"https://api.twilio.com/2010-04-01/Accounts/{'AC' + '0' * 32}/Calls/{CALL}.json"
+
+
+@pytest.fixture
+def client(app, client_of):
+    return client_of(app)
+
+
+@pytest.fixture
+def configured(api):
+    api.post("/v1/destinations", json={"name": "Front desk", "route": "sip:front@pbx.example.com"})
+    api.post("/v1/destinations", json={"name": "BillingQueue", "route": "sip:billing@pbx.example.com"})
+    api.post("/v1/destinations", json={"name": "CALL_CENTER", "route": "12345"})
+
+
+def run_jobs(services):
+    SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
+
+
+def sent_twiml():
+    """The TwiML the worker redirected the live call to (Twilio's Calls API)."""
+    body = dict(x.split("=", 1) for x in responses.calls[-1].request.body.split("&"))
+    return parse(unquote_plus(body["Twiml"]))
+
+
+# -- conv.call_handoff ------------------------------------------------------------------------
+def test_call_handoff_reason_defaults_to_the_destination_name(app, client, configured):
+    """https://docs.poly.ai/tools/classes/conv-object (tools/classes/conv-object.mdx, call_handoff):
+    "reason (str, optional) – escalation reason. Defaults to the destination name." The
+    release notes' form (releases/notes/25.04.mdx) names no destination: the default's."""
+    services = app.extensions["handoff"]
+    created = check("chat/create", client.post(f"{BASE}/chat/create", headers=KEY, json={
+        "integration_attributes": {"shared_id": "web-1"}}))
+    conv = Conversation(created["conversation_id"], services=services)
+
+    record = conv.call_handoff(destination="BillingQueue")
+    assert record["reason"] == "BillingQueue"
+    # What the live-chat connector reads (the Handoff API) carries it too.
+    state = check("handoff_state", client.get(f"{BASE}/handoff_state?shared_id=web-1", headers=KEY))
+    assert state["data"]["handoff_reason"] == "BillingQueue"
+
+    other = Conversation.create(channel="webchat", services=services)
+    assert other.call_handoff(utterance="Let me transfer you.")["reason"] == "Front desk"  # the default
+    assert other.call_handoff(destination="billingqueue", reason="policy_violation")["reason"] == "policy_violation"
+
+
+# -- a function's return value --------------------------------------------------------------
+@responses.activate
+def test_a_returned_refer_goes_to_refer_to_not_to_the_callers_number(app, twilio, config, configured):
+    """https://docs.poly.ai/integrations/voice/sip/custom-sip (integrations/voice/sip/custom-sip.mdx,
+    "SIP REFER"): `phone_number` is the number PolyAI used (the caller's), `refer_to` the
+    SIP URI or number the call goes to."""
+    responses.add(responses.POST, TWILIO_CALL_URL, json={"sid": CALL, "status": "in-progress"})
+    twilio.post("/voice/call", call_params(CALL, From="+14155550100"))
+    services = Services(config.with_overrides(allowed_route_patterns=("sip:*@example.com",)))
+    conv = Conversation(CALL, services=services)
+
+    record = handoff.from_polyai_return(conv, {"handoff": {"refer": {
+        "phone_number": conv.caller_number, "refer_to": "sip:support@example.com",
+        "sip_headers": {"X-Caller-ID": conv.caller_number}}}})
+    assert record["sip_headers"]["X-Caller-ID"] == "+14155550100"
+    run_jobs(services)
+    assert sent_twiml().find("Refer/Sip").text.startswith("sip:support@example.com?")
+
+
+@responses.activate
+def test_a_returned_number_that_is_the_destinations_own_route_needs_no_override(app, twilio, configured):
+    """https://docs.poly.ai/tools/return-values (tools/return-values.mdx, `handoff`): "The `type`
+    and `reason` fields match your configured handoff destination" - returning that
+    destination's own number is not a route override, so ALLOWED_ROUTE_PATTERNS (unset
+    here) is not asked."""
+    responses.add(responses.POST, TWILIO_CALL_URL, json={"sid": CALL, "status": "in-progress"})
+    twilio.post("/voice/call", call_params(CALL))
+    services = app.extensions["handoff"]
+    conv = Conversation(CALL, services=services)
+
+    record = handoff.from_polyai_return(conv, {
+        "utterance": "Let me transfer you to a specialist who can help with that.",
+        "handoff": {"type": "CALL_CENTER", "reason": "SPEAK_TO", "refer": {"phone_number": "12345"}}})
+    assert record["destination"]["name"] == "CALL_CENTER" and record["reason"] == "SPEAK_TO"
+    run_jobs(services)
+    assert sent_twiml().find("Refer/Sip").text == "sip:12345@sbc.example.com"
+
+    # Another number is still an override, refused without ALLOWED_ROUTE_PATTERNS.
+    with pytest.raises(handoff.errors.ValidationFailed):
+        handoff.from_polyai_return(conv, {"handoff": {"type": "CALL_CENTER", "reason": "SPEAK_TO",
+                                                      "refer": {"phone_number": "+15559990000"}}})
+
+
+@responses.activate
+def test_a_returned_invite_to_a_sip_uri_is_dialled_as_that_uri(app, api, twilio, config, configured):
+    """https://docs.poly.ai/integrations/voice/sip/custom-sip (integrations/voice/sip/custom-sip.mdx,
+    "SIP INVITE"): `phone_number` is a "SIP URI or PSTN number"."""
+    api.post("/v1/destinations", json={"name": "Bridge", "method": "sip_invite",
+                                        "route": "sip:bridge@pbx.example.com;transport=tls"})
+    responses.add(responses.POST, TWILIO_CALL_URL, json={"sid": CALL, "status": "in-progress"})
+    twilio.post("/voice/call", call_params(CALL))
+    services = Services(config.with_overrides(allowed_route_patterns=("sip:*@pbx.example.com",)))
+    conv = Conversation(CALL, services=services)
+    handoff.from_polyai_return(conv, {"handoff": {"invite": {
+        "phone_number": "sip:desk@pbx.example.com", "outbound_endpoint": "pbx.example.com",
+        "sip_headers": {"X-Call-Type": "Support"}}}})
+    run_jobs(services)
+    assert sent_twiml().find("Dial/Sip").text == (
+        "sip:desk@pbx.example.com;transport=tls;secure=true?X-Call-Type=Support")
