@@ -17,6 +17,7 @@ BASE = "/v1/ws-1234/PROJECT-abcd"
 KEY = {"x-api-key": API_KEY}
 CALL = "CA" + "8" * 32
 TWILIO_CALL_URL = f"https://api.twilio.com/2010-04-01/Accounts/{'AC' + '0' * 32}/Calls/{CALL}.json"
+YAML = {"Content-Type": "application/yaml"}
 
 
 @pytest.fixture
@@ -121,3 +122,31 @@ def test_a_returned_invite_to_a_sip_uri_is_dialled_as_that_uri(app, api, twilio,
     run_jobs(services)
     assert sent_twiml().find("Dial/Sip").text == (
         "sip:desk@pbx.example.com;transport=tls;secure=true?X-Call-Type=Support")
+
+
+# -- ADK config/handoffs.yaml ---------------------------------------------------------------------
+def test_an_adk_invite_to_a_sip_uri_imports_as_that_uri(api):
+    """https://docs.poly.ai/adk/reference/handoffs (adk/reference/handoffs.mdx): an `invite` has
+    `phone_number`, `outbound_endpoint`, `outbound_encryption`; the phone number may be the
+    SIP URI itself (https://docs.poly.ai/integrations/voice/sip/custom-sip: "SIP URI or PSTN
+    number")."""
+    text = """handoffs:
+  - name: desk
+    description: Bridged call to the desk
+    is_default: true
+    sip_config:
+      method: invite
+      phone_number: "sip:desk@pbx.example.com"
+      outbound_endpoint: pbx.example.com
+      outbound_encryption: TLS/SRTP
+  - name: plain
+    sip_config:
+      method: invite
+      phone_number: sip:plain@legacy.example.com
+      outbound_encryption: UDP/RTP
+"""
+    done = api.post("/v1/destinations/import", data=text, headers=YAML)
+    assert done.status_code == 200, done.get_json()
+    items = {d["name"]: d for d in api.get("/v1/destinations").get_json()["items"]}
+    assert items["desk"]["route"] == "sip:desk@pbx.example.com;transport=tls"
+    assert items["plain"]["route"] == "sip:plain@legacy.example.com" and items["plain"]["encryption"] == "udp_rtp"
