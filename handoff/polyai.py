@@ -101,7 +101,7 @@ def conversation_summary(services: Services, conversation: ConversationRecord, a
     turns = _turns(parts["transcript"])
     body: dict[str, Any] = {
         "id": conversation.id, "account_id": account_id, "project_id": project_id,
-        "environment": "live", "started_at": conversation.started_at,
+        "environment": conversation.env or "live", "started_at": conversation.started_at,
         "channel": CHANNEL_LABELS.get(conversation.channel or "voice", "CHAT"),
         "in_progress": not conversation.ended_at,
     }
@@ -129,14 +129,17 @@ def conversation_summary(services: Services, conversation: ConversationRecord, a
 
 
 def list_conversations(services: Services, *, account_id: str, project_id: str, limit: int,
-                       cursor: str | None, start_time: datetime | None = None,
+                       cursor: str | None, client_env: str = "live", start_time: datetime | None = None,
                        end_time: datetime | None = None, channels: list[str] | None = None,
                        in_progress: bool | None = None) -> dict[str, Any]:
-    """PolyAI's GetConversationsResponse: oldest first, `cursor` null after the last page."""
+    """PolyAI's GetConversationsResponse: oldest first, `cursor` null after the last page;
+    only the conversations of `client_env` (a sandbox one is a call to a test number)."""
     store = services.store
     wanted = {c.upper() for c in channels or []}
 
     def keep(conversation: ConversationRecord) -> bool:
+        if (conversation.env or "live") != client_env:
+            return False
         started = _parse_time(conversation.started_at)
         if start_time and started and started < start_time:
             return False

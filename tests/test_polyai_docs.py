@@ -150,3 +150,22 @@ def test_an_adk_invite_to_a_sip_uri_imports_as_that_uri(api):
     items = {d["name"]: d for d in api.get("/v1/destinations").get_json()["items"]}
     assert items["desk"]["route"] == "sip:desk@pbx.example.com;transport=tls"
     assert items["plain"]["route"] == "sip:plain@legacy.example.com" and items["plain"]["encryption"] == "udp_rtp"
+
+
+# -- Conversations API v3 ------------------------------------------------------------------------
+def test_conversations_are_listed_per_client_env(client, twilio, api):
+    """https://docs.poly.ai/api-reference/conversations/introduction (api-reference/conversations/v3/openapi.json):
+    `client_env` is one of sandbox, pre-release, live, default live; each conversation says its
+    `environment`. A call to a test number (`/voice/call?env=sandbox`) is a sandbox one."""
+    live = api.post("/v1/conversations", json={"channel": "voice"}).get_json()
+    twilio.post("/voice/call?env=sandbox", call_params(CALL))
+
+    def listed(query=""):
+        response = client.get(f"/v3/ws-1234/PROJECT-abcd/conversations{query}", headers=KEY)
+        return [(c["id"], c["environment"]) for c in check("conversations", response)["conversations"]]
+
+    assert listed() == [(live["id"], "live")] and listed("?client_env=live") == [(live["id"], "live")]
+    assert listed("?client_env=sandbox") == [(CALL, "sandbox")]
+    assert listed("?client_env=pre-release") == []
+    bogus = client.get("/v3/ws-1234/PROJECT-abcd/conversations?client_env=staging", headers=KEY)
+    assert bogus.status_code == 400 and "client_env" in check("conversations", bogus)["error_message"]

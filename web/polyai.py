@@ -223,6 +223,9 @@ def _time(name: str) -> datetime | None:
 
 
 BOOLEAN = re.compile(r"^(true|false)$", re.IGNORECASE)
+# PolyAI's environments (its `client_env`, default live); ours are live and sandbox, so a
+# pre-release listing is empty.
+CLIENT_ENVS = ("sandbox", "pre-release", "live")
 
 
 @bp.get(PREFIX + "/conversations")
@@ -243,8 +246,12 @@ def list_conversations(version, account_id, project_id):
         decode_cursor(cursor)
     except ServiceError:
         raise PolyAIError(400, "INVALID_CURSOR", "cursor: not a cursor this service issued") from None
+    client_env = request.args.get("client_env") or "live"
+    if client_env not in CLIENT_ENVS:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "client_env: one of " + ", ".join(CLIENT_ENVS))
     channels = [c for value in request.args.getlist("channel") for c in value.split(",") if c]
     return jsonify(polyai.list_conversations(
         services(), account_id=account_id, project_id=project_id, limit=limit, cursor=cursor,
+        client_env=client_env,
         start_time=_time("start_time"), end_time=_time("end_time"), channels=channels,
         in_progress=None if in_progress_text is None else in_progress_text.lower() == "true"))
