@@ -83,7 +83,9 @@ class State(MutableMapping):
             conversation.state = dict(conversation.state or {})
             mutate(conversation.state)
 
-        self._conversations.store.update_conversation(self._id, apply)
+        updated = self._conversations.store.update_conversation(self._id, apply)
+        if updated is not None:
+            self._conversations.remember_handoff_context(updated)
 
     def __getitem__(self, key: str) -> Any:
         value = self._stored()[key]

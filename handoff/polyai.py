@@ -40,7 +40,13 @@ def handoff_state(services: Services, conversation_id: str | None = None,
     handoff: Handoff | None = None
     if shared_id:
         handoff = store.newest_handoff_for_shared_id(shared_id)
-        conversation = store.get_conversation(handoff.conversation_id) if handoff else None
+        if handoff is not None:
+            conversation = store.get_conversation(handoff.conversation_id)
+        else:  # no handoff yet: what the agent stored in state.handoff, if anything
+            found = store.conversation_for_shared_id(shared_id)
+            conversation = store.get_conversation(found) if found else None
+            if conversation is not None and conversation.shared_id != shared_id:
+                conversation = None
     else:
         conversation = store.get_conversation(conversation_id) if conversation_id else None
         handoff = store.newest_handoff_for_conversation(conversation_id) if conversation else None

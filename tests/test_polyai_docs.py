@@ -169,3 +169,30 @@ def test_conversations_are_listed_per_client_env(client, twilio, api):
     assert listed("?client_env=pre-release") == []
     bogus = client.get("/v3/ws-1234/PROJECT-abcd/conversations?client_env=staging", headers=KEY)
     assert bogus.status_code == 400 and "client_env" in check("conversations", bogus)["error_message"]
+
+
+# -- Handoff API ------------------------------------------------------------------------------------
+def test_handoff_state_by_shared_id_reads_what_the_agent_stored_before_any_handoff(app, api, client):
+    """https://docs.poly.ai/voice-channel/handoffs (voice-channel/handoffs.mdx, "Handoff context
+    handover"): the Handoff API returns "the handoff object stored in conv.state.handoff ...
+    retrievable by id or shared_id"; https://docs.poly.ai/api-reference/handoff/introduction
+    (api-reference/handoff/openapi.json): "If both are provided, shared_id takes precedence"."""
+    services = app.extensions["handoff"]
+    created = check("chat/create", client.post(f"{BASE}/chat/create", headers=KEY, json={
+        "integration_attributes": {"shared_id": "crm-77"}}))
+    conv = Conversation(created["conversation_id"], services=services)
+    conv.state.handoff = {"customer_id": "12345", "handoff_reason": "successfully_identified"}
+
+    for query in ("shared_id=crm-77", f"shared_id=crm-77&id={conv.id}", "shared_id=crm-77&id=CO-other"):
+        body = check("handoff_state", client.get(f"{BASE}/handoff_state?{query}", headers=KEY))
+        assert body == {"id": conv.id, "shared_id": "crm-77", "data": {
+            "customer_id": "12345", "handoff_reason": "successfully_identified"}}
+
+    # The same when the shared id and the state come through the native API.
+    other = api.post("/v1/conversations", json={"channel": "voice"}).get_json()
+    api.patch(f"/v1/conversations/{other['id']}", json={"shared_id": "five9-1",
+                                                        "state": {"handoff": {"queue": "gold"}}})
+    body = check("handoff_state", client.get(f"{BASE}/handoff_state?shared_id=five9-1", headers=KEY))
+    assert body == {"id": other["id"], "shared_id": "five9-1", "data": {"queue": "gold"}}
+    missing = client.get(f"{BASE}/handoff_state?shared_id=nobody", headers=KEY)
+    assert missing.status_code == 404 and check("handoff_state", missing)["error_message"]
