@@ -137,9 +137,11 @@ def conversation_summary(services: Services, conversation: ConversationRecord, a
 def list_conversations(services: Services, *, account_id: str, project_id: str, limit: int,
                        cursor: str | None, client_env: str = "live", start_time: datetime | None = None,
                        end_time: datetime | None = None, channels: list[str] | None = None,
-                       in_progress: bool | None = None) -> dict[str, Any]:
+                       in_progress: bool | None = None, offset: int = 0) -> dict[str, Any]:
     """PolyAI's GetConversationsResponse: oldest first, `cursor` null after the last page;
-    only the conversations of `client_env` (a sandbox one is a call to a test number)."""
+    only the conversations of `client_env` (a sandbox one is a call to a test number).
+    Without a `cursor`, PolyAI's legacy paging works too: skip `offset` matches, and
+    `next_offset` says where the next page starts while there is one."""
     store = services.store
     wanted = {c.upper() for c in channels or []}
 
@@ -156,10 +158,20 @@ def list_conversations(services: Services, *, account_id: str, project_id: str, 
             return False
         return in_progress is None or in_progress == (not conversation.ended_at)
 
-    items, next_cursor, has_more = page(
-        lambda after, n: store.scan_index(Keys.conversations, after, n),
-        store.get_conversations, keep, limit, cursor,
-        lambda members: store.forget_from_index(Keys.conversations, members))
-    return {"conversations": [conversation_summary(services, conversation, account_id, project_id)
-                              for conversation in items],
-            "cursor": next_cursor if has_more else None}
+    def scan(after: int, count: int):
+        return store.scan_index(Keys.conversations, after, count)
+
+    def forget(members):
+        store.forget_from_index(Keys.conversations, members)
+
+    by_offset = cursor is None
+    if by_offset and offset:
+        # Offsets cost a walk over what they skip (PolyAI's docs say so of theirs too).
+        _skipped, cursor, _ = page(scan, store.get_conversations, keep, offset, None, forget)
+    items, next_cursor, has_more = page(scan, store.get_conversations, keep, limit, cursor, forget)
+    body: dict[str, Any] = {"conversations": [conversation_summary(services, conversation, account_id, project_id)
+                                              for conversation in items]}
+    if by_offset and has_more:
+        body["next_offset"] = offset + len(items)
+    body["cursor"] = next_cursor if has_more else None
+    return body

@@ -196,3 +196,30 @@ def test_handoff_state_by_shared_id_reads_what_the_agent_stored_before_any_hando
     assert body == {"id": other["id"], "shared_id": "five9-1", "data": {"queue": "gold"}}
     missing = client.get(f"{BASE}/handoff_state?shared_id=nobody", headers=KEY)
     assert missing.status_code == 404 and check("handoff_state", missing)["error_message"]
+
+
+def test_conversations_page_by_offset_too(api, client):
+    """https://docs.poly.ai/api-reference/conversations/introduction ("Offset-based pagination
+    (legacy)"; api-reference/conversations/v3/openapi.json `offset`, `next_offset`): "When
+    results exceed the limit, the response includes `next_offset`"; a `cursor` wins over
+    `offset`."""
+    ids = [api.post("/v1/conversations", json={"channel": "webchat"}).get_json()["id"] for _ in range(5)]
+
+    def page(query):
+        response = client.get(f"/v3/ws-1234/PROJECT-abcd/conversations?{query}", headers=KEY)
+        return check("conversations", response)
+
+    seen, offset = [], 0
+    while offset is not None:
+        body = page(f"limit=2&offset={offset}")
+        seen += [c["id"] for c in body["conversations"]]
+        offset = body.get("next_offset")
+    assert seen == ids
+    first = page("limit=2")
+    assert first["next_offset"] == 2 and [c["id"] for c in first["conversations"]] == ids[:2]
+    by_cursor = page(f"limit=2&offset=4&cursor={first['cursor']}")
+    assert [c["id"] for c in by_cursor["conversations"]] == ids[2:4] and "next_offset" not in by_cursor
+    assert "next_offset" not in page("limit=5") and page("offset=9")["conversations"] == []
+    for bad in ("offset=-1", "offset=x"):
+        refused = client.get(f"/v3/ws-1234/PROJECT-abcd/conversations?{bad}", headers=KEY)
+        assert refused.status_code == 400 and "offset" in check("conversations", refused)["error_message"]

@@ -238,6 +238,12 @@ def list_conversations(version, account_id, project_id):
         limit = 0
     if not 1 <= limit <= 1000:
         raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "limit: an integer from 1 to 1000")
+    try:
+        offset = int(request.args.get("offset", 0))
+    except ValueError:
+        offset = -1
+    if offset < 0:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "offset: an integer of 0 or more")
     in_progress_text = request.args.get("in_progress")
     if in_progress_text is not None and not BOOLEAN.match(in_progress_text):
         raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "in_progress: true or false")
@@ -252,6 +258,6 @@ def list_conversations(version, account_id, project_id):
     channels = [c for value in request.args.getlist("channel") for c in value.split(",") if c]
     return jsonify(polyai.list_conversations(
         services(), account_id=account_id, project_id=project_id, limit=limit, cursor=cursor,
-        client_env=client_env,
+        client_env=client_env, offset=offset,
         start_time=_time("start_time"), end_time=_time("end_time"), channels=channels,
         in_progress=None if in_progress_text is None else in_progress_text.lower() == "true"))
