@@ -137,11 +137,15 @@ def conversation_summary(services: Services, conversation: ConversationRecord, a
 def list_conversations(services: Services, *, account_id: str, project_id: str, limit: int,
                        cursor: str | None, client_env: str = "live", start_time: datetime | None = None,
                        end_time: datetime | None = None, channels: list[str] | None = None,
-                       in_progress: bool | None = None, offset: int = 0) -> dict[str, Any]:
+                       in_progress: bool | None = None, offset: int = 0, variant_id: str | None = None,
+                       variant_name: str | None = None, search: str | None = None,
+                       turn_type: str | None = None) -> dict[str, Any]:
     """PolyAI's GetConversationsResponse: oldest first, `cursor` null after the last page;
     only the conversations of `client_env` (a sandbox one is a call to a test number).
     Without a `cursor`, PolyAI's legacy paging works too: skip `offset` matches, and
-    `next_offset` says where the next page starts while there is one."""
+    `next_offset` says where the next page starts while there is one. `search`: PolyAI's
+    transcript search (case-insensitive text, in `turn_type` "user" or "agent" turns only
+    when given). No conversation here has a variant name, so `variant_name` matches none."""
     store = services.store
     wanted = {c.upper() for c in channels or []}
 
@@ -156,7 +160,17 @@ def list_conversations(services: Services, *, account_id: str, project_id: str, 
         channel = conversation.channel or "voice"
         if wanted and channel.upper() not in wanted and CHANNEL_LABELS.get(channel) not in wanted:
             return False
-        return in_progress is None or in_progress == (not conversation.ended_at)
+        if in_progress is not None and in_progress != (not conversation.ended_at):
+            return False
+        if variant_name is not None or (variant_id and (conversation.polyai_chat or {}).get("variant_id") != variant_id):
+            return False
+        return not search or _transcript_has(conversation.id)
+
+    def _transcript_has(conversation_id: str) -> bool:
+        wanted = search.casefold()
+        return any(wanted in (entry.get("text") or "").casefold()
+                   for entry in store.conversation_part(conversation_id, "transcript")
+                   if turn_type is None or entry.get("role") == turn_type)
 
     def scan(after: int, count: int):
         return store.scan_index(Keys.conversations, after, count)

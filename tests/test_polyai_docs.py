@@ -223,3 +223,37 @@ def test_conversations_page_by_offset_too(api, client):
     for bad in ("offset=-1", "offset=x"):
         refused = client.get(f"/v3/ws-1234/PROJECT-abcd/conversations?{bad}", headers=KEY)
         assert refused.status_code == 400 and "offset" in check("conversations", refused)["error_message"]
+
+
+def test_conversations_filters_by_variant_and_searches_transcripts(api, client):
+    """https://docs.poly.ai/api-reference/conversations/introduction ("Retrieval modes",
+    "Optional filters"; api-reference/conversations/v3/openapi.json): `variant_id`,
+    `variant_name` (one of the two); `query_type=transcript` with `query` (and `turn_type`
+    user or agent) is a full-text search, `start_time` and `end_time` then required,
+    `query_type` and `sample` exclusive. What this service cannot do (semantic search, random
+    sampling) is refused, not ignored."""
+    chat = lambda body: check("chat/create", client.post(f"{BASE}/chat/create", headers=KEY, json=body))
+    orleans = chat({"variant_id": "VARIANT-orleans"})["conversation_id"]
+    paris = chat({})["conversation_id"]
+    for cid, text in ((orleans, "I want to cancel my reservation"), (paris, "opening hours?")):
+        client.post(f"{BASE}/chat/respond", headers=KEY, json={"conversation_id": cid, "message": text})
+    api.post(f"/v1/conversations/{paris}/transcript", json={"role": "agent", "text": "We can CANCEL it online."})
+    window = "start_time=2000-01-01T00:00:00Z&end_time=2999-01-01T00:00:00Z"
+
+    def ids(query):
+        response = client.get(f"/v3/ws-1234/PROJECT-abcd/conversations?{query}", headers=KEY)
+        return [c["id"] for c in check("conversations", response)["conversations"]]
+
+    assert ids("variant_id=VARIANT-orleans") == [orleans]
+    assert ids("variant_name=Orleans") == []  # this service keeps no variant names
+    assert ids(f"query_type=transcript&query=cancel&{window}") == [orleans, paris]
+    assert ids(f"query_type=transcript&query=cancel&turn_type=user&{window}") == [orleans]
+    assert ids(f"query_type=transcript&query=Cancel%20it&turn_type=agent&{window}") == [paris]
+
+    for bad in ("variant_id=V&variant_name=N", f"query_type=transcript&{window}",
+                "query_type=transcript&query=cancel", f"query_type=transcript&query=x&sample=random&{window}",
+                f"query_type=fuzzy&query=x&{window}", f"query_type=semantic&query=billing&{window}",
+                f"sample=random&{window}", f"query_type=transcript&query=x&turn_type=bot&{window}"):
+        refused = client.get(f"/v3/ws-1234/PROJECT-abcd/conversations?{bad}", headers=KEY)
+        assert refused.status_code == 400, bad
+        check("conversations", refused)

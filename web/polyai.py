@@ -228,6 +228,34 @@ BOOLEAN = re.compile(r"^(true|false)$", re.IGNORECASE)
 CLIENT_ENVS = ("sandbox", "pre-release", "live")
 
 
+def _retrieval_mode() -> dict[str, str]:
+    """PolyAI's retrieval modes, checked by its rules: `query_type` (with `query`) or
+    `sample`, not both, each within a `start_time`..`end_time` window. Transcript search
+    is done here; semantic search and random sampling are refused rather than ignored (a
+    client would otherwise take every conversation for its results)."""
+    args = request.args
+    query_type, sample, query, turn_type = (args.get(name) for name in ("query_type", "sample", "query", "turn_type"))
+    if query_type is None and sample is None:
+        return {}
+    if query_type is not None and query_type not in ("transcript", "semantic"):
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "query_type: transcript or semantic")
+    if sample is not None and sample != "random":
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "sample: random")
+    if query_type and sample:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "give query_type or sample, not both")
+    if query_type and not query:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "query: required with query_type")
+    if turn_type is not None and turn_type not in ("user", "agent"):
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "turn_type: user or agent")
+    if not args.get("start_time") or not args.get("end_time"):
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "start_time and end_time: required with query_type or sample")
+    if query_type != "transcript":
+        raise PolyAIError(400, "UNSUPPORTED_RETRIEVAL_MODE",
+                          f"{'query_type=semantic' if query_type else 'sample=random'} is not available here; "
+                          "query_type=transcript is")
+    return {"query": query, **({"turn_type": turn_type} if turn_type else {})}
+
+
 @bp.get(PREFIX + "/conversations")
 def list_conversations(version, account_id, project_id):
     if version != "v3":
@@ -255,9 +283,14 @@ def list_conversations(version, account_id, project_id):
     client_env = request.args.get("client_env") or "live"
     if client_env not in CLIENT_ENVS:
         raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "client_env: one of " + ", ".join(CLIENT_ENVS))
+    retrieval = _retrieval_mode()
+    variant_id, variant_name = request.args.get("variant_id"), request.args.get("variant_name")
+    if variant_id and variant_name:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "give variant_id or variant_name, not both")
     channels = [c for value in request.args.getlist("channel") for c in value.split(",") if c]
     return jsonify(polyai.list_conversations(
         services(), account_id=account_id, project_id=project_id, limit=limit, cursor=cursor,
-        client_env=client_env, offset=offset,
+        client_env=client_env, offset=offset, variant_id=variant_id or None, variant_name=variant_name or None,
+        search=retrieval.get("query"), turn_type=retrieval.get("turn_type"),
         start_time=_time("start_time"), end_time=_time("end_time"), channels=channels,
         in_progress=None if in_progress_text is None else in_progress_text.lower() == "true"))
