@@ -9,12 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from .errors import NotFound
-from .models import ABANDONED, COMPLETED, CONNECTED, FAILED, ConversationRecord, Handoff
+from .models import ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, ConversationRecord, Handoff
 from .paging import page
 from .services import Services
 from .store import Keys
 
-HANDOFF_STATES = {COMPLETED: "handoff_completed", CONNECTED: "handoff_completed",
+# PolyAI's handoff states ("Handoff States" page): initiated until a live agent accepts (a
+# call connected, a chat claimed), then completed; failed when the transfer fails.
+HANDOFF_STATES = {COMPLETED: "handoff_completed", CONNECTED: "handoff_completed", CLAIMED: "handoff_completed",
                   FAILED: "handoff_failed", ABANDONED: "handoff_failed"}
 # PolyAI's analytics labels for a conversation's medium (Conversations API `channel`).
 CHANNEL_LABELS = {"voice": "VOICE-SIP", "webchat": "WEBCHAT", "sms": "SMS"}

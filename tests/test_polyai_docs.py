@@ -257,3 +257,22 @@ def test_conversations_filters_by_variant_and_searches_transcripts(api, client):
         refused = client.get(f"/v3/ws-1234/PROJECT-abcd/conversations?{bad}", headers=KEY)
         assert refused.status_code == 400, bad
         check("conversations", refused)
+
+
+def test_a_chat_handoff_a_human_claimed_reads_as_completed(api, client):
+    """https://docs.poly.ai/call-data/conversations-api/handoff-states
+    (call-data/conversations-api/handoff-states.mdx): `handoff_initiated` becomes
+    `handoff_completed` when the "Live agent accepts"; a connector claiming the chat is that."""
+    api.post("/v1/destinations", json={"name": "live_agent_queue", "route": "sip:queue@pbx.example.com"})
+    created = check("chat/create", client.post(f"{BASE}/chat/create", headers=KEY, json={
+        "integration_attributes": {"shared_id": "web-5"}}))
+    client.post(f"{BASE}/chat/respond", headers=KEY, json={"conversation_id": created["conversation_id"],
+                                                           "message": "a human please"})
+
+    def state():
+        body = check("handoff_state", client.get(f"{BASE}/handoff_state?shared_id=web-5", headers=KEY))
+        return body["data"]["handoff_state"]
+
+    assert state() == "handoff_initiated"
+    assert api.post("/v1/handoffs/web-5/claim", json={"agent": "ana"}).status_code == 200
+    assert state() == "handoff_completed"
