@@ -276,3 +276,13 @@ def test_a_chat_handoff_a_human_claimed_reads_as_completed(api, client):
     assert state() == "handoff_initiated"
     assert api.post("/v1/handoffs/web-5/claim", json={"agent": "ana"}).status_code == 200
     assert state() == "handoff_completed"
+
+
+def test_an_errors_id_is_its_correlation_header(client):
+    """https://docs.poly.ai/api-reference/chat/introduction (api-reference/chat/openapi.json,
+    `Error.error_id`): "Unique request identifier from the X-PolyAI-Correlation-Id header"."""
+    refused = client.post(f"{BASE}/chat/respond", headers=KEY, json={"conversation_id": "CO-nope"})
+    body = check("chat/respond", refused)
+    assert refused.status_code == 404 and refused.headers["X-PolyAI-Correlation-Id"] == body["error_id"]
+    unauthorized = client.get("/v3/ws-1234/PROJECT-abcd/conversations")
+    assert unauthorized.headers["X-PolyAI-Correlation-Id"] == check("conversations", unauthorized)["error_id"]

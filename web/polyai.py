@@ -50,9 +50,13 @@ def _render(error: PolyAIError):
     if _is_handoff_state():
         # The Handoff API's HandoffError: just a message.
         return jsonify(error_message=error.message), error.status
-    # The Chat and Conversations APIs' Error envelope.
-    return jsonify(success=False, error=error.message, error_id=str(uuid.uuid4()),
-                   error_code=error.code, error_message=error.message, data=None), error.status
+    # The Chat and Conversations APIs' Error envelope; its error_id is the request's
+    # X-PolyAI-Correlation-Id, which the answer carries too.
+    error_id = str(uuid.uuid4())
+    body = jsonify(success=False, error=error.message, error_id=error_id, error_code=error.code,
+                   error_message=error.message, data=None)
+    body.headers["X-PolyAI-Correlation-Id"] = error_id
+    return body, error.status
 
 
 @bp.errorhandler(PolyAIError)
