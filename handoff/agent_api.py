@@ -244,11 +244,15 @@ class Conversation:
         found = configuration.find(ref) or configuration.default
         return found.name if found else None
 
-    def hangup(self) -> None:
-        """End the conversation; a live call is hung up (Twilio REST, from the worker)."""
+    def hangup(self, utterance: str | None = None) -> None:
+        """End the conversation; a live call is hung up (Twilio REST, from the worker), after
+        the caller hears `utterance` when one is given."""
         record = self._record()
         live_call = (record.channel or "voice") == "voice" and not record.ended_at
         self._conversations.end(self.id)
-        if live_call:
+        if live_call and utterance:
+            self._services.enqueue("handoff.jobs.say_and_end_call", self.id, str(utterance),
+                                   job_id=f"hangup-{self.id}", retry=self._services.job_retry())
+        elif live_call:
             self._services.enqueue("handoff.jobs.end_call_leg", self.id, job_id=f"hangup-{self.id}",
                                    retry=self._services.job_retry())

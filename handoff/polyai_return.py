@@ -63,7 +63,7 @@ def from_polyai_return(conv, value: Any) -> dict | None:
     if not isinstance(value, dict):
         return None
     if value.get("hangup") is True and "handoff" not in value:
-        conv.hangup()
+        conv.hangup(utterance=value.get("utterance"))  # said first (PolyAI: utterance + hangup)
         return None
     handoff = value.get("handoff")
     if not isinstance(handoff, dict):

@@ -286,3 +286,19 @@ def test_an_errors_id_is_its_correlation_header(client):
     assert refused.status_code == 404 and refused.headers["X-PolyAI-Correlation-Id"] == body["error_id"]
     unauthorized = client.get("/v3/ws-1234/PROJECT-abcd/conversations")
     assert unauthorized.headers["X-PolyAI-Correlation-Id"] == check("conversations", unauthorized)["error_id"]
+
+
+@responses.activate
+def test_a_returned_utterance_with_hangup_is_said_before_the_call_ends(app, twilio, configured):
+    """https://docs.poly.ai/tools/return-values (tools/return-values.mdx, "utterance + hangup"):
+    "Say a closing message before ending the call"."""
+    responses.add(responses.POST, TWILIO_CALL_URL, json={"sid": CALL, "status": "in-progress"})
+    twilio.post("/voice/call", call_params(CALL))
+    services = app.extensions["handoff"]
+    conv = Conversation(CALL, services=services)
+    assert handoff.from_polyai_return(conv, {"utterance": "Thanks for calling, have a great day!",
+                                             "hangup": True}) is None
+    run_jobs(services)
+    root = sent_twiml()
+    assert [child.tag for child in root] == ["Say", "Hangup"]
+    assert root.find("Say").text == "Thanks for calling, have a great day!"
