@@ -302,3 +302,20 @@ def test_a_returned_utterance_with_hangup_is_said_before_the_call_ends(app, twil
     root = sent_twiml()
     assert [child.tag for child in root] == ["Say", "Hangup"]
     assert root.find("Say").text == "Thanks for calling, have a great day!"
+
+
+def test_integration_attributes_are_any_object(api, client):
+    """https://docs.poly.ai/api-reference/chat/introduction (api-reference/chat/openapi.json,
+    `CreateChatRequest.integration_attributes`: "type": "object", nothing more): a numeric
+    shared id is still the conversation's shared id (as text); one that is not text or a
+    number is kept with the rest, not refused."""
+    numeric = check("chat/create", client.post(f"{BASE}/chat/create", headers=KEY, json={
+        "integration_attributes": {"shared_id": 4711, "user_id": 12345}}))
+    stored = api.get(f"/v1/conversations/{numeric['conversation_id']}").get_json()
+    assert stored["shared_id"] == "4711" and stored["integration_attributes"] == {"shared_id": 4711, "user_id": 12345}
+
+    nested = client.post(f"{BASE}/chat/create", headers=KEY, json={
+        "integration_attributes": {"shared_id": {"five9": "S-1"}, "flag": True}})
+    assert nested.status_code == 200
+    stored = api.get(f"/v1/conversations/{check('chat/create', nested)['conversation_id']}").get_json()
+    assert stored["shared_id"] is None and stored["integration_attributes"]["shared_id"] == {"five9": "S-1"}

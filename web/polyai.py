@@ -164,15 +164,26 @@ def _chat_only(version: str) -> None:
         raise PolyAIError(404, "NOT_FOUND", f"no route {request.path}")
 
 
+def _shared_id(value) -> str | None:
+    """The conversation's shared id from `integration_attributes.shared_id`. PolyAI's schema
+    allows any object there: a number is the id as text; anything else that is not text
+    (an object, a list, a bool) is kept with the attributes but is no shared id."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    if not 0 < len(value) <= 200:
+        raise PolyAIError(400, "INVALID_REQUEST_BODY", "integration_attributes.shared_id: text of 1 to 200 characters")
+    return value
+
+
 # -- Chat API ---------------------------------------------------------------------------
 @bp.post(PREFIX + "/chat/create")
 def chat_create(version, account_id, project_id):
     _chat_only(version)
     fields_ = _body(CreateChatRequest(), optional=True)
     attributes = fields_["integration_attributes"]
-    shared_id = attributes.get("shared_id")
-    if shared_id is not None and not (isinstance(shared_id, str) and 0 < len(shared_id) <= 200):
-        raise PolyAIError(400, "INVALID_REQUEST_BODY", "integration_attributes.shared_id: text of 1 to 200 characters")
+    shared_id = _shared_id(attributes.get("shared_id"))
     polyai_chat = {k: fields_[k] for k in ("variant_id", "channel", "asr_lang_code", "tts_lang_code")
                    if fields_[k] is not None}
     created = Chat(services()).create(shared_id, channel=OUR_CHANNEL[fields_["channel"]],
