@@ -319,3 +319,18 @@ def test_integration_attributes_are_any_object(api, client):
     assert nested.status_code == 200
     stored = api.get(f"/v1/conversations/{check('chat/create', nested)['conversation_id']}").get_json()
     assert stored["shared_id"] is None and stored["integration_attributes"]["shared_id"] == {"five9": "S-1"}
+
+
+def test_pinned_ids_in_both_of_polyais_forms(config, client_of):
+    """https://docs.poly.ai/api-reference/chat/introduction ("Finding your account_id and
+    project_id", api-reference/chat/introduction.mdx): "both the slug form (visible in the
+    URL) and the prefixed form are accepted in API paths" - so the pins take a list."""
+    from app import create_app
+
+    pinned = client_of(create_app(config.with_overrides(polyai_account_id="ws-fd112d8f, acme-uk",
+                                                        polyai_project_id="PROJECT-191bfa2a,acme-team-4")))
+    for base in ("/v1/ws-fd112d8f/PROJECT-191bfa2a", "/v1/acme-uk/acme-team-4"):
+        created = pinned.post(f"{base}/chat/create", headers=KEY)
+        assert created.status_code == 200 and check("chat/create", created)["conversation_id"]
+    other = pinned.post("/v1/acme-us/acme-team-4/chat/create", headers=KEY)
+    assert other.status_code == 404 and check("chat/create", other)["error_code"] == "ACCOUNT_NOT_FOUND"

@@ -110,10 +110,16 @@ def require_key_and_project():
             throttling.key_failed()
         raise PolyAIError(401, "UNAUTHORIZED", "a valid API key is required (X-API-KEY or X-TOKEN)")
     args = request.view_args or {}
-    if config.polyai_account_id and args.get("account_id") != config.polyai_account_id:
+    if config.polyai_account_id and args.get("account_id") not in _pinned(config.polyai_account_id):
         raise PolyAIError(404, "ACCOUNT_NOT_FOUND", "Account ID does not exist.")
-    if config.polyai_project_id and args.get("project_id") != config.polyai_project_id:
+    if config.polyai_project_id and args.get("project_id") not in _pinned(config.polyai_project_id):
         raise PolyAIError(404, "PROJECT_NOT_FOUND", "Project ID does not exist.")
+
+
+def _pinned(setting: str) -> set[str]:
+    """POLYAI_ACCOUNT_ID / POLYAI_PROJECT_ID, comma-separated: PolyAI accepts an account or
+    project in its slug form and its prefixed form (ws-…, PROJECT-…) alike."""
+    return {part.strip() for part in setting.split(",") if part.strip()}
 
 
 # -- parsing --------------------------------------------------------------------------
