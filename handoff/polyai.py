@@ -5,6 +5,7 @@ PolyAI's schemas: repository PolyAI-LDN/polyai-mintlify-doc, api-reference/hando
 and api-reference/conversations/v3/openapi.json (copies in tests/data/polyai/)."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from .store import Keys
 # call connected, a chat claimed), then completed; failed when the transfer fails.
 HANDOFF_STATES = {COMPLETED: "handoff_completed", CONNECTED: "handoff_completed", CLAIMED: "handoff_completed",
                   FAILED: "handoff_failed", ABANDONED: "handoff_failed"}
+CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")  # a call's conversation is named after its CallSid
 # PolyAI's analytics labels for a conversation's medium (Conversations API `channel`).
 CHANNEL_LABELS = {"voice": "VOICE-SIP", "webchat": "WEBCHAT", "sms": "SMS"}
 # PolyAI's `conv.channel_type` values (its glossary: "sip.polyai", "webchat.polyai"…).
@@ -99,6 +101,15 @@ def _metrics(entries: list[dict]) -> dict[str, Any]:
     return {name: values[0] if len(values) == 1 else values for name, values in by_name.items()}
 
 
+def _built_in_state(conversation: ConversationRecord) -> dict[str, str]:
+    """The keys PolyAI's state carries without the agent writing them (`from_`, `to`,
+    `call_sid` for a call, whose conversation id is its CallSid); the agent's own win."""
+    built_in = {"from_": conversation.from_, "to": conversation.to}
+    if (conversation.channel or "voice") == "voice" and CALL_SID.match(conversation.id):
+        built_in["call_sid"] = conversation.id
+    return {key: value for key, value in built_in.items() if value}
+
+
 def conversation_summary(services: Services, conversation: ConversationRecord, account_id: str,
                          project_id: str) -> dict[str, Any]:
     """A conversation as PolyAI's ConversationSummaryResponse (fields we have no value for
@@ -131,7 +142,7 @@ def conversation_summary(services: Services, conversation: ConversationRecord, a
         if handoff.destination:
             body["handoff_destination"] = handoff.destination.get("name")
     body["metrics"] = _metrics(parts["metrics"])
-    body["state"] = conversation.state or {}
+    body["state"] = {**_built_in_state(conversation), **(conversation.state or {})}
     body["turns"] = turns
     return body
 

@@ -334,3 +334,17 @@ def test_pinned_ids_in_both_of_polyais_forms(config, client_of):
         assert created.status_code == 200 and check("chat/create", created)["conversation_id"]
     other = pinned.post("/v1/acme-us/acme-team-4/chat/create", headers=KEY)
     assert other.status_code == 404 and check("chat/create", other)["error_code"] == "ACCOUNT_NOT_FOUND"
+
+
+def test_a_conversations_state_includes_the_built_in_keys(app, api, client, twilio):
+    """https://docs.poly.ai/api-reference/conversations/introduction ("Conversation object",
+    api-reference/conversations/introduction.mdx): `state` "Includes both built-in keys (e.g.
+    `from_`, `to`, `call_sid`) and any custom variables your agent writes"."""
+    twilio.post("/voice/call", call_params(CALL, From="+14155550100", To="+14155550199", SipCallId=None))
+    api.patch(f"/v1/conversations/{CALL}", json={"state": {"customer_id": "12345", "to": "kept as the agent wrote it"}})
+    page = check("conversations", client.get("/v3/ws-1234/PROJECT-abcd/conversations", headers=KEY))
+    assert page["conversations"][0]["state"] == {"from_": "+14155550100", "to": "kept as the agent wrote it",
+                                                 "call_sid": CALL, "customer_id": "12345"}
+    chat = check("chat/create", client.post(f"{BASE}/chat/create", headers=KEY))["conversation_id"]
+    summaries = check("conversations", client.get("/v3/ws-1234/PROJECT-abcd/conversations", headers=KEY))
+    assert [c["state"] for c in summaries["conversations"] if c["id"] == chat] == [{}]
