@@ -199,6 +199,13 @@ class Conversation:
         return self._record().to
 
     @property
+    def handoffs(self) -> dict[str, dict[str, Any]]:
+        """PolyAI's `conv.handoffs`: the configured destinations by name (`if "support" in
+        conv.handoffs`), each with its stored fields (method, route, sip_headers…)."""
+        configuration = self._services.configuration(self.env)
+        return {d.name: d.to_dict() for d in configuration.destinations}
+
+    @property
     def env(self) -> str:
         """PolyAI's `conv.env`: "live", or "sandbox" for a call to a test number."""
         return self._record().env

@@ -348,3 +348,12 @@ def test_a_conversations_state_includes_the_built_in_keys(app, api, client, twil
     chat = check("chat/create", client.post(f"{BASE}/chat/create", headers=KEY))["conversation_id"]
     summaries = check("conversations", client.get("/v3/ws-1234/PROJECT-abcd/conversations", headers=KEY))
     assert [c["state"] for c in summaries["conversations"] if c["id"] == chat] == [{}]
+
+
+def test_conv_handoffs_names_the_configured_destinations(app, configured):
+    """https://docs.poly.ai/tools/classes/conv-object (tools/classes/conv-object.mdx, handoffs):
+    "Dictionary of configured hand-off destinations", `if "support" in conv.handoffs`."""
+    conv = Conversation.create(channel="webchat", services=app.extensions["handoff"])
+    assert list(conv.handoffs) == ["Front desk", "BillingQueue", "CALL_CENTER"]
+    assert "BillingQueue" in conv.handoffs and "support" not in conv.handoffs
+    assert conv.handoffs["CALL_CENTER"]["route"] == "12345"
