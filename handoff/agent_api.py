@@ -233,15 +233,20 @@ class Conversation:
         (its "Conversation object" page), so connectors reading `handoff_reason` get one."""
         if reason is None:
             reason = self._destination_name(destination)
+        # A header given None (`conv.state.customer_id` before the agent stored one) has no
+        # value: left out with a warning, as a template variable with no value is.
+        unset = [name for name, value in (sip_headers or {}).items() if value is None]
         try:
             fields = HANDOFF_REQUEST.load({
                 "destination": destination, "reason": reason, "utterance": utterance,
-                "sip_headers": {k: str(v) for k, v in (sip_headers or {}).items()}, "data": data or {},
-                "route": route,
+                "sip_headers": {k: str(v) for k, v in (sip_headers or {}).items() if v is not None},
+                "data": data or {}, "route": route,
             })
         except ValidationError as exc:
             raise ValidationFailed(f"invalid handoff: {sorted(exc.messages)}", exc.messages) from None
-        handoff = Handoffs(self._services).start(self.id, HandoffRequest(**fields), base_url=None)
+        request = HandoffRequest(**fields, warnings=[
+            models.warning("missing_variable", f"header {name} left out: it was given no value") for name in unset])
+        handoff = Handoffs(self._services).start(self.id, request, base_url=None)
         return handoff.public()
 
     def _destination_name(self, ref: str | None) -> str | None:

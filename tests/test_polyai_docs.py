@@ -357,3 +357,16 @@ def test_conv_handoffs_names_the_configured_destinations(app, configured):
     assert list(conv.handoffs) == ["Front desk", "BillingQueue", "CALL_CENTER"]
     assert "BillingQueue" in conv.handoffs and "support" not in conv.handoffs
     assert conv.handoffs["CALL_CENTER"]["route"] == "12345"
+
+
+def test_a_header_given_none_is_left_out_not_sent_as_none(app, configured):
+    """https://docs.poly.ai/voice-channel/handoffs (voice-channel/handoffs.mdx, "Writing context
+    from a function") passes `"X-Customer-ID": conv.state.customer_id`, which is None until
+    the agent stored one: the header is left out with a `missing_variable` warning, as a
+    template with no value is, rather than sent as the text "None"."""
+    conv = Conversation.create(channel="webchat", services=app.extensions["handoff"])
+    record = conv.call_handoff(destination="BillingQueue", reason="refund_request",
+                               sip_headers={"X-Customer-ID": conv.state.customer_id, "X-Verified": "true"})
+    assert record["sip_headers"] == {"X-Verified": "true"}
+    assert [w["code"] for w in record["warnings"]] == ["missing_variable"]
+    assert "X-Customer-ID" in record["warnings"][0]["message"]
