@@ -370,3 +370,13 @@ def test_a_header_given_none_is_left_out_not_sent_as_none(app, configured):
     assert record["sip_headers"] == {"X-Verified": "true"}
     assert [w["code"] for w in record["warnings"]] == ["missing_variable"]
     assert "X-Customer-ID" in record["warnings"][0]["message"]
+
+
+def test_a_limit_above_a_page_is_served_a_page_at_a_time(api, client):
+    """https://docs.poly.ai/api-reference/conversations/introduction ("Optional filters",
+    api-reference/conversations/introduction.mdx) allows `limit` 1-5000; the OpenAPI document
+    (api-reference/conversations/v3/openapi.json) caps it at 1000: a larger one is answered
+    (at most 1000 to a page, then a cursor), not refused."""
+    api.post("/v1/conversations", json={"channel": "webchat"})
+    page = client.get("/v3/ws-1234/PROJECT-abcd/conversations?limit=5000", headers=KEY)
+    assert page.status_code == 200 and len(check("conversations", page)["conversations"]) == 1
