@@ -142,9 +142,13 @@ def _fields_of(entry: Any, where: str) -> tuple[dict[str, Any], bool]:
         if encryption not in ENCRYPTIONS:
             raise _refuse(where, "sip_config.outbound_encryption must be TLS/SRTP or UDP/RTP")
         fields["encryption"] = ENCRYPTIONS[encryption]
-        if endpoint:
-            # The number at the SIP endpoint; TLS signalling is said on the URI too.
-            fields["route"] = f"sip:{number}@{endpoint}" + (";transport=tls" if encryption == "TLS/SRTP" else "")
+        is_uri = number.lower().startswith(("sip:", "sips:"))
+        if endpoint or is_uri:
+            # The number at the SIP endpoint, or a SIP URI as it is (PolyAI's "Custom SIP"
+            # page: "SIP URI or PSTN number"); TLS signalling is said on the URI too.
+            uri = number if is_uri else f"sip:{number}@{endpoint}"
+            tls = encryption == "TLS/SRTP" and ";transport=" not in uri.lower()
+            fields["route"] = uri + (";transport=tls" if tls else "")
     headers = entry.get("sip_headers") or []
     if not isinstance(headers, list) or not all(isinstance(h, dict) and "key" in h for h in headers):
         raise _refuse(where, "sip_headers is a list of {key, value}")

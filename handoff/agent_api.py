@@ -83,7 +83,9 @@ class State(MutableMapping):
             conversation.state = dict(conversation.state or {})
             mutate(conversation.state)
 
-        self._conversations.store.update_conversation(self._id, apply)
+        updated = self._conversations.store.update_conversation(self._id, apply)
+        if updated is not None:
+            self._conversations.remember_handoff_context(updated)
 
     def __getitem__(self, key: str) -> Any:
         value = self._stored()[key]
@@ -197,6 +199,18 @@ class Conversation:
         return self._record().to
 
     @property
+    def handoffs(self) -> dict[str, dict[str, Any]]:
+        """PolyAI's `conv.handoffs`: the configured destinations by name (`if "support" in
+        conv.handoffs`), each with its stored fields (method, route, sip_headers…)."""
+        configuration = self._services.configuration(self.env)
+        return {d.name: d.to_dict() for d in configuration.destinations}
+
+    @property
+    def env(self) -> str:
+        """PolyAI's `conv.env`: "live", or "sandbox" for a call to a test number."""
+        return self._record().env
+
+    @property
     def channel_type(self) -> str:
         """PolyAI's channel names: `sip.polyai`, `webchat.polyai`, `sms.twilio`…"""
         return polyai.channel_type(self._record())
@@ -214,23 +228,43 @@ class Conversation:
                      utterance: str | None = None, sip_headers: dict | None = None,
                      data: dict | None = None, route: str | None = None) -> dict:
         """Hand off now; returns the handoff as GET /v1/handoffs/<id> shows it. `route`
-        overrides the destination's route, only within ALLOWED_ROUTE_PATTERNS."""
+        overrides the destination's route, only within ALLOWED_ROUTE_PATTERNS. Without a
+        `reason`, the destination's name is the reason, as in PolyAI's `conv.call_handoff`
+        (its "Conversation object" page), so connectors reading `handoff_reason` get one."""
+        if reason is None:
+            reason = self._destination_name(destination)
+        # A header given None (`conv.state.customer_id` before the agent stored one) has no
+        # value: left out with a warning, as a template variable with no value is.
+        unset = [name for name, value in (sip_headers or {}).items() if value is None]
         try:
             fields = HANDOFF_REQUEST.load({
                 "destination": destination, "reason": reason, "utterance": utterance,
-                "sip_headers": {k: str(v) for k, v in (sip_headers or {}).items()}, "data": data or {},
-                "route": route,
+                "sip_headers": {k: str(v) for k, v in (sip_headers or {}).items() if v is not None},
+                "data": data or {}, "route": route,
             })
         except ValidationError as exc:
             raise ValidationFailed(f"invalid handoff: {sorted(exc.messages)}", exc.messages) from None
-        handoff = Handoffs(self._services).start(self.id, HandoffRequest(**fields), base_url=None)
+        request = HandoffRequest(**fields, warnings=[
+            models.warning("missing_variable", f"header {name} left out: it was given no value") for name in unset])
+        handoff = Handoffs(self._services).start(self.id, request, base_url=None)
         return handoff.public()
 
-    def hangup(self) -> None:
-        """End the conversation; a live call is hung up (Twilio REST, from the worker)."""
+    def _destination_name(self, ref: str | None) -> str | None:
+        """The name of the destination a handoff to `ref` goes to (an unknown or absent
+        `ref`: the default's), in the configuration this conversation runs on."""
+        configuration = self._services.configuration(self.env)
+        found = configuration.find(ref) or configuration.default
+        return found.name if found else None
+
+    def hangup(self, utterance: str | None = None) -> None:
+        """End the conversation; a live call is hung up (Twilio REST, from the worker), after
+        the caller hears `utterance` when one is given."""
         record = self._record()
         live_call = (record.channel or "voice") == "voice" and not record.ended_at
         self._conversations.end(self.id)
-        if live_call:
+        if live_call and utterance:
+            self._services.enqueue("handoff.jobs.say_and_end_call", self.id, str(utterance),
+                                   job_id=f"hangup-{self.id}", retry=self._services.job_retry())
+        elif live_call:
             self._services.enqueue("handoff.jobs.end_call_leg", self.id, job_id=f"hangup-{self.id}",
                                    retry=self._services.job_retry())

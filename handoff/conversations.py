@@ -43,7 +43,10 @@ class Conversations:
         not overwritten."""
         conversation = self.new(**fields)
         existing = self.store.create_conversation(conversation)
-        return (conversation, True) if existing is None else (existing, False)
+        if existing is not None:
+            return existing, False
+        self.remember_handoff_context(conversation)
+        return conversation, True
 
     def create_with(self, batch: WriteBatch, **fields) -> ConversationRecord:
         """A new conversation, written with `batch` (its caller has read that there is none;
@@ -92,7 +95,15 @@ class Conversations:
         conversation = self.store.update_conversation(conversation_id, mutate)
         if conversation is None:
             raise NotFound(f"no conversation with id {conversation_id!r}")
+        self.remember_handoff_context(conversation)
         return self.present(conversation)
+
+    def remember_handoff_context(self, conversation: ConversationRecord) -> None:
+        """A conversation with a shared id whose agent stored `state.handoff` is found by that
+        shared id before any handoff carries it (PolyAI's Handoff API reads both ways). Only
+        then: other conversations cost no key."""
+        if conversation.shared_id and isinstance((conversation.state or {}).get("handoff"), dict):
+            self.store.remember_shared_conversation(conversation.shared_id, conversation.id)
 
     def append(self, conversation_id: str, part: str, entry: dict) -> dict:
         self.load(conversation_id)

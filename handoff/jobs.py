@@ -183,6 +183,19 @@ def end_call_leg(call_sid: str) -> str:
     return "ended"
 
 
+def say_and_end_call(call_sid: str, utterance: str) -> str:
+    """End a call after the caller hears `utterance` (an agent function's PolyAI return
+    `{"utterance", "hangup": true}`): the live call is given TwiML that says it, then hangs up."""
+    svc = services()
+    try:
+        twilio_client(svc.config).calls(call_sid).update(twiml=str(voice_twiml.goodbye(utterance)))
+    except TwilioRestException as exc:
+        retry_or_give_up(exc)
+        log.warning("could not end call %s with a goodbye: %s", call_sid, exc.msg)
+        return "already over"
+    return "ended"
+
+
 SWEEP_JOB_ID = "sweep-transfers"
 
 

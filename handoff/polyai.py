@@ -5,17 +5,21 @@ PolyAI's schemas: repository PolyAI-LDN/polyai-mintlify-doc, api-reference/hando
 and api-reference/conversations/v3/openapi.json (copies in tests/data/polyai/)."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from .errors import NotFound
-from .models import ABANDONED, COMPLETED, CONNECTED, FAILED, ConversationRecord, Handoff
+from .models import ABANDONED, CLAIMED, COMPLETED, CONNECTED, FAILED, ConversationRecord, Handoff
 from .paging import page
 from .services import Services
 from .store import Keys
 
-HANDOFF_STATES = {COMPLETED: "handoff_completed", CONNECTED: "handoff_completed",
+# PolyAI's handoff states ("Handoff States" page): initiated until a live agent accepts (a
+# call connected, a chat claimed), then completed; failed when the transfer fails.
+HANDOFF_STATES = {COMPLETED: "handoff_completed", CONNECTED: "handoff_completed", CLAIMED: "handoff_completed",
                   FAILED: "handoff_failed", ABANDONED: "handoff_failed"}
+CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")  # a call's conversation is named after its CallSid
 # PolyAI's analytics labels for a conversation's medium (Conversations API `channel`).
 CHANNEL_LABELS = {"voice": "VOICE-SIP", "webchat": "WEBCHAT", "sms": "SMS"}
 # PolyAI's `conv.channel_type` values (its glossary: "sip.polyai", "webchat.polyai"…).
@@ -40,7 +44,13 @@ def handoff_state(services: Services, conversation_id: str | None = None,
     handoff: Handoff | None = None
     if shared_id:
         handoff = store.newest_handoff_for_shared_id(shared_id)
-        conversation = store.get_conversation(handoff.conversation_id) if handoff else None
+        if handoff is not None:
+            conversation = store.get_conversation(handoff.conversation_id)
+        else:  # no handoff yet: what the agent stored in state.handoff, if anything
+            found = store.conversation_for_shared_id(shared_id)
+            conversation = store.get_conversation(found) if found else None
+            if conversation is not None and conversation.shared_id != shared_id:
+                conversation = None
     else:
         conversation = store.get_conversation(conversation_id) if conversation_id else None
         handoff = store.newest_handoff_for_conversation(conversation_id) if conversation else None
@@ -91,6 +101,15 @@ def _metrics(entries: list[dict]) -> dict[str, Any]:
     return {name: values[0] if len(values) == 1 else values for name, values in by_name.items()}
 
 
+def _built_in_state(conversation: ConversationRecord) -> dict[str, str]:
+    """The keys PolyAI's state carries without the agent writing them (`from_`, `to`,
+    `call_sid` for a call, whose conversation id is its CallSid); the agent's own win."""
+    built_in = {"from_": conversation.from_, "to": conversation.to}
+    if (conversation.channel or "voice") == "voice" and CALL_SID.match(conversation.id):
+        built_in["call_sid"] = conversation.id
+    return {key: value for key, value in built_in.items() if value}
+
+
 def conversation_summary(services: Services, conversation: ConversationRecord, account_id: str,
                          project_id: str) -> dict[str, Any]:
     """A conversation as PolyAI's ConversationSummaryResponse (fields we have no value for
@@ -101,7 +120,7 @@ def conversation_summary(services: Services, conversation: ConversationRecord, a
     turns = _turns(parts["transcript"])
     body: dict[str, Any] = {
         "id": conversation.id, "account_id": account_id, "project_id": project_id,
-        "environment": "live", "started_at": conversation.started_at,
+        "environment": conversation.env or "live", "started_at": conversation.started_at,
         "channel": CHANNEL_LABELS.get(conversation.channel or "voice", "CHAT"),
         "in_progress": not conversation.ended_at,
     }
@@ -123,20 +142,29 @@ def conversation_summary(services: Services, conversation: ConversationRecord, a
         if handoff.destination:
             body["handoff_destination"] = handoff.destination.get("name")
     body["metrics"] = _metrics(parts["metrics"])
-    body["state"] = conversation.state or {}
+    body["state"] = {**_built_in_state(conversation), **(conversation.state or {})}
     body["turns"] = turns
     return body
 
 
 def list_conversations(services: Services, *, account_id: str, project_id: str, limit: int,
-                       cursor: str | None, start_time: datetime | None = None,
+                       cursor: str | None, client_env: str = "live", start_time: datetime | None = None,
                        end_time: datetime | None = None, channels: list[str] | None = None,
-                       in_progress: bool | None = None) -> dict[str, Any]:
-    """PolyAI's GetConversationsResponse: oldest first, `cursor` null after the last page."""
+                       in_progress: bool | None = None, offset: int = 0, variant_id: str | None = None,
+                       variant_name: str | None = None, search: str | None = None,
+                       turn_type: str | None = None) -> dict[str, Any]:
+    """PolyAI's GetConversationsResponse: oldest first, `cursor` null after the last page;
+    only the conversations of `client_env` (a sandbox one is a call to a test number).
+    Without a `cursor`, PolyAI's legacy paging works too: skip `offset` matches, and
+    `next_offset` says where the next page starts while there is one. `search`: PolyAI's
+    transcript search (case-insensitive text, in `turn_type` "user" or "agent" turns only
+    when given). No conversation here has a variant name, so `variant_name` matches none."""
     store = services.store
     wanted = {c.upper() for c in channels or []}
 
     def keep(conversation: ConversationRecord) -> bool:
+        if (conversation.env or "live") != client_env:
+            return False
         started = _parse_time(conversation.started_at)
         if start_time and started and started < start_time:
             return False
@@ -145,12 +173,32 @@ def list_conversations(services: Services, *, account_id: str, project_id: str, 
         channel = conversation.channel or "voice"
         if wanted and channel.upper() not in wanted and CHANNEL_LABELS.get(channel) not in wanted:
             return False
-        return in_progress is None or in_progress == (not conversation.ended_at)
+        if in_progress is not None and in_progress != (not conversation.ended_at):
+            return False
+        if variant_name is not None or (variant_id and (conversation.polyai_chat or {}).get("variant_id") != variant_id):
+            return False
+        return not search or _transcript_has(conversation.id)
 
-    items, next_cursor, has_more = page(
-        lambda after, n: store.scan_index(Keys.conversations, after, n),
-        store.get_conversations, keep, limit, cursor,
-        lambda members: store.forget_from_index(Keys.conversations, members))
-    return {"conversations": [conversation_summary(services, conversation, account_id, project_id)
-                              for conversation in items],
-            "cursor": next_cursor if has_more else None}
+    def _transcript_has(conversation_id: str) -> bool:
+        wanted = search.casefold()
+        return any(wanted in (entry.get("text") or "").casefold()
+                   for entry in store.conversation_part(conversation_id, "transcript")
+                   if turn_type is None or entry.get("role") == turn_type)
+
+    def scan(after: int, count: int):
+        return store.scan_index(Keys.conversations, after, count)
+
+    def forget(members):
+        store.forget_from_index(Keys.conversations, members)
+
+    by_offset = cursor is None
+    if by_offset and offset:
+        # Offsets cost a walk over what they skip (PolyAI's docs say so of theirs too).
+        _skipped, cursor, _ = page(scan, store.get_conversations, keep, offset, None, forget)
+    items, next_cursor, has_more = page(scan, store.get_conversations, keep, limit, cursor, forget)
+    body: dict[str, Any] = {"conversations": [conversation_summary(services, conversation, account_id, project_id)
+                                              for conversation in items]}
+    if by_offset and has_more:
+        body["next_offset"] = offset + len(items)
+    body["cursor"] = next_cursor if has_more else None
+    return body

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import sip
 from .errors import ValidationFailed
 
 # Which of our methods a PolyAI SIP method is.
@@ -16,10 +17,30 @@ METHODS = {"refer": "sip_refer", "invite": "sip_invite", "bye": "sip_bye"}
 
 
 def _route(details: dict) -> str | None:
-    number, endpoint = details.get("phone_number"), details.get("outbound_endpoint")
+    """Where the returned SIP method sends the call. PolyAI's "Custom SIP" page: a REFER's
+    `refer_to` is the target (its `phone_number` is then the number PolyAI used), and a
+    `phone_number` may already be a SIP URI, which an `outbound_endpoint` cannot extend."""
+    number, endpoint = details.get("refer_to") or details.get("phone_number"), details.get("outbound_endpoint")
     if not number:
         return None
-    return f"sip:{number}@{endpoint}" if endpoint else str(number)
+    number = str(number).strip()
+    if endpoint and not number.lower().startswith(("sip:", "sips:")):
+        return f"sip:{number}@{endpoint}"
+    return number
+
+
+def _same_target(route: str, destination, sip_domain: str | None) -> bool:
+    """Whether `route` dials what the destination's own route dials: then it is no override
+    (PolyAI's return values repeat the configured destination's number)."""
+    if destination is None or not isinstance(destination.route, str):
+        return False
+    try:
+        return sip.dial_target(route, method=destination.method, sip_domain=sip_domain,
+                               encryption=destination.encryption) == sip.dial_target(
+            destination.route, method=destination.method, sip_domain=sip_domain,
+            encryption=destination.encryption)
+    except sip.RouteError:
+        return False
 
 
 def _destination_for(conv, handoff: dict, sip_method: str | None) -> str | None:
@@ -42,7 +63,7 @@ def from_polyai_return(conv, value: Any) -> dict | None:
     if not isinstance(value, dict):
         return None
     if value.get("hangup") is True and "handoff" not in value:
-        conv.hangup()
+        conv.hangup(utterance=value.get("utterance"))  # said first (PolyAI: utterance + hangup)
         return None
     handoff = value.get("handoff")
     if not isinstance(handoff, dict):
@@ -54,11 +75,18 @@ def from_polyai_return(conv, value: Any) -> dict | None:
     data = {}
     if details.get("outbound_caller_id"):
         data["outbound_caller_id"] = str(details["outbound_caller_id"])
+    destination = _destination_for(conv, handoff, sip_method)
+    route = None if sip_method == "bye" else _route(details)
+    if route:
+        services = conv.services
+        configuration = services.configuration(conv.env)
+        if _same_target(route, configuration.find(destination) or configuration.default, services.config.sip_domain):
+            route = None
     return conv.call_handoff(
-        destination=_destination_for(conv, handoff, sip_method),
+        destination=destination,
         reason=handoff.get("reason"),
         utterance=value.get("utterance"),
         sip_headers=details.get("sip_headers") or None,
         data=data or None,
-        route=None if sip_method == "bye" else _route(details),
+        route=route,
     )

@@ -50,9 +50,13 @@ def _render(error: PolyAIError):
     if _is_handoff_state():
         # The Handoff API's HandoffError: just a message.
         return jsonify(error_message=error.message), error.status
-    # The Chat and Conversations APIs' Error envelope.
-    return jsonify(success=False, error=error.message, error_id=str(uuid.uuid4()),
-                   error_code=error.code, error_message=error.message, data=None), error.status
+    # The Chat and Conversations APIs' Error envelope; its error_id is the request's
+    # X-PolyAI-Correlation-Id, which the answer carries too.
+    error_id = str(uuid.uuid4())
+    body = jsonify(success=False, error=error.message, error_id=error_id, error_code=error.code,
+                   error_message=error.message, data=None)
+    body.headers["X-PolyAI-Correlation-Id"] = error_id
+    return body, error.status
 
 
 @bp.errorhandler(PolyAIError)
@@ -106,10 +110,16 @@ def require_key_and_project():
             throttling.key_failed()
         raise PolyAIError(401, "UNAUTHORIZED", "a valid API key is required (X-API-KEY or X-TOKEN)")
     args = request.view_args or {}
-    if config.polyai_account_id and args.get("account_id") != config.polyai_account_id:
+    if config.polyai_account_id and args.get("account_id") not in _pinned(config.polyai_account_id):
         raise PolyAIError(404, "ACCOUNT_NOT_FOUND", "Account ID does not exist.")
-    if config.polyai_project_id and args.get("project_id") != config.polyai_project_id:
+    if config.polyai_project_id and args.get("project_id") not in _pinned(config.polyai_project_id):
         raise PolyAIError(404, "PROJECT_NOT_FOUND", "Project ID does not exist.")
+
+
+def _pinned(setting: str) -> set[str]:
+    """POLYAI_ACCOUNT_ID / POLYAI_PROJECT_ID, comma-separated: PolyAI accepts an account or
+    project in its slug form and its prefixed form (ws-…, PROJECT-…) alike."""
+    return {part.strip() for part in setting.split(",") if part.strip()}
 
 
 # -- parsing --------------------------------------------------------------------------
@@ -160,15 +170,26 @@ def _chat_only(version: str) -> None:
         raise PolyAIError(404, "NOT_FOUND", f"no route {request.path}")
 
 
+def _shared_id(value) -> str | None:
+    """The conversation's shared id from `integration_attributes.shared_id`. PolyAI's schema
+    allows any object there: a number is the id as text; anything else that is not text
+    (an object, a list, a bool) is kept with the attributes but is no shared id."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    if not 0 < len(value) <= 200:
+        raise PolyAIError(400, "INVALID_REQUEST_BODY", "integration_attributes.shared_id: text of 1 to 200 characters")
+    return value
+
+
 # -- Chat API ---------------------------------------------------------------------------
 @bp.post(PREFIX + "/chat/create")
 def chat_create(version, account_id, project_id):
     _chat_only(version)
     fields_ = _body(CreateChatRequest(), optional=True)
     attributes = fields_["integration_attributes"]
-    shared_id = attributes.get("shared_id")
-    if shared_id is not None and not (isinstance(shared_id, str) and 0 < len(shared_id) <= 200):
-        raise PolyAIError(400, "INVALID_REQUEST_BODY", "integration_attributes.shared_id: text of 1 to 200 characters")
+    shared_id = _shared_id(attributes.get("shared_id"))
     polyai_chat = {k: fields_[k] for k in ("variant_id", "channel", "asr_lang_code", "tts_lang_code")
                    if fields_[k] is not None}
     created = Chat(services()).create(shared_id, channel=OUR_CHANNEL[fields_["channel"]],
@@ -223,6 +244,37 @@ def _time(name: str) -> datetime | None:
 
 
 BOOLEAN = re.compile(r"^(true|false)$", re.IGNORECASE)
+# PolyAI's environments (its `client_env`, default live); ours are live and sandbox, so a
+# pre-release listing is empty.
+CLIENT_ENVS = ("sandbox", "pre-release", "live")
+
+
+def _retrieval_mode() -> dict[str, str]:
+    """PolyAI's retrieval modes, checked by its rules: `query_type` (with `query`) or
+    `sample`, not both, each within a `start_time`..`end_time` window. Transcript search
+    is done here; semantic search and random sampling are refused rather than ignored (a
+    client would otherwise take every conversation for its results)."""
+    args = request.args
+    query_type, sample, query, turn_type = (args.get(name) for name in ("query_type", "sample", "query", "turn_type"))
+    if query_type is None and sample is None:
+        return {}
+    if query_type is not None and query_type not in ("transcript", "semantic"):
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "query_type: transcript or semantic")
+    if sample is not None and sample != "random":
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "sample: random")
+    if query_type and sample:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "give query_type or sample, not both")
+    if query_type and not query:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "query: required with query_type")
+    if turn_type is not None and turn_type not in ("user", "agent"):
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "turn_type: user or agent")
+    if not args.get("start_time") or not args.get("end_time"):
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "start_time and end_time: required with query_type or sample")
+    if query_type != "transcript":
+        raise PolyAIError(400, "UNSUPPORTED_RETRIEVAL_MODE",
+                          f"{'query_type=semantic' if query_type else 'sample=random'} is not available here; "
+                          "query_type=transcript is")
+    return {"query": query, **({"turn_type": turn_type} if turn_type else {})}
 
 
 @bp.get(PREFIX + "/conversations")
@@ -233,8 +285,16 @@ def list_conversations(version, account_id, project_id):
         limit = int(request.args.get("limit", 1000))
     except ValueError:
         limit = 0
-    if not 1 <= limit <= 1000:
-        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "limit: an integer from 1 to 1000")
+    if limit < 1:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "limit: an integer of 1 or more")
+    # PolyAI's OpenAPI document pages at most 1000; its guide allows asking for up to 5000.
+    limit = min(limit, 1000)
+    try:
+        offset = int(request.args.get("offset", 0))
+    except ValueError:
+        offset = -1
+    if offset < 0:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "offset: an integer of 0 or more")
     in_progress_text = request.args.get("in_progress")
     if in_progress_text is not None and not BOOLEAN.match(in_progress_text):
         raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "in_progress: true or false")
@@ -243,8 +303,17 @@ def list_conversations(version, account_id, project_id):
         decode_cursor(cursor)
     except ServiceError:
         raise PolyAIError(400, "INVALID_CURSOR", "cursor: not a cursor this service issued") from None
+    client_env = request.args.get("client_env") or "live"
+    if client_env not in CLIENT_ENVS:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "client_env: one of " + ", ".join(CLIENT_ENVS))
+    retrieval = _retrieval_mode()
+    variant_id, variant_name = request.args.get("variant_id"), request.args.get("variant_name")
+    if variant_id and variant_name:
+        raise PolyAIError(400, "INVALID_QUERY_PARAMETER", "give variant_id or variant_name, not both")
     channels = [c for value in request.args.getlist("channel") for c in value.split(",") if c]
     return jsonify(polyai.list_conversations(
         services(), account_id=account_id, project_id=project_id, limit=limit, cursor=cursor,
+        client_env=client_env, offset=offset, variant_id=variant_id or None, variant_name=variant_name or None,
+        search=retrieval.get("query"), turn_type=retrieval.get("turn_type"),
         start_time=_time("start_time"), end_time=_time("end_time"), channels=channels,
         in_progress=None if in_progress_text is None else in_progress_text.lower() == "true"))

@@ -114,6 +114,13 @@ class ConversationStore(StoreBase):
         start = -last if last else 0
         return [json.loads(x) for x in self.redis.lrange(Keys.conversation_part(conversation_id, part), start, -1)]
 
+    def remember_shared_conversation(self, shared_id: str, conversation_id: str) -> None:
+        self.redis.set(Keys.shared_conversation(shared_id), conversation_id, ex=self.retention)
+
+    def conversation_for_shared_id(self, shared_id: str) -> str | None:
+        """The id `remember_shared_conversation` last kept for this shared id, if any."""
+        return self.redis.get(Keys.shared_conversation(shared_id))
+
     def sms_thread(self, sender: str, recipient: str) -> str | None:
         """The id of the conversation texts between these two numbers go to, if any."""
         return self.redis.get(Keys.sms_thread(sender, recipient))

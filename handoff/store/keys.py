@@ -55,6 +55,12 @@ class Keys:
         return f"{IN_ORDER}shared:{shared_id}"
 
     @staticmethod
+    def shared_conversation(shared_id: str) -> str:
+        """The conversation with this shared id whose agent stored `state.handoff`: what the
+        PolyAI-shaped handoff_state reads before any handoff carries the shared id."""
+        return f"{PREFIX}shared_conversation:{shared_id}"
+
+    @staticmethod
     def deadlines_for(member: str) -> str:
         return Keys.pending_deadlines if member.endswith(":" + PENDING_DEADLINE) else Keys.transfer_deadlines
 
