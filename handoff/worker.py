@@ -23,12 +23,32 @@ log = logging.getLogger(__name__)
 FOLLOW_INTERVAL = 1.0
 
 
+class RoutineSweepLines(logging.Filter):
+    """Drops rq's INFO lines about the transfer-timeout sweep. rq writes four per job (taken,
+    completed, OK, result kept), and the sweep runs every 5 s (Config.sweep_interval): ~70,000
+    lines a day that would bury the webhook and call jobs an operator reads the log for. The
+    sweep logs what it times out itself, and rq's warnings and errors about it still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return jobs.SWEEP_JOB_ID not in message and jobs.sweep_transfers.__name__ not in message
+
+
 class HandoffWorker(Worker):
     """An rq worker whose jobs log with the ids of the handoff or call they work on."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log.addFilter(ROUTINE_SWEEP_LINES)  # once per logger: addFilter skips a repeat
 
     def perform_job(self, job, *args, **kwargs):
         bind_job_ids(job)
         return super().perform_job(job, *args, **kwargs)
+
+
+ROUTINE_SWEEP_LINES = RoutineSweepLines()
 
 
 def bind_job_ids(job) -> None:

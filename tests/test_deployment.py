@@ -12,7 +12,8 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from handoff.redis_server import EmbeddedServer
+from handoff.jobs import SWEEP_JOB_ID
+from handoff.redis_server import EmbeddedServer, client_for
 from tests.deployment import Deployment
 from tests.helpers import API_KEY, AUTH_TOKEN, call_params, parse, verbs
 from tests.test_jobs import Receiver
@@ -396,3 +397,17 @@ def test_an_answered_long_poll_leaves_no_access_line_and_a_refused_one_does(depl
     assert wait_for(lambda: any("request_id=poll-refused" in line for line in access_lines())), deployed.log_text()
     assert not any("request_id=poll-answered" in line for line in access_lines())
     assert any("request_id=" + first.headers["X-Request-ID"] in line for line in access_lines())
+
+
+def test_the_workers_log_shows_its_jobs_but_not_each_five_second_sweep(deployed, receiver):
+    """rq writes four INFO lines a job; the transfer-timeout sweep runs every 5 s, and its
+    would be ~70,000 lines a day around the jobs an operator reads (handoff/worker.py)."""
+    twilio = Caller(deployed.url)
+    twilio.post("/voice/handoff", call_params("CA" + "e3" * 16))
+    sweep_results = f"rq:results:{SWEEP_JOB_ID}"  # rq keeps each run's result under its job id
+    with client_for(deployed.env["REDIS_URL"], timeout=5) as redis:
+        assert wait_for(lambda: redis.xlen(sweep_results) >= 1, timeout=20), deployed.log_text()
+    rq_lines = [json.loads(text)["message"] for text in deployed.logs["worker"].read_text().splitlines()
+                if text.startswith("{") and json.loads(text).get("logger") == "rq.worker"]
+    assert any("deliver_event" in line for line in rq_lines), deployed.log_text()
+    assert not [line for line in rq_lines if "sweep" in line]
