@@ -1,0 +1,96 @@
+"""What Twilio sees from the voice webhooks in the cases an audit against Twilio's pages
+found wrong: a caller ID Twilio would refuse, and webhook deliveries that were answered
+from the wrong stored answer or created a second transfer.
+
+Each test posts what Twilio posts and asserts the TwiML the caller gets and the handoffs
+recorded.
+"""
+import pytest
+
+from app import create_app
+from handoff import jobs
+from tests import test_consult as consult
+from tests.helpers import Api, Twilio, call_params, flush, latest_handoff, parse, work
+from tests.helpers import add_destination as make
+
+CALL = consult.CALL
+PSTN = {"From": "+14155550100", "To": "+14155550199", "SipCallId": None, "SipDomain": None}
+rest = consult.rest  # Twilio's REST API, faked (tests/test_consult.py)
+
+
+@pytest.fixture
+def with_default_caller_id(config, valkey, client_of):
+    """The app with DEFAULT_CALLER_ID set: (api, twilio)."""
+    flush(valkey.url)
+    app = create_app(config.with_overrides(default_caller_id="+14155550177"))
+    jobs.use(app.extensions["handoff"])
+    yield Api(client_of(app)), Twilio(client_of(app))
+    jobs.use(None)
+
+
+def warning_codes(api, call_sid=CALL):
+    return [w["code"] for w in latest_handoff(api, call_sid)["warnings"]]
+
+
+# -- <Dial callerId> ------------------------------------------------------------------------
+# Dial page (https://www.twilio.com/docs/voice/twiml/dial, callerId): toward a phone number
+# the caller ID is a phone number; toward a <Sip> "any alphanumeric string", optionally with
+# + - _ . and no whitespace. Error 13214 (https://www.twilio.com/docs/api/errors/13214):
+# "Carriers may send invalid Caller IDs on Incoming calls… your application should recognize
+# invalid caller IDs, and substitute them with a valid Caller ID to construct the subsequent
+# <Dial>." A template such as $caller_id renders whatever the call carried.
+
+@pytest.mark.parametrize("leg", [
+    {**PSTN, "From": "anonymous", "Caller": "anonymous"},  # caller ID withheld (twiml page, From)
+    {"From": "sip:alice@sbc.example.com"},  # a SIP user, not a number
+], ids=["withheld", "sip-user"])
+def test_a_caller_id_template_that_renders_no_number_gives_way_to_the_default(with_default_caller_id, leg):
+    api, twilio = with_default_caller_id
+    make(api, "Mobile", method="sip_invite", route="+14155550123", caller_id="$caller_id")
+    dial = parse(twilio.post("/voice/handoff", call_params(CALL, **leg))).find("Dial")
+    assert dial.get("callerId") == "+14155550177"
+    assert "caller_id_unusable" in warning_codes(api)
+
+
+def test_without_a_default_an_unusable_caller_id_is_left_out_and_said(api, twilio):
+    make(api, "Mobile", method="sip_invite", route="+14155550123", caller_id="$caller_id")
+    dial = parse(twilio.post("/voice/handoff", call_params(CALL, From="sip:alice@sbc.example.com"))).find("Dial")
+    assert dial.get("callerId") is None
+    assert {"caller_id_unusable", "caller_id_missing"} <= set(warning_codes(api))
+
+
+def test_toward_a_sip_target_any_token_is_a_caller_id_but_not_one_with_spaces(api, twilio):
+    make(api, "Desk", method="sip_invite", encryption="udp_rtp", route="sip:desk@pbx.example.com",
+         caller_id="$caller_id")
+    dial = parse(twilio.post("/voice/handoff", call_params(CALL, From="sip:alice@sbc.example.com"))).find("Dial")
+    assert dial.get("callerId") == "alice" and "caller_id_unusable" not in warning_codes(api)
+    other = "CA" + "4" * 32
+    make(api, "Named", method="sip_invite", encryption="udp_rtp", route="sip:named@pbx.example.com",
+         caller_id="$customer.name")
+    twilio.post("/voice/call", call_params(other))
+    api.patch(f"/v1/conversations/{other}", json={"state": {"customer": {"name": "Ann Lee"}}})
+    dial = parse(twilio.post("/voice/handoff", call_params(other, destination="named"))).find("Dial")
+    assert dial.get("callerId") is None and "caller_id_unusable" in warning_codes(api, other)
+
+
+def test_a_caller_id_template_that_renders_a_number_is_kept(with_default_caller_id):
+    api, twilio = with_default_caller_id
+    make(api, "Mobile", method="sip_invite", route="+14155550123", caller_id="$called_number")
+    dial = parse(twilio.post("/voice/handoff", call_params(CALL, **PSTN))).find("Dial")
+    assert dial.get("callerId") == "+14155550199" and "caller_id_unusable" not in warning_codes(api)
+
+
+def test_a_consult_call_to_a_number_is_placed_from_a_number(api, twilio, rest, app):
+    # Calls resource (https://www.twilio.com/docs/voice/api/call-resource, From): calling a
+    # phone number, From must be a phone number (a Twilio or verified one). The SIP caller's
+    # user name is not: the number the caller called is used instead.
+    make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111",
+         caller_id="$caller_id")
+    leg = {"From": "sip:alice@sbc.example.com", "To": "sip:+14155550199@handoff.sip.twilio.com"}
+    twilio.post("/voice/call", call_params(CALL, **leg))
+    conference = parse(twilio.post("/voice/handoff", call_params(CALL, **leg))).find("Dial/Conference")
+    consult.conference_event(twilio, conference.get("statusCallback"), "participant-join", CALL, 1,
+                             room=conference.text)
+    consult.expect_human_call(rest)
+    work(app)
+    assert consult.sent(rest)[0][2]["From"] == "+14155550199"
