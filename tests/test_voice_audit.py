@@ -10,7 +10,7 @@ import pytest
 from app import create_app
 from handoff import jobs
 from tests import test_consult as consult
-from tests.helpers import Api, Twilio, call_params, flush, latest_handoff, parse, work
+from tests.helpers import Api, Twilio, call_params, flush, latest_handoff, parse, path, work
 from tests.helpers import add_destination as make
 
 CALL = consult.CALL
@@ -94,3 +94,42 @@ def test_a_consult_call_to_a_number_is_placed_from_a_number(api, twilio, rest, a
     consult.expect_human_call(rest)
     work(app)
     assert consult.sent(rest)[0][2]["From"] == "+14155550199"
+
+
+# -- Deliveries answered once, and each its own ------------------------------------------------
+# Connection overrides (https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides):
+# Twilio retries a webhook (`rc`, `rp`) and "retries carry the header I-Twilio-Idempotency-Token",
+# the same token as the first delivery.
+
+def test_a_retried_fallback_request_starts_one_transfer(api, twilio):
+    make(api, "Billing")
+    retry = {"I-Twilio-Idempotency-Token": "fallback-token-1"}
+    params = call_params(CALL, ErrorCode="11200", ErrorUrl="https://handoff.example.com/voice/call")
+    first = twilio.post("/voice/fallback", params, headers=retry).get_data(as_text=True)
+    again = twilio.post("/voice/fallback", params, headers=retry).get_data(as_text=True)
+    assert again == first and parse(first).find("Refer/Sip").text == "sip:billing@pbx.example.com"
+    assert len(api.get("/v1/handoffs").get_json()["items"]) == 1
+
+
+def test_a_second_agent_session_ending_hands_off_anew_not_with_the_first_answer(api, twilio):
+    # The caller came back to the agent (a TwiML AGENT_URL that connects ConversationRelay
+    # with this action again, e.g. after on_failure return_to_agent) and the new session
+    # asks for another destination: it is a new request, not a retry of the first.
+    make(api, "Billing")
+    make(api, "Sales")
+    twilio.post("/voice/call", call_params(CALL))
+    first = parse(twilio.post("/voice/agent/ended", call_params(CALL, HandoffData='{"destination": "billing"}'),
+                              headers={"I-Twilio-Idempotency-Token": "session-1"}))
+    assert first.find("Refer/Sip").text == "sip:billing@pbx.example.com"
+    twilio.post(path(first.find("Refer").get("action")), call_params(CALL, CallStatus="in-progress",
+                                                                         ReferCallStatus="in-progress",
+                                                                         ReferSipResponseCode="202"))
+    assert latest_handoff(api, CALL)["state"] == "connected"
+    second = parse(twilio.post("/voice/agent/ended", call_params(CALL, HandoffData='{"destination": "sales"}'),
+                               headers={"I-Twilio-Idempotency-Token": "session-2"}))
+    assert second.find("Refer/Sip").text == "sip:sales@pbx.example.com"
+    assert latest_handoff(api, CALL)["destination"]["id"] == "sales"
+    retried = parse(twilio.post("/voice/agent/ended", call_params(CALL, HandoffData='{"destination": "sales"}'),
+                                headers={"I-Twilio-Idempotency-Token": "session-2"}))
+    assert retried.find("Refer").get("action") == second.find("Refer").get("action")
+    assert len(api.get("/v1/handoffs").get_json()["items"]) == 2
