@@ -77,9 +77,10 @@ def template_variables(handoff: Handoff, conversation: dict) -> dict[str, Any]:
     }
 
 
-# What Twilio takes as a caller ID (Dial page, callerId, https://www.twilio.com/docs/voice/twiml/dial):
-# toward a phone number, a number; toward a <Sip>, "any alphanumeric string" with + - _ .
-# and no whitespace. Anything else is refused (error 13214).
+# What Twilio takes as a caller ID: toward a phone number, a number (Dial page, callerId,
+# https://www.twilio.com/docs/voice/twiml/dial; error 13214); toward a <Sip>, "any alphanumeric
+# string. Optionally include the following chars: +-_., but no whitespace"
+# (https://www.twilio.com/docs/voice/twiml/sip).
 SIP_CALLER_ID = re.compile(r"^[A-Za-z0-9+\-_.]+$")
 
 

@@ -34,8 +34,9 @@ def warning_codes(api, call_sid=CALL):
 
 # -- <Dial callerId> ------------------------------------------------------------------------
 # Dial page (https://www.twilio.com/docs/voice/twiml/dial, callerId): toward a phone number
-# the caller ID is a phone number; toward a <Sip> "any alphanumeric string", optionally with
-# + - _ . and no whitespace. Error 13214 (https://www.twilio.com/docs/api/errors/13214):
+# the caller ID is a phone number. Sip page (https://www.twilio.com/docs/voice/twiml/sip): "For
+# SIP calls, the callerId attribute does not need to be a validated phone number. Enter any
+# alphanumeric string. Optionally include the following chars: +-_., but no whitespace." Error 13214 (https://www.twilio.com/docs/api/errors/13214):
 # "Carriers may send invalid Caller IDs on Incoming calls… your application should recognize
 # invalid caller IDs, and substitute them with a valid Caller ID to construct the subsequent
 # <Dial>." A template such as $caller_id renders whatever the call carried.
