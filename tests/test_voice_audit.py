@@ -10,6 +10,7 @@ import pytest
 from app import create_app
 from handoff import jobs
 from tests import test_consult as consult
+from tests import test_outbound as outbound
 from tests.helpers import Api, Twilio, call_params, flush, latest_handoff, parse, path, work
 from tests.helpers import add_destination as make
 
@@ -134,3 +135,15 @@ def test_a_second_agent_session_ending_hands_off_anew_not_with_the_first_answer(
                                 headers={"I-Twilio-Idempotency-Token": "session-2"}))
     assert retried.find("Refer").get("action") == second.find("Refer").get("action")
     assert len(api.get("/v1/handoffs").get_json()["items"]) == 2
+
+
+def test_a_retried_outbound_answer_greets_once(api, twilio, rest):
+    # An outbound call placed through the API is answered at /voice/outbound; a retry of that
+    # request (same token) is the same greeting, not a second one in the transcript.
+    outbound.place(api, rest)
+    retry = {"I-Twilio-Idempotency-Token": "outbound-token-1"}
+    first = twilio.post("/voice/outbound", outbound.outbound_call_params(), headers=retry).get_data(as_text=True)
+    again = twilio.post("/voice/outbound", outbound.outbound_call_params(), headers=retry).get_data(as_text=True)
+    assert again == first and parse(first).find("Gather") is not None
+    transcript = api.get(f"/v1/conversations/{outbound.CALL}").get_json()["transcript"]
+    assert [t["role"] for t in transcript] == ["agent"]

@@ -377,12 +377,19 @@ def outbound_answered(values):
     machine check runs meanwhile (async AMD) and may redirect the call later."""
     svc = services()
     call_sid = values.get("CallSid")
-    conversation = svc.store.get_conversation(call_sid) if call_sid else None
-    options = (conversation.outbound_options if conversation else None) or {}
-    agent_url = options.get("agent_url") or svc.config.agent_url
-    if agent_url:
-        return agent_twiml(agent_url, call_sid, conversation.shared_id if conversation else None)
-    return greet(call_sid)
+    if not call_sid:
+        return offline_transfer(values)
+
+    def answer() -> str:
+        conversation = svc.store.get_conversation(call_sid)
+        options = (conversation.outbound_options if conversation else None) or {}
+        agent_url = options.get("agent_url") or svc.config.agent_url
+        if agent_url:
+            return str(agent_twiml(agent_url, call_sid, conversation.shared_id if conversation else None))
+        return str(greet(call_sid))
+
+    # A retried delivery gets the same answer: the router's greeting is in the transcript once.
+    return svc.store.answer_once("outbound", f"{call_sid}:{_fingerprint(values)}", answer, ttl=_delivery_ttl())
 
 
 @bp.route("/amd", methods=["POST"])
