@@ -54,10 +54,11 @@ SUMMARY_TURNS = 2
 
 
 def consult_caller_id(destination: Destination, handoff: Handoff, conversation: dict,
-                      default_caller_id: str | None) -> str | None:
-    """The consult call's `from`: as for a <Dial>, else the number the caller called (a
-    Twilio number: the REST API needs one)."""
-    return caller_id_for(destination, handoff, conversation, default_caller_id) or number_of(conversation.get("to"))
+                      default_caller_id: str | None, kind: str = "number") -> str | None:
+    """The consult call's `from`: as for a <Dial> to a target of this `kind`, else the
+    number the caller called (a Twilio number: the REST API needs one)."""
+    return (caller_id_for(destination, handoff, conversation, default_caller_id, (kind,))
+            or number_of(conversation.get("to")))
 
 
 def briefing(handoff: Handoff, conversation: dict) -> str:

@@ -45,7 +45,7 @@ def call_human(handoff_id: str, attempt: int) -> str:
         return "failed"
     params = {
         "to": sip_uri_with_headers(target, handoff.sip_headers) if kind == "sip" else target,
-        "from_": consult_caller_id(destination, handoff, conversation, svc.config.default_caller_id),
+        "from_": consult_caller_id(destination, handoff, conversation, svc.config.default_caller_id, kind),
         "url": consult_url(handoff, "whisper", attempt), "method": "POST",
         "status_callback": consult_url(handoff, "call", attempt), "status_callback_method": "POST",
         "timeout": destination.ring_timeout,

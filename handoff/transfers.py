@@ -77,15 +77,38 @@ def template_variables(handoff: Handoff, conversation: dict) -> dict[str, Any]:
     }
 
 
+# What Twilio takes as a caller ID: toward a phone number, a number (Dial page, callerId,
+# https://www.twilio.com/docs/voice/twiml/dial; error 13214); toward a <Sip>, "any alphanumeric
+# string. Optionally include the following chars: +-_., but no whitespace"
+# (https://www.twilio.com/docs/voice/twiml/sip).
+SIP_CALLER_ID = re.compile(r"^[A-Za-z0-9+\-_.]+$")
+
+
+def caller_id_fits(value: str, kinds) -> bool:
+    """Whether Twilio accepts `value` as the caller ID of a call to targets of these kinds."""
+    if "number" in kinds:
+        return bool(sip.E164.match(value))
+    return bool(SIP_CALLER_ID.match(value))
+
+
+def rendered_caller_id(destination: Destination, handoff: Handoff, conversation: dict) -> str | None:
+    """The destination's caller ID, a template rendered (None: unset, or no value)."""
+    if not destination.caller_id:
+        return None
+    text, _ = render_value(destination.caller_id, template_variables(handoff, conversation),
+                           conversation.get("state") or {})
+    return text or None
+
+
 def caller_id_for(destination: Destination, handoff: Handoff, conversation: dict,
-                  default_caller_id: str | None) -> str | None:
+                  default_caller_id: str | None, kinds=("number",)) -> str | None:
     """Who the human sees calling: the destination's caller ID (a template is rendered),
-    else DEFAULT_CALLER_ID; None when neither gives a value."""
-    if destination.caller_id:
-        text, _ = render_value(destination.caller_id, template_variables(handoff, conversation),
-                               conversation.get("state") or {})
-        if text:
-            return text
+    else DEFAULT_CALLER_ID; None when neither gives a value. A template renders what the
+    call carried ("anonymous", a SIP user name), which Twilio refuses as a caller ID toward
+    a phone number (error 13214 says to substitute a valid one): the default replaces it."""
+    text = rendered_caller_id(destination, handoff, conversation)
+    if text and caller_id_fits(text, kinds):
+        return text
     return default_caller_id
 
 
@@ -276,7 +299,16 @@ class Planner:
         headers = self.render(handoff, destination, conversation) if any(k == "sip" for k, _ in targets) else {}
         screened = method == "sip_invite" and (destination.transfer_mode in WARM_MODES or destination.detect_voicemail)
         machine_detection = method == "sip_invite" and destination.detect_voicemail
-        caller_id = self.caller_id(handoff, destination, conversation) if method == "sip_invite" else None
+        caller_id = None
+        if method == "sip_invite":
+            kinds = {k for k, _ in targets}
+            caller_id = caller_id_for(destination, handoff, conversation, self.default_caller_id, kinds)
+            rendered = rendered_caller_id(destination, handoff, conversation)
+            if rendered and rendered != caller_id:
+                handoff.add_warning("caller_id_unusable",
+                                    f"{destination.id}: caller_id {destination.caller_id} gave {rendered[:40]!r}, "
+                                    "which Twilio refuses as a caller ID (error 13214); "
+                                    + (f"used DEFAULT_CALLER_ID {caller_id}" if caller_id else "left out"))
         if (method == "sip_invite" and not caller_id and handoff.leg in ("sip", "client")
                 and any(k == "number" for k, _ in targets)):
             handoff.add_warning("caller_id_missing",
@@ -293,9 +325,6 @@ class Planner:
             caller_id=caller_id,
             send_digits=destination.extension,
         )
-
-    def caller_id(self, handoff: Handoff, destination: Destination, conversation: dict) -> str | None:
-        return caller_id_for(destination, handoff, conversation, self.default_caller_id)
 
 
 # -- consult attempts: planned here like any other; handoff/consult.py follows them -----

@@ -190,6 +190,12 @@ def _fingerprint(values: dict[str, str]) -> str:
     return "c:" + hashlib.sha256(content.encode()).hexdigest()
 
 
+def _delivery_ttl() -> int:
+    """How long a delivery's answer is kept for its retries: an hour under Twilio's token,
+    else briefly (identical content later on is a new request that happens to look alike)."""
+    return 3600 if request.headers.get("I-Twilio-Idempotency-Token") else 30
+
+
 @bp.route("/call", methods=["POST", "GET"])
 @voice_route
 def inbound_call(values):
@@ -252,8 +258,7 @@ def handoff(values):
             conversation = call_conversation(values, batch=batch, stored=stored, state=sip_header_state(values))
             return str(transfer_call(values, conversation, handoff_request, batch=batch))
 
-    ttl = 3600 if request.headers.get("I-Twilio-Idempotency-Token") else 30
-    return svc.store.answer_once("handoff", f"{call_sid}:{_fingerprint(values)}", answer, ttl=ttl,
+    return svc.store.answer_once("handoff", f"{call_sid}:{_fingerprint(values)}", answer, ttl=_delivery_ttl(),
                                  read_along=read_along, batched=True)
 
 
@@ -372,12 +377,19 @@ def outbound_answered(values):
     machine check runs meanwhile (async AMD) and may redirect the call later."""
     svc = services()
     call_sid = values.get("CallSid")
-    conversation = svc.store.get_conversation(call_sid) if call_sid else None
-    options = (conversation.outbound_options if conversation else None) or {}
-    agent_url = options.get("agent_url") or svc.config.agent_url
-    if agent_url:
-        return agent_twiml(agent_url, call_sid, conversation.shared_id if conversation else None)
-    return greet(call_sid)
+    if not call_sid:
+        return offline_transfer(values)
+
+    def answer() -> str:
+        conversation = svc.store.get_conversation(call_sid)
+        options = (conversation.outbound_options if conversation else None) or {}
+        agent_url = options.get("agent_url") or svc.config.agent_url
+        if agent_url:
+            return str(agent_twiml(agent_url, call_sid, conversation.shared_id if conversation else None))
+        return str(greet(call_sid))
+
+    # A retried delivery gets the same answer: the router's greeting is in the transcript once.
+    return svc.store.answer_once("outbound", f"{call_sid}:{_fingerprint(values)}", answer, ttl=_delivery_ttl())
 
 
 @bp.route("/amd", methods=["POST"])
@@ -426,7 +438,9 @@ def agent_ended(values):
             conversation = svc.store.update_conversation(call_sid, lambda c: c.merge_state(state)) or conversation
         return str(transfer_call(values, conversation, handoff_request))
 
-    return svc.store.answer_once("agent-ended", call_sid, answer)
+    # One answer per delivery, not per call: a later session of the same call (the caller
+    # back with an agent) ending with its own handoffData is a new request.
+    return svc.store.answer_once("agent-ended", f"{call_sid}:{_fingerprint(values)}", answer, ttl=_delivery_ttl())
 
 
 @bp.route("/fallback", methods=["POST", "GET"])
@@ -440,4 +454,7 @@ def fallback(values):
         k: values[k] for k in ("ErrorCode", "ErrorUrl") if values.get(k)})
     if not call_sid:
         return offline_transfer(values, fallback_request)
-    return transfer_call(values, call_conversation(values), fallback_request)
+    # A retried delivery (same idempotency token) gets the first one's transfer, not a second.
+    return services().store.answer_once(
+        "fallback", f"{call_sid}:{_fingerprint(values)}",
+        lambda: str(transfer_call(values, call_conversation(values), fallback_request)), ttl=_delivery_ttl())
