@@ -34,6 +34,16 @@ log = logging.getLogger(__name__)
 VOICEMAIL_PROMPT = "Sorry, nobody could take your call. Please leave a message after the tone."
 
 
+def timed_out_too_soon(h: Handoff, attempt: int, outcome: str) -> bool:
+    """The sweep failed this attempt for want of an outcome (`timeout`), and the outcome came
+    after all, a failure: the caller is still on the call (a REFER's final NOTIFY can come
+    minutes later, from a PBX queue). The chain goes on as if it had come in time; hanging
+    up would drop a caller who is still waiting."""
+    detail = (h.history[-1].get("detail") or {}) if h.history else {}
+    return (h.state == FAILED and outcome == FAILED and detail.get("reason") == "timeout"
+            and detail.get("attempt") == attempt)
+
+
 class HandoffAttempts(HandoffCore):
     """Each callback records its attempt's outcome and answers where the caller goes next."""
 
@@ -60,8 +70,10 @@ class HandoffAttempts(HandoffCore):
         _, configuration, conversation = self.load(handoff_id)
 
         def mutate(h: Handoff) -> VoiceResponse | None:
-            if len(h.attempts) != attempt or h.state in FINAL_STATES:
-                return None  # already handled: a retried or late callback changes nothing
+            if len(h.attempts) != attempt:
+                return None  # an earlier attempt's retried or late callback changes nothing
+            if h.state in FINAL_STATES and not timed_out_too_soon(h, attempt, result.outcome):
+                return None  # already handled
             tried = h.attempts[-1]
             detail = {"destination": tried, "attempt": attempt, "result": result.result}
             if result.sip_code is not None:

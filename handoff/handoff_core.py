@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 # No deadline for these attempts: a Flex caller may wait in the queue as long as TaskRouter
 # keeps them, and a BYE has no outcome callback (the call's end completes it).
 UNTIMED_METHODS = ("twilio_flex", "sip_bye")
+# The longest a <Dial> to a human may take before Twilio reports on it, in seconds: ringing
+# (ring_timeout, at most 120: schemas/destinations.py), the machine check on the human's leg
+# (Twilio's machineDetectionTimeout, 30 by default: the Number and Sip pages of Twilio's TwiML
+# reference), the whisper and the accept gate (~45), and the callback's own way here (30).
+DIAL_LONGEST = 120 + 30 + 45 + 30
 
 
 class HandoffCore:
@@ -82,7 +87,13 @@ class HandoffCore:
         method = (handoff.destination or {}).get("method")
         if not config.transfer_timeout or method in UNTIMED_METHODS:
             return found
-        due = now + config.transfer_timeout
+        timeout = config.transfer_timeout
+        if method == "sip_invite":
+            # A <Dial> always reports its outcome; the timeout is for outcomes that never come
+            # (a REFER's missing NOTIFY). Failing a <Dial> sooner would fail a human who is
+            # about to press 1, and hang up the caller when Twilio then reports no answer.
+            timeout = max(timeout, DIAL_LONGEST)
+        due = now + timeout
         return found + [
             (f"{handoff.id}:{entry['detail']['attempt']}", due)
             for entry in entries

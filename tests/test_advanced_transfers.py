@@ -170,6 +170,53 @@ def test_a_transfer_with_no_outcome_times_out(api, twilio, app):
     assert api.get("/v1/handoffs/events").get_json()["items"][-1]["state"] == "failed"
 
 
+def test_a_screened_dial_is_not_timed_out_while_twilio_may_still_ring_and_screen_it(api, twilio, app):
+    """A <Dial> may ring up to 120 s, wait 30 s for the machine check, then whisper and wait
+    for a 1 (the Dial, Number and Sip pages: https://www.twilio.com/docs/voice/twiml/dial):
+    more than the 180 s timeout. Failed at 181 s, a human pressing 1 would reach a caller
+    whose handoff says failed, and Twilio's no-answer after it would hang the caller up."""
+    from datetime import timedelta
+
+    from handoff.handoff_core import DIAL_LONGEST
+    from handoff.handoffs import Handoffs
+
+    make(api, "Expert", method="sip_invite", transfer_mode="warm_accept", detect_voicemail=True,
+         ring_timeout=120, encryption="udp_rtp")
+    start(twilio)
+    services = app.extensions["handoff"]
+    started = services.clock()
+    services.clock = lambda: started + timedelta(seconds=181)
+    assert Handoffs(services).expire_due() == 0 and handoff(api)["state"] == "transferring"
+    services.clock = lambda: started + timedelta(seconds=DIAL_LONGEST + 1)
+    assert Handoffs(services).expire_due() == 1 and handoff(api)["state"] == "failed"
+
+
+def test_a_refer_that_fails_after_its_timeout_moves_the_caller_on_instead_of_hanging_up(api, twilio, app):
+    """<Refer> waits for the final NOTIFY before it requests its action
+    (https://www.twilio.com/docs/voice/twiml/refer), which a PBX that queues the transfer may
+    send minutes later. The sweep has failed the handoff by then; a busy after it means the
+    caller is still on the call, so the chain goes on."""
+    from datetime import timedelta
+
+    from handoff.handoffs import Handoffs
+
+    make(api, "Billing")
+    make(api, "Backup")
+    api.patch("/v1/destinations/billing", json={"fallback": "backup"})
+    root = start(twilio, destination="billing")
+    services = app.extensions["handoff"]
+    started = services.clock()
+    services.clock = lambda: started + timedelta(seconds=181)  # HANDOFF_TRANSFER_TIMEOUT is 180 s
+    assert Handoffs(services).expire_due() == 1 and handoff(api)["state"] == "failed"
+    late = parse(twilio.post(path(root.find("Refer").get("action")), {
+        **call_params(CALL), "ReferCallStatus": "busy", "ReferSipResponseCode": "202", "NotifySipResponseCode": "486"}))
+    assert late.find("Refer/Sip").text == "sip:backup@pbx.example.com"
+    record = handoff(api)
+    assert [(e["state"], e["detail"].get("reason")) for e in record["history"][-2:]] == [
+        ("failed", "timeout"), ("transferring", None)]
+    assert record["history"][-1]["detail"]["after"]["result"] == "busy"
+
+
 def test_a_pending_chat_handoff_does_not_hold_back_a_transfer_timeout(api, twilio, app):
     """Deadlines are streams whose entry ids are due times, taken in order: each kind keeps
     its own, so a chat's hour-long pending timeout set first does not delay a call's."""

@@ -390,13 +390,14 @@ def test_a_consult_with_no_outcome_times_out_and_the_caller_moves_on(api, twilio
     from datetime import timedelta
 
     from handoff import jobs
+    from handoff.handoff_core import DIAL_LONGEST
 
     make(api, "Reception")
     make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111")
     hold(twilio, api, rest, app, PSTN, destination="expert")
     services = app.extensions["handoff"]
     started = services.clock()
-    services.clock = lambda: started + timedelta(seconds=181)  # HANDOFF_TRANSFER_TIMEOUT is 180 s
+    services.clock = lambda: started + timedelta(seconds=DIAL_LONGEST + 1)  # a call to a human: not before
     services.queue.enqueue(jobs.sweep_transfers)
     expect_update(rest, HUMAN)
     expect_update(rest, CALL)
