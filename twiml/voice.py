@@ -49,7 +49,7 @@ def _start(utterance: str | None) -> VoiceResponse:
 
 
 def refer(transfer: Transfer) -> VoiceResponse:
-    # <Refer> carries exactly one <Sip>; headers ride in the URI query (§1). Twilio requests
+    # <Refer> carries exactly one <Sip>; headers ride in the URI query (https://www.twilio.com/docs/voice/twiml/refer). Twilio requests
     # the action URL once the final NOTIFY arrives, with ReferCallStatus.
     response = _start(transfer.utterance)
     verb = Refer(action=transfer.action_url, method="POST")
@@ -70,7 +70,7 @@ def dial(transfer: Transfer) -> VoiceResponse:
         if transfer.amd_url:
             noun.update(amd_status_callback=transfer.amd_url, amd_status_callback_method="POST")
     if transfer.answered_url:
-        # A space-separated string: the library would render a list as "['answered']" (§7).
+        # A space-separated string: the library would render a list as "['answered']".
         noun.update(status_callback=transfer.answered_url, status_callback_event="answered",
                     status_callback_method="POST")
     for kind, target in transfer.targets or ((transfer.kind, transfer.target),):
@@ -84,7 +84,8 @@ def dial(transfer: Transfer) -> VoiceResponse:
 
 def bye(transfer: Transfer) -> VoiceResponse:
     # Hand the leg back to the SBC: Twilio answers <Hangup/> with a BYE. No documented way
-    # exists to put headers on that BYE (§3), so the context travels in the handoff record.
+    # exists to put headers on that BYE (https://www.twilio.com/docs/voice/twiml/hangup:
+    # no attributes, nothing nested), so the context travels in the handoff record.
     response = _start(transfer.utterance)
     response.hangup()
     return response
