@@ -172,7 +172,7 @@ def _check_dialling(destination: Destination) -> None:
                                          "once: a voicemail answering first would cancel every human")
     if destination.method == "sip_invite" and destination.encryption == "tls_srtp":
         for route in routes:
-            transport = _uri_param(route, "transport")
+            transport = sip.uri_param(route, "transport")
             if transport is not None and transport.lower() != "tls":
                 # SRTP keys travel in the SDP: over UDP/TCP signalling they are in clear text
                 # (Twilio's Secure Media page pairs secure=true with transport=tls).
@@ -197,17 +197,6 @@ def _kind(route: str) -> str | None:
         return sip.classify_route(route)
     except sip.RouteError:
         return None
-
-
-def _uri_param(route: str, name: str) -> str | None:
-    """The value of a `;name=` URI parameter of a SIP route (None if absent or not a URI)."""
-    if not route.lower().startswith(("sip:", "sips:")):
-        return None
-    for param in route.split("?", 1)[0].split(";")[1:]:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == name:
-            return value.strip()
-    return None
 
 
 class Destinations:

@@ -157,6 +157,17 @@ def classify_route(route: str) -> str:
     raise RouteError("a route is a sip:/sips: URI, a bare extension, or an E.164 number (+15551234567)")
 
 
+def uri_param(route: str, name: str) -> str | None:
+    """The value of a `;name=` URI parameter of a SIP route (None if absent or not a URI)."""
+    if not route.lower().startswith(("sip:", "sips:")):
+        return None
+    for param in route.split("?", 1)[0].split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
 def _with_params(uri: str, params: dict[str, str]) -> str:
     present = {p.split("=", 1)[0].lower() for p in uri.split(";")[1:]}
     extra = "".join(f";{k}={v}" for k, v in params.items() if k.lower() not in present)
@@ -182,7 +193,13 @@ def dial_target(
         uri = f"sip:{route}@{sip_domain}"
     else:
         uri = route
-    if method == "sip_invite" and encryption == "tls_srtp" and not uri.startswith("tel:"):
-        # Twilio: ;transport=tls for signalling, ;secure=true for SRTP media (§2 Transport)
+    transport = uri_param(uri, "transport")
+    if (method == "sip_invite" and encryption == "tls_srtp" and not uri.startswith("tel:")
+            and transport in (None, "tls")):
+        # Twilio: ;transport=tls for signalling, ;secure=true for SRTP media (Twilio's Sip page,
+        # https://www.twilio.com/docs/voice/twiml/sip, Transport).
+        # A route that names another transport (a REFER destination's, bridged for a phone
+        # caller) is dialled as it says: SRTP keys over UDP signalling would travel in clear
+        # text, and Twilio's Secure Media page pairs secure=true with transport=tls.
         uri = _with_params(uri, {"transport": "tls", "secure": "true"})
     return "sip", uri

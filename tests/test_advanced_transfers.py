@@ -148,6 +148,16 @@ def test_a_pstn_caller_sent_to_refer_is_bridged_instead(api, twilio):
     assert verbs(parse(twilio.post("/voice/handoff", client))) == ["Dial"]
 
 
+def test_a_refer_route_over_udp_is_bridged_for_a_phone_caller_as_it_says(api, twilio):
+    """Bridged with <Dial> for a PSTN caller, a REFER destination's route that names its
+    transport keeps it: `;secure=true` (SRTP) belongs with `;transport=tls` (Twilio's Secure
+    Media page, https://www.twilio.com/docs/voice/secure-media), which such a route is not."""
+    make(api, "Desk", route="sip:desk@pbx.example.com;transport=udp")
+    pstn = call_params(CALL, From="+14155550100", To="+14155550199", SipCallId=None, SipDomain=None)
+    root = parse(twilio.post("/voice/handoff", pstn))
+    assert root.find("Dial/Sip").text == "sip:desk@pbx.example.com;transport=udp"
+
+
 def test_a_transfer_with_no_outcome_times_out(api, twilio, app):
     from datetime import timedelta
 
