@@ -33,6 +33,11 @@ def slugify(name: str) -> str:
     return slug or "destination"
 
 
+# Ids a destination never gets: /v1/destinations/export and /v1/destinations/import are
+# routes of their own (web/handoffs_yaml.py), so a destination with one of these ids could
+# not be read at /v1/destinations/<id>. A name that slugifies to one gets `export-2`.
+ROUTE_WORDS = frozenset({"export", "import"})
+
 FLEX_WORKFLOW = re.compile(r"^WW[0-9a-fA-F]{32}$")
 # What <Number sendDigits> accepts: DTMF digits and `w`, a half-second pause (Number page).
 EXTENSION_DIGITS = re.compile(r"^[0-9*#w]{1,64}$")
@@ -272,7 +277,7 @@ class Destinations:
         base = slugify(name)
         taken = configuration.by_id()
         candidate, n = base, 2
-        while candidate in taken:
+        while candidate in taken or candidate in ROUTE_WORDS:
             candidate, n = f"{base}-{n}", n + 1
         return candidate
 

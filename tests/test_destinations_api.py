@@ -30,6 +30,16 @@ def test_first_destination_becomes_default_and_gets_a_slug_id(api):
     assert [d["id"] for d in api.get("/v1/destinations").get_json()["items"]] == ["billing-team", "sales"]
 
 
+def test_a_destination_named_export_is_still_readable_by_its_id(api):
+    # GET /v1/destinations/export is the ADK export: a destination given the id `export`
+    # could never be read at /v1/destinations/<id>.
+    created = make(api, name="Export")
+    assert created["id"] == "export-2"
+    read = api.get("/v1/destinations/export-2")
+    assert read.status_code == 200 and read.get_json()["name"] == "Export"
+    assert api.get("/v1/destinations/export").mimetype == "application/yaml"
+
+
 def test_names_are_unique_case_insensitively(api):
     make(api)
     response = api.post("/v1/destinations", json={"name": "BILLING", "route": "1001"})
