@@ -46,6 +46,19 @@ def test_names_are_unique_case_insensitively(api):
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "conflict"
 
 
+@pytest.mark.parametrize("path, body", [
+    ("/v1/destinations", {"name": "BILLING", "route": "1001"}),
+    ("/v1/topics", {"name": "BILLING", "phrases": ["invoice"], "action": {}}),
+])
+def test_a_name_conflict_is_a_conflict_without_validation_fields(api, path, body):
+    # `fields` marks a validation error (422); a client reading it must not take a 409 for one.
+    make(api)
+    api.post("/v1/topics", json={"name": "Billing", "phrases": ["bill"], "action": {}})
+    response = api.post(path, json=body)
+    error = response.get_json()["error"]
+    assert response.status_code == 409 and error["code"] == "conflict" and "fields" not in error
+
+
 def test_validation_errors_name_the_field(api):
     response = api.post("/v1/destinations", json={"name": "X", "method": "carrier_pigeon",
                                                   "ring_timeout": 3, "route": "sip:a@b"})
