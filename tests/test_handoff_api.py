@@ -82,6 +82,17 @@ def test_patch_merges_data_and_outcome_by_shared_id_shows_on_the_conversation(ap
     assert api.post("/v1/handoffs/S-2/outcome", json={}).status_code == 422
 
 
+def test_a_completed_handoff_cannot_be_abandoned(api):
+    # An answer /v1/openapi.json lists (tests/response_conformance.py checks every answer).
+    setup_destinations(api)
+    _, handoff = chat_handoff(api)
+    api.post(f"/v1/handoffs/{handoff['id']}/claim", json={"agent": "ana"})
+    api.post(f"/v1/handoffs/{handoff['id']}/outcome", json={"resolution": "refunded"})
+    late = api.patch(f"/v1/handoffs/{handoff['id']}", json={"state": "abandoned"})
+    assert late.status_code == 409 and late.get_json()["error"]["code"] == "conflict"
+    assert api.get(f"/v1/handoffs/{handoff['id']}").get_json()["state"] == "completed"
+
+
 def test_handoff_state_reads_like_polyais(api):
     setup_destinations(api)
     conv, handoff = chat_handoff(api, shared_id="S-3", destination="billing", reason="refund", data={"k": "v"})

@@ -371,6 +371,7 @@ def get_handoff(ref):
     description="`{\"state\": \"abandoned\"}`: the user left before a human answered.",
     body=HandoffPatchSchema,
     responses={200: HandoffSchema},
+    errors={409: "`conflict`: `abandoned` for a handoff already completed or failed"},
 )
 def patch_handoff(ref):
     fields = body(HandoffPatchSchema())
