@@ -27,6 +27,17 @@ def integration_of(configuration: RoutingTable) -> dict[str, Any]:
     return {**DEFAULT_INTEGRATION, **(configuration.integration or {})}
 
 
+# The longest name a destination may have (the API refuses longer: schemas/destinations.py).
+NAME_LIMIT = 100
+
+
+def copy_name(name: str, n: int) -> str:
+    """The name of the n-th copy: "<name> (copy)", then "<name> (copy 2)"...; a long name
+    is cut so the copy's still fits NAME_LIMIT and can be sent back as it was read."""
+    suffix = " (copy)" if n == 1 else f" (copy {n})"
+    return name[:NAME_LIMIT - len(suffix)] + suffix
+
+
 def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:48].strip("-")
@@ -319,9 +330,9 @@ class Destinations:
     def duplicate(self, destination_id: str) -> dict:
         def mutate(configuration: RoutingTable, entities: dict) -> Destination:
             source = self._get(configuration, destination_id)
-            name, n = f"{source.name} (copy)", 2
+            name, n = copy_name(source.name, 1), 2
             while configuration.find_name(name) is not None:
-                name, n = f"{source.name} (copy {n})", n + 1
+                name, n = copy_name(source.name, n), n + 1
             now = now_iso()
             copy = Destination.from_dict({**source.to_dict(), "name": name, "created_at": now,
                                           "updated_at": now, "id": self._free_id(configuration, name)})

@@ -123,6 +123,18 @@ def test_duplicate_names_copies_and_is_never_default(api):
     assert copies[0]["route"] == dest["route"] and copies[0]["id"] != dest["id"]
 
 
+def test_a_copy_of_a_name_at_the_length_limit_is_still_a_valid_name(api):
+    dest = make(api, name="N" * 100)  # the longest name a destination may have
+    copies = [api.post(f"/v1/destinations/{dest['id']}/duplicate") for _ in range(2)]
+    names = [copy.get_json()["name"] for copy in copies]
+    assert [copy.status_code for copy in copies] == [201, 201]
+    assert names[0].endswith(" (copy)") and names[1].endswith(" (copy 2)")
+    assert all(len(name) == 100 and name.startswith("NNN") for name in names)
+    # what was read back can be sent back
+    again = api.patch(f"/v1/destinations/{copies[0].get_json()['id']}", json={"name": names[0]})
+    assert again.status_code == 200
+
+
 def test_exactly_one_default(api):
     make(api, name="A")
     b = make(api, name="B")
