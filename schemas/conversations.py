@@ -36,8 +36,12 @@ class LogEntry(Schema):
 
 class LoggedEntry(LogEntry):
     """A log entry as the conversation holds it: the agent's `conv.log.info("text", key=value)`
-    also keeps its key=value pairs (the API's POST of a log entry takes none)."""
+    also keeps its key=value pairs (the API's POST of a log entry takes none). Agent code logs
+    any text at any level (a logger does not refuse a line), so what is read back has none of
+    the bounds a POST of a log entry meets."""
 
+    level = fields.String(metadata={"description": "debug, info, warning or error; agent code may name another"})
+    message = fields.String(metadata={"description": "any text, empty or long, as agent code logged it"})
     fields_ = fields.Dict(data_key="fields", attribute="fields", metadata={"description": "key=value pairs given to conv.log"})
 
 
@@ -45,6 +49,12 @@ class MetricEntry(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     value = fields.Raw(required=True, metadata={"description": "a number, text or boolean"})
     at = fields.String()
+
+
+class RecordedMetric(MetricEntry):
+    """A metric as the conversation holds it: agent code's `conv.write_metric` names it freely."""
+
+    name = fields.String()
 
 
 class AnnotationEntry(Schema):
@@ -65,7 +75,7 @@ class ConversationSchema(Schema):
     state = fields.Dict()
     transcript = fields.List(fields.Nested(TranscriptEntry))
     log = fields.List(fields.Nested(LoggedEntry))
-    metrics = fields.List(fields.Nested(MetricEntry))
+    metrics = fields.List(fields.Nested(RecordedMetric))
     annotations = fields.List(fields.Nested(AnnotationEntry))
     handoff = fields.Nested(HandoffSchema, allow_none=True)
     outcome = fields.Dict(allow_none=True)

@@ -216,6 +216,20 @@ def test_event_feed_wait_returns_as_soon_as_something_happens(api, live_server):
     assert 0.4 < result["took"] < 5
 
 
+def test_what_agent_code_logs_is_served_as_the_api_document_says(app, api):
+    # The agent's logger takes any text (a payload dumped whole, an empty line) and any
+    # metric name; GET /v1/conversations/<id> must still answer within its document.
+    from handoff import Conversation
+
+    conv = Conversation.create(services=app.extensions["handoff"])
+    conv.log.info("x" * 20_000)
+    conv.log("", level="notice")
+    conv.write_metric("m" * 300, 1)
+    read = api.get(f"/v1/conversations/{conv.id}")
+    assert read.status_code == 200
+    assert [len(entry["message"]) for entry in read.get_json()["log"]] == [20_000, 0]
+
+
 def test_python_api_uses_the_same_code_path(app, api):
     from handoff import Conversation
 
