@@ -47,7 +47,8 @@ class LoggedEntry(LogEntry):
 
 class MetricEntry(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    value = fields.Raw(required=True, metadata={"description": "a number, text or boolean"})
+    value = fields.Raw(required=True, metadata={
+        "description": "a number, text or boolean, usually; any JSON value but null is kept as sent"})
     at = fields.String()
 
 
@@ -55,6 +56,8 @@ class RecordedMetric(MetricEntry):
     """A metric as the conversation holds it: agent code's `conv.write_metric` names it freely."""
 
     name = fields.String()
+    value = fields.Raw(required=True, allow_none=True, metadata={
+        "description": "as sent; null when agent code wrote the metric without a value"})
 
 
 class AnnotationEntry(Schema):
