@@ -175,6 +175,8 @@ def read_yaml(text: str) -> list[Any]:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise _refuse("body", f"not valid YAML: {exc}".splitlines()[0]) from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise _refuse("body", "nested too deeply for a handoffs.yaml") from None
     if not isinstance(document, dict) or not isinstance(document.get("handoffs"), list):
         raise _refuse("body", "expected a handoffs.yaml: a mapping with a `handoffs` list")
     return document["handoffs"]

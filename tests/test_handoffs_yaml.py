@@ -96,7 +96,9 @@ def test_an_invalid_entry_writes_nothing_and_is_named(api):
     no_number = HANDOFFS_YAML.replace('      phone_number: "+15557654321"\n', "")
     refused = api.post("/v1/destinations/import", data=no_number, headers=YAML_TYPE).get_json()["error"]
     assert "handoffs[1] (billing_desk)" in refused["message"] and "phone_number" in refused["message"]
-    for text in ("handoffs: [", "just text", yaml.safe_dump({"handoffs": [{"name": "x", "sip_config": {"method": "x"}}]})):
+    deep = "handoffs: " + "[" * 5000 + "]" * 5000  # PyYAML composes recursively: RecursionError
+    for text in ("handoffs: [", "just text", deep,
+                 yaml.safe_dump({"handoffs": [{"name": "x", "sip_config": {"method": "x"}}]})):
         assert api.post("/v1/destinations/import", data=text, headers=YAML_TYPE).status_code == 422
     assert api.get("/v1/destinations").get_json()["items"] == []
     assert api.client.post("/v1/destinations/import", data=HANDOFFS_YAML).status_code == 401
