@@ -144,7 +144,10 @@ def _check(destination: Destination, configuration: RoutingTable, sip_domain: st
     if destination.detect_voicemail and destination.method != "sip_invite":
         raise ValidationFailed.field("detect_voicemail", "voicemail detection needs method sip_invite")
     _check_dialling(destination)
-    if destination.fallback is not None:
+    # Only a fallback being set is checked: deleting a destination leaves the ones that fall
+    # back to it as they are (the chain goes on to the default, handoff/transfers.py), and
+    # they stay editable.
+    if destination.fallback is not None and "fallback" in changed:
         if destination.fallback == destination.id:
             raise ValidationFailed.field("fallback", "a destination cannot fall back to itself")
         if destination.fallback not in configuration.by_id():

@@ -164,6 +164,15 @@ def test_fallback_must_name_another_existing_destination(api):
     assert b["fallback"] == a["id"]
 
 
+def test_deleting_a_fallback_leaves_the_destinations_pointing_at_it_editable(api):
+    make(api, name="A")
+    make(api, name="B", fallback="a")
+    assert api.delete("/v1/destinations/a?confirm=A").status_code == 204
+    edited = api.patch("/v1/destinations/b", json={"description": "after A went"})
+    assert edited.status_code == 200 and edited.get_json()["description"] == "after A went"
+    assert api.patch("/v1/destinations/b", json={"fallback": None}).get_json()["fallback"] is None
+
+
 def test_integration_constraints_refuse_writes_and_warn_existing(api):
     dest = make(api, sip_headers=[{"name": "X-A", "value": "1"}])
     put = api.put("/v1/integration", json={"provider": "sip_trunk", "required_method": "sip_invite",
