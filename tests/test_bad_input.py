@@ -89,6 +89,18 @@ def test_an_event_cursor_beyond_redis_stream_ids_is_refused(api):
     assert api.get("/v1/handoffs/events?after=1-0").status_code == 200
 
 
+def test_a_header_template_indexing_a_list_with_a_superscript_is_a_missing_variable(api):
+    # "²" is a digit to str.isdigit() but not to int(): the path must just not resolve.
+    add_destination(api, "Billing")
+    cid = api.post("/v1/conversations", json={"state": {"items": ["first"]}}).get_json()["id"]
+    response = api.post(f"/v1/conversations/{cid}/handoff",
+                        json={"sip_headers": {"X-Item": "$items.\u00b2", "X-First": "$items.0"}})
+    assert response.status_code == 201
+    handoff = response.get_json()
+    assert handoff["sip_headers"] == {"X-First": "first"}
+    assert [w["code"] for w in handoff["warnings"]] == ["missing_variable"]
+
+
 def test_a_destination_cursor_nested_too_deep_is_refused(api):
     # 1,100 brackets: ~1.5 KB of cursor, within a request line, past json's recursion limit.
     cursor = base64.urlsafe_b64encode(b"[" * 1100).decode().rstrip("=")
