@@ -101,6 +101,12 @@ def test_a_header_template_indexing_a_list_with_a_superscript_is_a_missing_varia
     assert [w["code"] for w in handoff["warnings"]] == ["missing_variable"]
 
 
+@pytest.mark.parametrize("version", ["\u00b2", "\u2460"])  # "²", "①": str.isdigit(), not int()
+def test_a_config_version_that_is_no_number_is_refused(api, version):
+    response = api.get("/v1/config/diff", query_string={"from": version})
+    assert response.status_code == 422 and "from" in response.get_json()["error"]["fields"]
+
+
 def test_a_destination_cursor_nested_too_deep_is_refused(api):
     # 1,100 brackets: ~1.5 KB of cursor, within a request line, past json's recursion limit.
     cursor = base64.urlsafe_b64encode(b"[" * 1100).decode().rstrip("=")
