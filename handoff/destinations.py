@@ -50,6 +50,7 @@ def slugify(name: str) -> str:
 ROUTE_WORDS = frozenset({"export", "import"})
 
 FLEX_WORKFLOW = re.compile(r"^WW[0-9a-fA-F]{32}$")
+# The patterns below are used with fullmatch: their `$` also matches before a final newline.
 # What <Number sendDigits> accepts: DTMF digits and `w`, a half-second pause (Number page).
 EXTENSION_DIGITS = re.compile(r"^[0-9*#w]{1,64}$")
 TEMPLATE = re.compile(r"\$(\{[A-Za-z_][A-Za-z0-9_.]*\}|[A-Za-z_][A-Za-z0-9_.]*)")
@@ -162,7 +163,7 @@ def _check_routes(destination: Destination, sip_domain: str | None) -> None:
         if not 1 <= len(routes) <= MAX_SIMULTANEOUS:
             raise ValidationFailed.field("route", f"ring 1 to {MAX_SIMULTANEOUS} routes at once")
     if destination.method == "twilio_flex":
-        if not FLEX_WORKFLOW.match(routes[0]):
+        if not FLEX_WORKFLOW.fullmatch(routes[0]):
             raise ValidationFailed.field("route", "a twilio_flex route is a TaskRouter Workflow SID (WW + 32 hex)")
         return
     for route in routes:
@@ -197,17 +198,17 @@ def _check_dialling(destination: Destination) -> None:
                 # (Twilio's Secure Media page pairs secure=true with transport=tls).
                 raise ValidationFailed.field("encryption", f"tls_srtp needs ;transport=tls, but {route!r} "
                                              f"uses transport={transport}: use udp_rtp or a TLS route")
-    if destination.caller_id is not None and not (sip.E164.match(destination.caller_id)
+    if destination.caller_id is not None and not (sip.E164.fullmatch(destination.caller_id)
                                                   or TEMPLATE.fullmatch(destination.caller_id)):
         raise ValidationFailed.field("caller_id", "a caller ID is an E.164 number (+15551234567) "
                                      "or one template variable such as $called_number")
     if destination.extension is not None:
-        if not EXTENSION_DIGITS.match(destination.extension):
+        if not EXTENSION_DIGITS.fullmatch(destination.extension):
             raise ValidationFailed.field("extension", "an extension is DTMF digits (0-9, *, #) and w "
                                          "(a half-second pause), e.g. ww1234#")
         if not routes or any(_kind(route) != "number" for route in routes):
             raise ValidationFailed.field("extension", "an extension needs a phone-number (E.164) route")
-    if destination.hold_audio_url is not None and not re.match(r"^https://[^\s]+$", destination.hold_audio_url):
+    if destination.hold_audio_url is not None and not re.fullmatch(r"https://[^\s]+", destination.hold_audio_url):
         raise ValidationFailed.field("hold_audio_url", "hold audio is an https:// URL")
 
 

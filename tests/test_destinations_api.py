@@ -173,6 +173,19 @@ def test_deleting_a_fallback_leaves_the_destinations_pointing_at_it_editable(api
     assert api.patch("/v1/destinations/b", json={"fallback": None}).get_json()["fallback"] is None
 
 
+@pytest.mark.parametrize("fields, named", [
+    ({"method": "sip_invite", "route": "+14155550100", "caller_id": "+14155550111\n"}, "caller_id"),
+    ({"method": "sip_invite", "route": "+14155550100", "extension": "1234\n"}, "extension"),
+    ({"method": "twilio_flex", "route": "WW" + "a" * 32 + "\n"}, "route"),
+    ({"method": "sip_invite", "route": "+14155550100", "transfer_mode": "consult",
+      "hold_audio_url": "https://hold.example.com/music.mp3\n"}, "hold_audio_url"),
+])
+def test_a_trailing_newline_is_not_part_of_a_valid_value(api, fields, named):
+    # A regex's `$` matches before a final newline: these values reach TwiML attributes.
+    response = api.post("/v1/destinations", json={"name": "Trailing", **fields})
+    assert response.status_code == 422 and named in response.get_json()["error"]["fields"]
+
+
 def test_integration_constraints_refuse_writes_and_warn_existing(api):
     dest = make(api, sip_headers=[{"name": "X-A", "value": "1"}])
     put = api.put("/v1/integration", json={"provider": "sip_trunk", "required_method": "sip_invite",
