@@ -18,7 +18,7 @@ class ConversationCreate(Schema):
 
 
 class ConversationPatch(Schema):
-    shared_id = text(200, allow_none=True)
+    shared_id = text(200, allow_none=True, metadata={"description": "null clears it"})
     state = fields.Dict()
 
 

@@ -48,6 +48,15 @@ def test_patch_merges_state(api):
     assert body["state"] == {"a": 1, "b": 3} and body["shared_id"] == "X"
 
 
+def test_patch_with_a_null_shared_id_clears_it(api):
+    # The document lets shared_id be null in a PATCH: that is a change, not "leave it".
+    cid = api.post("/v1/conversations", json={"shared_id": "S-old"}).get_json()["id"]
+    body = api.patch(f"/v1/conversations/{cid}", json={"shared_id": None}).get_json()
+    assert body["shared_id"] is None
+    assert api.get("/v1/conversations?shared_id=S-old").get_json()["items"] == []
+    assert api.patch(f"/v1/conversations/{cid}", json={"state": {"a": 1}}).get_json()["shared_id"] is None
+
+
 def test_chat_handoff_is_pending_and_found_by_id_or_shared_id(api):
     setup_destinations(api)
     conv, first = chat_handoff(api, shared_id="S-9", destination="billing", reason="refund",

@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError
 
 from handoff import jsontext, polyai
 from handoff.calls import Calls
-from handoff.conversations import Conversations
+from handoff.conversations import KEEP, Conversations
 from handoff.destinations import Destinations
 from handoff.errors import Unauthorized, UnsupportedMediaType, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
@@ -259,7 +259,7 @@ def get_conversation(conversation_id):
 def update_conversation(conversation_id):
     fields = body(ConversationPatch())
     return respond(Conversations(services()).update(
-        conversation_id, shared_id=fields.get("shared_id"), state=fields.get("state")))
+        conversation_id, shared_id=fields.get("shared_id", KEEP), state=fields.get("state")))
 
 
 ENTRY_SCHEMAS = {"transcript": TranscriptEntry, "log": LogEntry, "metrics": MetricEntry,
