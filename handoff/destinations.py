@@ -33,7 +33,7 @@ NAME_LIMIT = 100
 
 def copy_name(name: str, n: int) -> str:
     """The name of the n-th copy: "<name> (copy)", then "<name> (copy 2)"...; a long name
-    is cut so the copy's still fits NAME_LIMIT and can be sent back as it was read."""
+    is cut so the copy still fits NAME_LIMIT and can be sent back as it was read."""
     suffix = " (copy)" if n == 1 else f" (copy {n})"
     return name[:NAME_LIMIT - len(suffix)] + suffix
 
@@ -49,8 +49,8 @@ def slugify(name: str) -> str:
 # not be read at /v1/destinations/<id>. A name that slugifies to one gets `export-2`.
 ROUTE_WORDS = frozenset({"export", "import"})
 
-FLEX_WORKFLOW = re.compile(r"^WW[0-9a-fA-F]{32}$")
 # The patterns below are used with fullmatch: their `$` also matches before a final newline.
+FLEX_WORKFLOW = re.compile(r"^WW[0-9a-fA-F]{32}$")
 # What <Number sendDigits> accepts: DTMF digits and `w`, a half-second pause (Number page).
 EXTENSION_DIGITS = re.compile(r"^[0-9*#w]{1,64}$")
 TEMPLATE = re.compile(r"\$(\{[A-Za-z_][A-Za-z0-9_.]*\}|[A-Za-z_][A-Za-z0-9_.]*)")
