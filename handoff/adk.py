@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Protocol
 
 import yaml
@@ -113,9 +114,19 @@ def _refuse(where: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"{where}: {message}", {where: [message]})
 
 
-def _text(value: Any) -> str | None:
-    # An unquoted phone number or extension reads as a YAML number: it is still text.
-    return None if value is None else str(value)
+# What a YAML scalar reads as (safe_load): an unquoted phone number or extension reads as
+# a number, an unquoted date as a date; either is still text here.
+SCALARS = (str, int, float, bool, date)
+
+
+def _text(value: Any, where: str, what: str) -> str | None:
+    """A scalar field as text. A list or mapping is refused, never written out: through
+    YAML aliases a body of a few hundred bytes can stand for gigabytes of text."""
+    if value is None:
+        return None
+    if not isinstance(value, SCALARS):
+        raise _refuse(where, f"{what} is text, not a list or mapping")
+    return str(value)
 
 
 def _fields_of(entry: Any, where: str) -> tuple[dict[str, Any], bool]:
@@ -127,19 +138,21 @@ def _fields_of(entry: Any, where: str) -> tuple[dict[str, Any], bool]:
         raise _refuse(where, "name is required")
     where = f"{where} ({name})"
     config = entry.get("sip_config")
-    if not isinstance(config, dict) or config.get("method") not in METHODS:
+    method = config.get("method") if isinstance(config, dict) else None
+    if not isinstance(method, str) or method not in METHODS:
         raise _refuse(where, "sip_config.method must be one of invite, refer, bye")
-    method = config["method"]
-    fields: dict[str, Any] = {"name": name.strip(), "description": _text(entry.get("description")) or "",
+    fields: dict[str, Any] = {"name": name.strip(),
+                              "description": _text(entry.get("description"), where, "description") or "",
                               "method": METHODS[method]}
-    number, endpoint = _text(config.get("phone_number")), _text(config.get("outbound_endpoint"))
+    number = _text(config.get("phone_number"), where, "sip_config.phone_number")
+    endpoint = _text(config.get("outbound_endpoint"), where, "sip_config.outbound_endpoint")
     encryption = config.get("outbound_encryption", "TLS/SRTP")
     if method != "bye":
         if not number:
             raise _refuse(where, f"sip_config.phone_number is required for {method}")
         fields["route"] = number
     if method == "invite":
-        if encryption not in ENCRYPTIONS:
+        if not isinstance(encryption, str) or encryption not in ENCRYPTIONS:
             raise _refuse(where, "sip_config.outbound_encryption must be TLS/SRTP or UDP/RTP")
         fields["encryption"] = ENCRYPTIONS[encryption]
         is_uri = number.lower().startswith(("sip:", "sips:"))
@@ -152,7 +165,9 @@ def _fields_of(entry: Any, where: str) -> tuple[dict[str, Any], bool]:
     headers = entry.get("sip_headers") or []
     if not isinstance(headers, list) or not all(isinstance(h, dict) and "key" in h for h in headers):
         raise _refuse(where, "sip_headers is a list of {key, value}")
-    fields["sip_headers"] = [{"name": _text(h["key"]), "value": _text(h.get("value")) or ""} for h in headers]
+    fields["sip_headers"] = [{"name": _text(h["key"], where, f"sip_headers[{i}].key"),
+                              "value": _text(h.get("value"), where, f"sip_headers[{i}].value") or ""}
+                             for i, h in enumerate(headers)]
     is_default = entry.get("is_default", False)
     if not isinstance(is_default, bool):
         raise _refuse(where, "is_default is true or false")
@@ -164,6 +179,8 @@ def read_yaml(text: str) -> list[Any]:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise _refuse("body", f"not valid YAML: {exc}".splitlines()[0]) from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise _refuse("body", "nested too deeply for a handoffs.yaml") from None
     if not isinstance(document, dict) or not isinstance(document.get("handoffs"), list):
         raise _refuse("body", "expected a handoffs.yaml: a mapping with a `handoffs` list")
     return document["handoffs"]

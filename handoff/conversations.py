@@ -12,6 +12,7 @@ from .store import Keys, WriteBatch
 
 ROLES = ("user", "agent", "human")
 LEVELS = ("debug", "info", "warning", "error")
+KEEP = object()  # Conversations.update: a field not given, left as it is (None clears)
 
 
 def new_id(prefix: str) -> str:
@@ -84,10 +85,11 @@ class Conversations:
     def get(self, conversation_id: str) -> dict:
         return self.present(self.load(conversation_id))
 
-    def update(self, conversation_id: str, *, shared_id: str | None = None,
+    def update(self, conversation_id: str, *, shared_id: str | None | object = KEEP,
                state: dict | None = None) -> dict:
+        """`shared_id` None clears it (a PATCH may send null); KEEP leaves it."""
         def mutate(conversation: ConversationRecord) -> None:
-            if shared_id is not None:
+            if shared_id is not KEEP:
                 conversation.shared_id = shared_id
             if state:
                 conversation.merge_state(state)

@@ -8,7 +8,7 @@ import re
 import unicodedata
 from typing import Any
 
-from . import hours, sip, versions
+from . import hours, jsontext, sip, versions
 from .errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
 from .models import Destination, now_iso, warning
 from .services import Services
@@ -27,12 +27,29 @@ def integration_of(configuration: RoutingTable) -> dict[str, Any]:
     return {**DEFAULT_INTEGRATION, **(configuration.integration or {})}
 
 
+# The longest name a destination may have (the API refuses longer: schemas/destinations.py).
+NAME_LIMIT = 100
+
+
+def copy_name(name: str, n: int) -> str:
+    """The name of the n-th copy: "<name> (copy)", then "<name> (copy 2)"...; a long name
+    is cut so the copy still fits NAME_LIMIT and can be sent back as it was read."""
+    suffix = " (copy)" if n == 1 else f" (copy {n})"
+    return name[:NAME_LIMIT - len(suffix)] + suffix
+
+
 def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:48].strip("-")
     return slug or "destination"
 
 
+# Ids a destination never gets: /v1/destinations/export and /v1/destinations/import are
+# routes of their own (web/handoffs_yaml.py), so a destination with one of these ids could
+# not be read at /v1/destinations/<id>. A name that slugifies to one gets `export-2`.
+ROUTE_WORDS = frozenset({"export", "import"})
+
+# The patterns below are used with fullmatch: their `$` also matches before a final newline.
 FLEX_WORKFLOW = re.compile(r"^WW[0-9a-fA-F]{32}$")
 # What <Number sendDigits> accepts: DTMF digits and `w`, a half-second pause (Number page).
 EXTENSION_DIGITS = re.compile(r"^[0-9*#w]{1,64}$")
@@ -128,7 +145,10 @@ def _check(destination: Destination, configuration: RoutingTable, sip_domain: st
     if destination.detect_voicemail and destination.method != "sip_invite":
         raise ValidationFailed.field("detect_voicemail", "voicemail detection needs method sip_invite")
     _check_dialling(destination)
-    if destination.fallback is not None:
+    # Only a fallback being set is checked: deleting a destination leaves the ones that fall
+    # back to it as they are (the chain goes on to the default, handoff/transfers.py), and
+    # they stay editable.
+    if destination.fallback is not None and "fallback" in changed:
         if destination.fallback == destination.id:
             raise ValidationFailed.field("fallback", "a destination cannot fall back to itself")
         if destination.fallback not in configuration.by_id():
@@ -143,7 +163,7 @@ def _check_routes(destination: Destination, sip_domain: str | None) -> None:
         if not 1 <= len(routes) <= MAX_SIMULTANEOUS:
             raise ValidationFailed.field("route", f"ring 1 to {MAX_SIMULTANEOUS} routes at once")
     if destination.method == "twilio_flex":
-        if not FLEX_WORKFLOW.match(routes[0]):
+        if not FLEX_WORKFLOW.fullmatch(routes[0]):
             raise ValidationFailed.field("route", "a twilio_flex route is a TaskRouter Workflow SID (WW + 32 hex)")
         return
     for route in routes:
@@ -178,17 +198,17 @@ def _check_dialling(destination: Destination) -> None:
                 # (Twilio's Secure Media page pairs secure=true with transport=tls).
                 raise ValidationFailed.field("encryption", f"tls_srtp needs ;transport=tls, but {route!r} "
                                              f"uses transport={transport}: use udp_rtp or a TLS route")
-    if destination.caller_id is not None and not (sip.E164.match(destination.caller_id)
+    if destination.caller_id is not None and not (sip.E164.fullmatch(destination.caller_id)
                                                   or TEMPLATE.fullmatch(destination.caller_id)):
         raise ValidationFailed.field("caller_id", "a caller ID is an E.164 number (+15551234567) "
                                      "or one template variable such as $called_number")
     if destination.extension is not None:
-        if not EXTENSION_DIGITS.match(destination.extension):
+        if not EXTENSION_DIGITS.fullmatch(destination.extension):
             raise ValidationFailed.field("extension", "an extension is DTMF digits (0-9, *, #) and w "
                                          "(a half-second pause), e.g. ww1234#")
         if not routes or any(_kind(route) != "number" for route in routes):
             raise ValidationFailed.field("extension", "an extension needs a phone-number (E.164) route")
-    if destination.hold_audio_url is not None and not re.match(r"^https://[^\s]+$", destination.hold_audio_url):
+    if destination.hold_audio_url is not None and not re.fullmatch(r"https://[^\s]+", destination.hold_audio_url):
         raise ValidationFailed.field("hold_audio_url", "hold audio is an https:// URL")
 
 
@@ -261,7 +281,7 @@ class Destinations:
         base = slugify(name)
         taken = configuration.by_id()
         candidate, n = base, 2
-        while candidate in taken:
+        while candidate in taken or candidate in ROUTE_WORDS:
             candidate, n = f"{base}-{n}", n + 1
         return candidate
 
@@ -303,9 +323,9 @@ class Destinations:
     def duplicate(self, destination_id: str) -> dict:
         def mutate(configuration: RoutingTable, entities: dict) -> Destination:
             source = self._get(configuration, destination_id)
-            name, n = f"{source.name} (copy)", 2
+            name, n = copy_name(source.name, 1), 2
             while configuration.find_name(name) is not None:
-                name, n = f"{source.name} (copy {n})", n + 1
+                name, n = copy_name(source.name, n), n + 1
             now = now_iso()
             copy = Destination.from_dict({**source.to_dict(), "name": name, "created_at": now,
                                           "updated_at": now, "id": self._free_id(configuration, name)})
@@ -353,7 +373,8 @@ def encode_cursor(destination: Destination) -> str:
 
 def decode_cursor(cursor: str) -> tuple[str, str]:
     try:
-        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        # jsontext: a crafted cursor nested a thousand deep raises RecursionError in json.
+        position = jsontext.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if isinstance(position, list) and len(position) == 2 and all(isinstance(p, str) for p in position):
             return position[0], position[1]
     except (ValueError, UnicodeDecodeError):

@@ -5,6 +5,9 @@ from __future__ import annotations
 class ServiceError(Exception):
     code = "error"
     status = 500
+    # `fields` goes out only on validation errors: a client takes its presence to mean
+    # "fix these fields". Others may still carry them for the page's forms (web/studio.py).
+    answers_fields = False
 
     def __init__(self, message: str, fields: dict | None = None):
         super().__init__(message)
@@ -13,7 +16,7 @@ class ServiceError(Exception):
 
     def to_dict(self) -> dict:
         body = {"code": self.code, "message": self.message}
-        if self.fields:
+        if self.fields and self.answers_fields:
             body["fields"] = self.fields
         return {"error": body}
 
@@ -28,6 +31,7 @@ class NotFound(ServiceError):
 
 class ValidationFailed(ServiceError):
     code, status = "validation_error", 422
+    answers_fields = True
 
     @classmethod
     def field(cls, name: str, message: str) -> ValidationFailed:

@@ -24,7 +24,8 @@ def lookup(variables: Mapping[str, Any], state: Mapping[str, Any], name: str) ->
     for part in name.split("."):
         if isinstance(node, Mapping) and part in node:
             node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        # isdecimal, not isdigit: "²" is a digit that int() refuses (the names allow \w).
+        elif isinstance(node, list) and part.isdecimal() and int(part) < len(node):
             node = node[int(part)]
         else:
             return _MISSING

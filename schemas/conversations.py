@@ -18,7 +18,7 @@ class ConversationCreate(Schema):
 
 
 class ConversationPatch(Schema):
-    shared_id = text(200, allow_none=True)
+    shared_id = text(200, allow_none=True, metadata={"description": "null clears it"})
     state = fields.Dict()
 
 
@@ -36,15 +36,28 @@ class LogEntry(Schema):
 
 class LoggedEntry(LogEntry):
     """A log entry as the conversation holds it: the agent's `conv.log.info("text", key=value)`
-    also keeps its key=value pairs (the API's POST of a log entry takes none)."""
+    also keeps its key=value pairs (the API's POST of a log entry takes none). Agent code logs
+    any text at any level (a logger does not refuse a line), so what is read back has none of
+    the bounds a POST of a log entry meets."""
 
+    level = fields.String(metadata={"description": "debug, info, warning or error; agent code may name another"})
+    message = fields.String(metadata={"description": "any text, empty or long, as agent code logged it"})
     fields_ = fields.Dict(data_key="fields", attribute="fields", metadata={"description": "key=value pairs given to conv.log"})
 
 
 class MetricEntry(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    value = fields.Raw(required=True, metadata={"description": "a number, text or boolean"})
+    value = fields.Raw(required=True, metadata={
+        "description": "a number, text or boolean, usually; any JSON value but null is kept as sent"})
     at = fields.String()
+
+
+class RecordedMetric(MetricEntry):
+    """A metric as the conversation holds it: agent code's `conv.write_metric` names it freely."""
+
+    name = fields.String()
+    value = fields.Raw(required=True, allow_none=True, metadata={
+        "description": "as sent; null when agent code wrote the metric without a value"})
 
 
 class AnnotationEntry(Schema):
@@ -65,7 +78,7 @@ class ConversationSchema(Schema):
     state = fields.Dict()
     transcript = fields.List(fields.Nested(TranscriptEntry))
     log = fields.List(fields.Nested(LoggedEntry))
-    metrics = fields.List(fields.Nested(MetricEntry))
+    metrics = fields.List(fields.Nested(RecordedMetric))
     annotations = fields.List(fields.Nested(AnnotationEntry))
     handoff = fields.Nested(HandoffSchema, allow_none=True)
     outcome = fields.Dict(allow_none=True)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from handoff.destinations import NAME_LIMIT
 from handoff.models import ENCRYPTIONS, FAILURE_DISPOSITIONS, INTROS, METHODS, TRANSFER_MODES
 
 from .common import SipHeaderSchema, WarningSchema, patch_schema, text
@@ -20,7 +21,7 @@ class RouteField(fields.Field):
 class DestinationInput(Schema):
     """Body of POST /v1/destinations (PATCH takes any subset)."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100),
+    name = fields.String(required=True, validate=validate.Length(min=1, max=NAME_LIMIT),
                          metadata={"description": "unique, case-insensitively", "example": "Billing"})
     description = text(500, load_default="")
     method = fields.String(load_default="sip_refer", validate=validate.OneOf(METHODS))

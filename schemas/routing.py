@@ -1,6 +1,8 @@
 """Versions, sandbox and live, preview and test calls of the routing configuration."""
 from __future__ import annotations
 
+import re
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from .common import WarningSchema, text
@@ -16,7 +18,8 @@ class VersionRef(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if value in ("live", "sandbox"):
             return value
-        if isinstance(value, str) and value.isdigit() and len(value) <= 12:
+        # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses.
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value):
             return int(value)
         raise ValidationError("a version number, live or sandbox")
 

@@ -2,6 +2,7 @@
 never a 5xx, a traceback, or a value stored that cannot be served back."""
 from __future__ import annotations
 
+import base64
 import json
 import logging
 
@@ -86,6 +87,31 @@ def test_an_event_cursor_beyond_redis_stream_ids_is_refused(api):
         assert response.status_code == 422, cursor
         assert "after" in response.get_json()["error"]["fields"]
     assert api.get("/v1/handoffs/events?after=1-0").status_code == 200
+
+
+def test_a_header_template_indexing_a_list_with_a_superscript_is_a_missing_variable(api):
+    # "²" is a digit to str.isdigit() but not to int(): the path must just not resolve.
+    add_destination(api, "Billing")
+    cid = api.post("/v1/conversations", json={"state": {"items": ["first"]}}).get_json()["id"]
+    response = api.post(f"/v1/conversations/{cid}/handoff",
+                        json={"sip_headers": {"X-Item": "$items.\u00b2", "X-First": "$items.0"}})
+    assert response.status_code == 201
+    handoff = response.get_json()
+    assert handoff["sip_headers"] == {"X-First": "first"}
+    assert [w["code"] for w in handoff["warnings"]] == ["missing_variable"]
+
+
+@pytest.mark.parametrize("version", ["\u00b2", "\u2460"])  # "²", "①": str.isdigit(), not int()
+def test_a_config_version_that_is_no_number_is_refused(api, version):
+    response = api.get("/v1/config/diff", query_string={"from": version})
+    assert response.status_code == 422 and "from" in response.get_json()["error"]["fields"]
+
+
+def test_a_destination_cursor_nested_too_deep_is_refused(api):
+    # 1,100 brackets: ~1.5 KB of cursor, within a request line, past json's recursion limit.
+    cursor = base64.urlsafe_b64encode(b"[" * 1100).decode().rstrip("=")
+    response = api.get(f"/v1/destinations?cursor={cursor}")
+    assert response.status_code == 422 and "cursor" in response.get_json()["error"]["fields"]
 
 
 def test_a_header_without_a_value_in_a_patch_is_refused(api):

@@ -30,10 +30,33 @@ def test_first_destination_becomes_default_and_gets_a_slug_id(api):
     assert [d["id"] for d in api.get("/v1/destinations").get_json()["items"]] == ["billing-team", "sales"]
 
 
+def test_a_destination_named_export_is_still_readable_by_its_id(api):
+    # GET /v1/destinations/export is the ADK export: a destination given the id `export`
+    # could never be read at /v1/destinations/<id>.
+    created = make(api, name="Export")
+    assert created["id"] == "export-2"
+    read = api.get("/v1/destinations/export-2")
+    assert read.status_code == 200 and read.get_json()["name"] == "Export"
+    assert api.get("/v1/destinations/export").mimetype == "application/yaml"
+
+
 def test_names_are_unique_case_insensitively(api):
     make(api)
     response = api.post("/v1/destinations", json={"name": "BILLING", "route": "1001"})
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "conflict"
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/destinations", {"name": "BILLING", "route": "1001"}),
+    ("/v1/topics", {"name": "BILLING", "phrases": ["invoice"], "action": {}}),
+])
+def test_a_name_conflict_is_a_conflict_without_validation_fields(api, path, body):
+    # `fields` marks a validation error (422); a client reading it must not take a 409 for one.
+    make(api)
+    api.post("/v1/topics", json={"name": "Billing", "phrases": ["bill"], "action": {}})
+    response = api.post(path, json=body)
+    error = response.get_json()["error"]
+    assert response.status_code == 409 and error["code"] == "conflict" and "fields" not in error
 
 
 def test_validation_errors_name_the_field(api):
@@ -100,6 +123,18 @@ def test_duplicate_names_copies_and_is_never_default(api):
     assert copies[0]["route"] == dest["route"] and copies[0]["id"] != dest["id"]
 
 
+def test_a_copy_of_a_name_at_the_length_limit_is_still_a_valid_name(api):
+    dest = make(api, name="N" * 100)  # the longest name a destination may have
+    copies = [api.post(f"/v1/destinations/{dest['id']}/duplicate") for _ in range(2)]
+    names = [copy.get_json()["name"] for copy in copies]
+    assert [copy.status_code for copy in copies] == [201, 201]
+    assert names[0].endswith(" (copy)") and names[1].endswith(" (copy 2)")
+    assert all(len(name) == 100 and name.startswith("NNN") for name in names)
+    # what was read back can be sent back
+    again = api.patch(f"/v1/destinations/{copies[0].get_json()['id']}", json={"name": names[0]})
+    assert again.status_code == 200
+
+
 def test_exactly_one_default(api):
     make(api, name="A")
     b = make(api, name="B")
@@ -127,6 +162,28 @@ def test_fallback_must_name_another_existing_destination(api):
     assert api.patch(f"/v1/destinations/{a['id']}", json={"fallback": "ghost"}).status_code == 422
     b = make(api, name="B", fallback=a["id"])
     assert b["fallback"] == a["id"]
+
+
+def test_deleting_a_fallback_leaves_the_destinations_pointing_at_it_editable(api):
+    make(api, name="A")
+    make(api, name="B", fallback="a")
+    assert api.delete("/v1/destinations/a?confirm=A").status_code == 204
+    edited = api.patch("/v1/destinations/b", json={"description": "after A went"})
+    assert edited.status_code == 200 and edited.get_json()["description"] == "after A went"
+    assert api.patch("/v1/destinations/b", json={"fallback": None}).get_json()["fallback"] is None
+
+
+@pytest.mark.parametrize("fields, named", [
+    ({"method": "sip_invite", "route": "+14155550100", "caller_id": "+14155550111\n"}, "caller_id"),
+    ({"method": "sip_invite", "route": "+14155550100", "extension": "1234\n"}, "extension"),
+    ({"method": "twilio_flex", "route": "WW" + "a" * 32 + "\n"}, "route"),
+    ({"method": "sip_invite", "route": "+14155550100", "transfer_mode": "consult",
+      "hold_audio_url": "https://hold.example.com/music.mp3\n"}, "hold_audio_url"),
+])
+def test_a_trailing_newline_is_not_part_of_a_valid_value(api, fields, named):
+    # A regex's `$` matches before a final newline: these values reach TwiML attributes.
+    response = api.post("/v1/destinations", json={"name": "Trailing", **fields})
+    assert response.status_code == 422 and named in response.get_json()["error"]["fields"]
 
 
 def test_integration_constraints_refuse_writes_and_warn_existing(api):

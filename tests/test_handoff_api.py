@@ -48,6 +48,15 @@ def test_patch_merges_state(api):
     assert body["state"] == {"a": 1, "b": 3} and body["shared_id"] == "X"
 
 
+def test_patch_with_a_null_shared_id_clears_it(api):
+    # The document lets shared_id be null in a PATCH: that is a change, not "leave it".
+    cid = api.post("/v1/conversations", json={"shared_id": "S-old"}).get_json()["id"]
+    body = api.patch(f"/v1/conversations/{cid}", json={"shared_id": None}).get_json()
+    assert body["shared_id"] is None
+    assert api.get("/v1/conversations?shared_id=S-old").get_json()["items"] == []
+    assert api.patch(f"/v1/conversations/{cid}", json={"state": {"a": 1}}).get_json()["shared_id"] is None
+
+
 def test_chat_handoff_is_pending_and_found_by_id_or_shared_id(api):
     setup_destinations(api)
     conv, first = chat_handoff(api, shared_id="S-9", destination="billing", reason="refund",
@@ -80,6 +89,17 @@ def test_patch_merges_data_and_outcome_by_shared_id_shows_on_the_conversation(ap
     assert done.status_code == 200 and done.get_json()["state"] == "completed"
     assert api.get(f"/v1/conversations/{conv['id']}").get_json()["outcome"]["resolution"] == "refunded"
     assert api.post("/v1/handoffs/S-2/outcome", json={}).status_code == 422
+
+
+def test_a_completed_handoff_cannot_be_abandoned(api):
+    # An answer /v1/openapi.json lists (tests/response_conformance.py checks every answer).
+    setup_destinations(api)
+    _, handoff = chat_handoff(api)
+    api.post(f"/v1/handoffs/{handoff['id']}/claim", json={"agent": "ana"})
+    api.post(f"/v1/handoffs/{handoff['id']}/outcome", json={"resolution": "refunded"})
+    late = api.patch(f"/v1/handoffs/{handoff['id']}", json={"state": "abandoned"})
+    assert late.status_code == 409 and late.get_json()["error"]["code"] == "conflict"
+    assert api.get(f"/v1/handoffs/{handoff['id']}").get_json()["state"] == "completed"
 
 
 def test_handoff_state_reads_like_polyais(api):
@@ -203,6 +223,20 @@ def test_event_feed_wait_returns_as_soon_as_something_happens(api, live_server):
     poller.join(15)
     assert result["body"]["items"] and result["body"]["items"][0]["state"] == "requested"
     assert 0.4 < result["took"] < 5
+
+
+def test_what_agent_code_logs_is_served_as_the_api_document_says(app, api):
+    # The agent's logger takes any text (a payload dumped whole, an empty line) and any
+    # metric name; GET /v1/conversations/<id> must still answer within its document.
+    from handoff import Conversation
+
+    conv = Conversation.create(services=app.extensions["handoff"])
+    conv.log.info("x" * 20_000)
+    conv.log("", level="notice")
+    conv.write_metric("m" * 300, 1)
+    read = api.get(f"/v1/conversations/{conv.id}")
+    assert read.status_code == 200
+    assert [len(entry["message"]) for entry in read.get_json()["log"]] == [20_000, 0]
 
 
 def test_python_api_uses_the_same_code_path(app, api):

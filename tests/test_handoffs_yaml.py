@@ -1,4 +1,5 @@
 """PolyAI ADK's config/handoffs.yaml moves over unchanged: import, export, the same file back."""
+import pytest
 import yaml
 
 HANDOFFS_YAML = '''handoffs:
@@ -95,7 +96,36 @@ def test_an_invalid_entry_writes_nothing_and_is_named(api):
     no_number = HANDOFFS_YAML.replace('      phone_number: "+15557654321"\n', "")
     refused = api.post("/v1/destinations/import", data=no_number, headers=YAML_TYPE).get_json()["error"]
     assert "handoffs[1] (billing_desk)" in refused["message"] and "phone_number" in refused["message"]
-    for text in ("handoffs: [", "just text", yaml.safe_dump({"handoffs": [{"name": "x", "sip_config": {"method": "x"}}]})):
+    deep = "handoffs: " + "[" * 5000 + "]" * 5000  # PyYAML composes recursively: RecursionError
+    for text in ("handoffs: [", "just text", deep,
+                 yaml.safe_dump({"handoffs": [{"name": "x", "sip_config": {"method": "x"}}]})):
         assert api.post("/v1/destinations/import", data=text, headers=YAML_TYPE).status_code == 422
     assert api.get("/v1/destinations").get_json()["items"] == []
     assert api.client.post("/v1/destinations/import", data=HANDOFFS_YAML).status_code == 401
+
+
+def _alias_bomb(levels: int) -> str:
+    """A few hundred bytes whose aliases stand for 9**levels strings once written out."""
+    lines = ['a0: &a0 ["xxxxxxxx", "xxxxxxxx", "xxxxxxxx", "xxxxxxxx", "xxxxxxxx", "xxxxxxxx", '
+             '"xxxxxxxx", "xxxxxxxx", "xxxxxxxx"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\nhandoffs:\n  - name: X\n    description: *a{levels - 1}\n" \
+                              "    sip_config: {method: bye}\n"
+
+
+@pytest.mark.parametrize("text, why", [
+    ("handoffs:\n  - name: X\n    sip_config: {method: [refer]}\n", "sip_config.method must be one of"),
+    ("handoffs:\n  - name: X\n    sip_config: {method: invite, phone_number: '+15557654321', "
+     "outbound_encryption: {TLS: SRTP}}\n", "outbound_encryption must be"),
+    ("handoffs:\n  - name: X\n    sip_config: {method: refer, phone_number: '1001'}\n"
+     "    sip_headers: [{key: X-Tier, value: {gold: true}}]\n", "sip_headers[0].value is text"),
+    (_alias_bomb(7), "description is text"),
+], ids=["method-list", "encryption-mapping", "header-value-mapping", "alias-bomb"])
+def test_an_entry_field_that_is_not_text_is_named_and_refused(api, text, why):
+    # Before: a TypeError (500), a mapping stored as its Python repr, or a body of a few
+    # hundred bytes expanded into tens of megabytes of text.
+    refused = api.post("/v1/destinations/import", data=text, headers=YAML_TYPE)
+    assert refused.status_code == 422
+    assert list(refused.get_json()["error"]["fields"]) == ["handoffs[0] (X)"]
+    assert why in refused.get_json()["error"]["message"]
+    assert api.get("/v1/destinations").get_json()["items"] == []

@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError
 
 from handoff import jsontext, polyai
 from handoff.calls import Calls
-from handoff.conversations import Conversations
+from handoff.conversations import KEEP, Conversations
 from handoff.destinations import Destinations
 from handoff.errors import Unauthorized, UnsupportedMediaType, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
@@ -259,7 +259,7 @@ def get_conversation(conversation_id):
 def update_conversation(conversation_id):
     fields = body(ConversationPatch())
     return respond(Conversations(services()).update(
-        conversation_id, shared_id=fields.get("shared_id"), state=fields.get("state")))
+        conversation_id, shared_id=fields.get("shared_id", KEEP), state=fields.get("state")))
 
 
 ENTRY_SCHEMAS = {"transcript": TranscriptEntry, "log": LogEntry, "metrics": MetricEntry,
@@ -371,6 +371,7 @@ def get_handoff(ref):
     description="`{\"state\": \"abandoned\"}`: the user left before a human answered.",
     body=HandoffPatchSchema,
     responses={200: HandoffSchema},
+    errors={409: "`conflict`: `abandoned` for a handoff already completed or failed"},
 )
 def patch_handoff(ref):
     fields = body(HandoffPatchSchema())
