@@ -224,6 +224,9 @@ def test_ring_timeout_and_encryption_only_count_for_sip_invite(studio, api):
     assert api.get("/v1/destinations/refer").get_json()["encryption"] == "tls_srtp"
     response = studio.add(name="Invite", method="sip_invite", ring_timeout="3")
     assert "greater than or equal to 5" in field_error(response.get_data(as_text=True), "ring_timeout")
+    for typed in ("²", "9" * 5000):  # a digit int() refuses; more digits than int() reads
+        response = studio.add(name="Invite", method="sip_invite", ring_timeout=typed)
+        assert response.status_code == 422 and field_error(response.get_data(as_text=True), "ring_timeout")
     studio.add(name="Invite", method="sip_invite", ring_timeout="60", encryption="udp_rtp")
     invite = api.get("/v1/destinations/invite").get_json()
     assert invite["ring_timeout"] == 60 and invite["encryption"] == "udp_rtp"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -309,7 +310,10 @@ class HandoffForm:
             data["route"] = routes if len(routes) > 1 else (routes[0] if routes else None)
         if v["method"] == "sip_invite":
             data["encryption"] = v["encryption"]
-            data["ring_timeout"] = int(v["ring_timeout"]) if v["ring_timeout"].isdigit() else v["ring_timeout"]
+            # Text that is not a short run of ASCII digits ("²", 5,000 digits) goes to the
+            # API's validation as it is, which names the field; int() would raise on it.
+            ring = v["ring_timeout"]
+            data["ring_timeout"] = int(ring) if re.fullmatch(r"[0-9]{1,6}", ring) else ring
         data.update(transfer_mode=v["transfer_mode"], on_failure=v["on_failure"], intro=v["intro"],
                     detect_voicemail=bool(v["detect_voicemail"]), caller_id=v["caller_id"] or None,
                     extension=v["extension"] or None, hold_audio_url=v["hold_audio_url"] or None,

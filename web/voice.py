@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 
 from flask import Blueprint, Response, request
 from marshmallow import ValidationError
@@ -229,7 +230,9 @@ def router_turn(values):
         conversation = call_conversation(values)
         turn = Router(svc, conversation.env).turn(call_sid, values.get("SpeechResult"), values.get("Digits"))
         if turn.handoff is None:
-            next_turn = int(turn_number) + 1 if turn_number.isdigit() else 2
+            # Ours, from the URL Twilio was given; anything else (unsigned text cannot get
+            # here, but a digit int() refuses, "²", would raise) starts the count again.
+            next_turn = int(turn_number) + 1 if re.fullmatch(r"[0-9]{1,6}", turn_number) else 2
             return str(voice_twiml.ask(turn.response, callback_urls.router_turn(public_base_url(), next_turn)))
         return str(transfer_call(values, conversation, turn.handoff))
 
