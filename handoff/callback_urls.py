@@ -26,6 +26,12 @@ AGENT_ENDED = "/voice/agent/ended"
 ROUTER = "/voice/router"
 
 
+def is_relay_agent(agent_url: str) -> bool:
+    """Whether AGENT_URL is a ConversationRelay WebSocket (ws:// or wss://), which a caller
+    reaches through <Connect>, not a TwiML URL that a <Redirect> can fetch."""
+    return agent_url.startswith(("wss:", "ws:"))
+
+
 def handoff_step(base: str, handoff_id: str, step: str, attempt: int, tried: list[str] | None = None) -> str:
     """A callback URL for one attempt of a handoff (`status`, `whisper`, `accept`, …).
     `tried` carries the chain so that a handoff started while Redis was down (never

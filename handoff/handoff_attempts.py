@@ -114,7 +114,7 @@ class HandoffAttempts(HandoffCore):
         failed = configuration.by_id().get(detail["destination"])
         disposition = failed.on_failure if failed else "next"
         agent_url = self.services.config.agent_url
-        if disposition == "return_to_agent" and agent_url and not agent_url.startswith("wss:"):
+        if disposition == "return_to_agent" and agent_url and not callback_urls.is_relay_agent(agent_url):
             h.move_to(FAILED, {**detail, "disposition": disposition})
             query = urlencode({"handoff_id": h.id, "reason": detail["result"]})
             return voice_twiml.redirect(f"{agent_url}{'&' if '?' in agent_url else '?'}{query}")

@@ -137,6 +137,19 @@ def test_failure_dispositions(api, twilio, app, config, client_of, disposition):
         assert events[-1] == {**events[-1], "handoff_id": record["id"], "state": "completed"}
 
 
+@pytest.mark.parametrize("agent_url", ["wss://agent.example.com/relay", "ws://agent.example.com/relay"])
+def test_return_to_a_relay_agent_goes_on_down_the_chain_instead_of_redirecting(api, config, client_of, agent_url):
+    """A ConversationRelay agent is a WebSocket, which <Redirect> cannot fetch (Twilio's
+    Redirect page: "an absolute or relative URL" of TwiML), ws:// as much as wss://."""
+    make(api, "Reception")
+    make(api, "Desk", on_failure="return_to_agent")
+    caller = Twilio(client_of(create_app(config.with_overrides(agent_url=agent_url))))
+    root = parse(caller.post("/voice/handoff", {**call_params(CALL), "destination": "desk"}))
+    after = parse(caller.post(path(root.find("Refer").get("action")), {**call_params(CALL), "ReferCallStatus": "busy"}))
+    assert after.find("Refer/Sip").text == "sip:reception@pbx.example.com"
+    assert "no_agent_url" in [w["code"] for w in handoff(api)["warnings"]]
+
+
 def test_a_pstn_caller_sent_to_refer_is_bridged_instead(api, twilio):
     make(api, "Billing", sip_headers=[{"name": "X-Caller", "value": "$caller_id"}])
     pstn = call_params(CALL, From="+14155550100", To="+14155550199", SipCallId=None, SipDomain=None)

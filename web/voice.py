@@ -145,7 +145,7 @@ def voice_route(view):
 def agent_twiml(agent_url: str, conversation_id: str, shared_id: str | None = None):
     """The caller's way to the AI agent: ConversationRelay for a wss:// agent (its end
     message comes back to /voice/agent/ended), a <Redirect> for a TwiML URL."""
-    if agent_url.startswith(("wss:", "ws:")):
+    if callback_urls.is_relay_agent(agent_url):
         return voice_twiml.relay(agent_url, callback_urls.agent_ended(public_base_url()),
                                  {"conversation_id": conversation_id, "shared_id": shared_id})
     return voice_twiml.redirect(agent_url)
