@@ -43,7 +43,9 @@ def twiml_response(body) -> Response:
 
 
 def params() -> dict[str, str]:
-    """Twilio's parameters: query string and form body (the form wins)."""
+    """Twilio's parameters: query string and form body. Where a name is in both, the query
+    string's value is taken (request.values reads args first): it is the URL the operator
+    configured (`?destination=billing`), and Twilio signs it with the form."""
     return request.values.to_dict(flat=True)
 
 
