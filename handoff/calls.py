@@ -11,7 +11,7 @@ from .conversations import Conversations
 from .errors import Unavailable, ValidationFailed
 from .models import ConversationRecord
 from .services import Services
-from .twilio_rest import twilio_client
+from .twilio_rest import require_credentials, twilio_client
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class Calls:
 
     def place(self, fields: dict, base_url: str) -> dict:
         conversations = Conversations(self.services)
+        require_credentials(self.services.config, "outbound calls")
         try:
             call = twilio_client(self.services.config).calls.create(
                 to=fields["to"], from_=fields["from_"], url=callback_urls.outbound_answered(base_url), method="POST",

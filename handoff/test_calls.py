@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 from . import sip
 from .destinations import routes_of
-from .errors import Conflict, NotFound, ValidationFailed
+from .errors import NotFound, ValidationFailed
 from .models import Destination, now_iso
 from .services import Services
+from .twilio_rest import require_credentials
 
 DEFAULT_MESSAGE = ("This is a test call from the handoff service, checking that transfers reach you. "
                    "No action is needed. Goodbye.")
@@ -45,8 +46,7 @@ class TestCalls:
         destination = self.services.configuration("sandbox").by_id().get(destination_id)
         if destination is None:
             raise NotFound(f"no destination with id {destination_id!r}")
-        if not (config.twilio_account_sid and config.twilio_auth_token):
-            raise Conflict("test calls need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+        require_credentials(config, "test calls")
         kind, _ = test_target(destination, config.sip_domain)
         if kind == "number" and not caller:
             raise ValidationFailed.field("from", "calling a phone number needs a caller ID: a Twilio "

@@ -5,7 +5,8 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 
-from tests.helpers import BASE_URL, call_params, parse, verbs, work
+from app import create_app
+from tests.helpers import API_KEY, BASE_URL, call_params, parse, verbs, work
 
 
 @pytest.fixture
@@ -111,3 +112,12 @@ def test_a_number_not_in_service_ends_and_is_recorded(api, twilio, rest):
 
 def test_amd_callback_must_be_signed(twilio):
     assert twilio.post("/voice/amd", {"CallSid": CALL, "AnsweredBy": "human"}, sign=False).status_code == 403
+
+
+def test_placing_a_call_without_twilio_credentials_is_a_conflict_not_a_retry(config, client_of):
+    """No retry mends a missing TWILIO_ACCOUNT_SID: a 409 naming it, as a test call answers,
+    not a 503 "try again shortly"."""
+    client = client_of(create_app(config.with_overrides(twilio_account_sid="")))
+    refused = client.post("/v1/calls", json={"to": "+14155550123", "from": "+14155550199"},
+                          headers={"Authorization": f"Bearer {API_KEY}"})
+    assert refused.status_code == 409 and "TWILIO_ACCOUNT_SID" in refused.get_json()["error"]["message"]

@@ -309,6 +309,7 @@ def create_handoff(conversation_id):
                 "A number Twilio refuses is a 422; Twilio unreachable is a 503.",
     body=CallCreate,
     responses={201: ConversationSchema},
+    errors={409: "`conflict`: Twilio credentials are not configured"},
 )
 def place_call():
     """An outbound call with answering-machine detection; 201 with its conversation."""
