@@ -152,3 +152,17 @@ def test_twilio_unreachable_when_placing_a_call_says_it_was_twilio(api):
     assert response.status_code in (502, 503)
     message = response.get_json()["error"]["message"]
     assert "Twilio" in message and "store" not in message
+
+
+def test_a_post_whose_fields_are_all_optional_may_come_without_a_body(api, app, client_of):
+    """A widget's or `curl -X POST`'s bare POST: no body, no Content-Type. It reads as `{}`;
+    a body that is there must still be JSON."""
+    client, key = client_of(app), {"Authorization": api.headers["Authorization"]}
+    created = client.post("/v1/conversations", headers=key)
+    assert created.status_code == 201, created.get_json()
+    chat = client.post("/v1/chat/create", headers=key)
+    assert chat.status_code == 201 and chat.get_json()["conversation_id"]
+    handed = client.post(f"/v1/conversations/{chat.get_json()['conversation_id']}/handoff", headers=key)
+    assert handed.status_code == 201 and handed.get_json()["state"] == "pending"
+    text = client.post("/v1/conversations", headers={**key, "Content-Type": "text/plain"}, data="hello")
+    assert text.status_code == 415

@@ -70,8 +70,12 @@ def _load(schema: Schema, data, **kwargs) -> dict:
         raise ValidationFailed(f"invalid field(s): {names}", fields) from None
 
 
-def body(schema: Schema, **kwargs) -> dict:
-    """The JSON body, validated. 415 for another content type, 422 for unreadable JSON."""
+def body(schema: Schema, *, optional: bool = False, **kwargs) -> dict:
+    """The JSON body, validated. 415 for another content type, 422 for unreadable JSON.
+    `optional` (every field has a default): a request with no body at all, whatever its
+    content type says, reads as `{}`, as a widget or `curl -X POST` sends it."""
+    if optional and not request.get_data(cache=True).strip():
+        return _load(schema, {}, **kwargs)
     if not request.is_json:
         raise UnsupportedMediaType("send the body as application/json")
     raw = request.get_data(cache=True)
@@ -214,11 +218,11 @@ def put_integration():
 @bp.post("/conversations")
 @documented(
     summary="Start a conversation",
-    body=ConversationCreate,
+    body=ConversationCreate, body_optional=True,
     responses={201: ConversationSchema},
 )
 def create_conversation():
-    fields = body(ConversationCreate())
+    fields = body(ConversationCreate(), optional=True)
     conversations = Conversations(services())
     doc, _ = conversations.create(channel=fields["channel"], shared_id=fields["shared_id"],
                                   state=fields["state"], from_=fields["from_"], to=fields["to"])
@@ -291,11 +295,11 @@ def append_entry(conversation_id, part):
     description="For a live voice call the call is redirected into the handoff through "
                 "Twilio's REST API; chat and SMS handoffs wait `pending` for a connector "
                 "to claim them.",
-    body=HandoffRequestSchema,
+    body=HandoffRequestSchema, body_optional=True,
     responses={201: HandoffSchema},
 )
 def create_handoff(conversation_id):
-    fields = body(HandoffRequestSchema())
+    fields = body(HandoffRequestSchema(), optional=True)
     handoff = Handoffs(services()).start(conversation_id, HandoffRequest(**fields),
                                          base_url=public_base_url())
     return respond(handoff.public(), 201)

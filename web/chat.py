@@ -31,11 +31,11 @@ bp.before_request(require_api_key)
 @documented(
     summary="Start a chat conversation",
     description="Answers with the agent's greeting.",
-    body=ChatCreate,
+    body=ChatCreate, body_optional=True,
     responses={201: ChatCreated},
 )
 def chat_create():
-    fields = body(ChatCreate())
+    fields = body(ChatCreate(), optional=True)
     return respond(Chat(services()).create(fields["shared_id"], fields["state"]), 201)
 
 

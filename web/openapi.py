@@ -53,7 +53,7 @@ ENTRY_ATTRIBUTE = "openapi_entry"  # where @documented leaves a view's entry
 def documented(*, summary: str, description: str | None = None, body: Any = None, query: Any = None,
                responses: dict[int, Any] | None = None, errors: dict[int, str] | None = None,
                public: bool = False, tag: str | None = None,
-               variants: dict[str, dict[str, Any]] | None = None):
+               variants: dict[str, dict[str, Any]] | None = None, body_optional: bool = False):
     """Declare, on the view itself, what its request and responses are:
       summary, description  text for the document
       body                  marshmallow schema of the JSON body (adds 413, 415, 422)
@@ -63,12 +63,13 @@ def documented(*, summary: str, description: str | None = None, body: Any = None
       public                True: readable without an API key
       tag                   the group it is listed under (default: the path's first segment)
       variants              for a rule with an `any(...)` segment: {value: entry overrides}
+      body_optional         True: no body at all reads as `{}` (the view's body(..., optional=True))
     Put it under the route decorator(s): the entry rides on the function Flask registers.
     The view answers with `respond(payload)` (web/responses.py): dumped through the schema
     declared here for its status."""
     given = {"summary": summary, "description": description, "body": body, "query": query,
              "responses": responses, "errors": errors, "public": public, "tag": tag,
-             "variants": variants}
+             "variants": variants, "body_optional": body_optional}
     entry = {key: value for key, value in given.items() if value is not None and value is not False}
     for overrides in (variants or {}).values():
         unknown = set(overrides) - ENTRY_KEYS
@@ -90,7 +91,7 @@ def entry_of(app: Flask, endpoint: str) -> dict | None:
 
 
 ENTRY_KEYS = frozenset({"summary", "description", "body", "query", "responses", "errors",
-                        "public", "tag", "variants"})
+                        "public", "tag", "variants", "body_optional"})
 
 # Shared error responses (components/responses), by status.
 ERROR_RESPONSES = {
@@ -243,7 +244,7 @@ def _operation(rule: Rule, entry: dict, operation_id: str) -> dict:
     if entry.get("description"):
         operation["description"] = entry["description"]
     if entry.get("body") is not None:
-        operation["requestBody"] = {"required": True,
+        operation["requestBody"] = {"required": not entry.get("body_optional"),
                                     "content": {"application/json": {"schema": entry["body"]}}}
     if entry.get("public"):
         operation["security"] = []

@@ -113,12 +113,12 @@ def preview(destination_id):
     description="The worker calls the destination's first route through Twilio with a short "
                 "spoken message; the result (answered, busy, no-answer, failed + SIP code) "
                 "shows on the destination as `last_test`.",
-    body=TestCallInput,
+    body=TestCallInput, body_optional=True,
     responses={202: LastTestSchema},
     errors={409: "`conflict`: Twilio credentials are not configured"},
 )
 def test_call(destination_id):
-    fields = body(TestCallInput())
+    fields = body(TestCallInput(), optional=True)
     test = TestCalls(services()).request(destination_id, fields["message"], fields["from_"],
                                          lambda test_id: test_status_url(destination_id, test_id))
     return respond(test, 202)
