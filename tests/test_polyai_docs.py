@@ -5,12 +5,11 @@ from urllib.parse import unquote_plus
 
 import pytest
 import responses
-from rq import SimpleWorker
 
 import handoff
 from handoff import Conversation
 from handoff.services import Services
-from tests.helpers import API_KEY, call_params, parse
+from tests.helpers import API_KEY, call_params, parse, work
 from tests.polyai_schemas import check
 
 BASE = "/v1/ws-1234/PROJECT-abcd"
@@ -30,10 +29,6 @@ def configured(api):
     api.post("/v1/destinations", json={"name": "Front desk", "route": "sip:front@pbx.example.com"})
     api.post("/v1/destinations", json={"name": "BillingQueue", "route": "sip:billing@pbx.example.com"})
     api.post("/v1/destinations", json={"name": "CALL_CENTER", "route": "12345"})
-
-
-def run_jobs(services):
-    SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
 
 
 def sent_twiml():
@@ -78,7 +73,7 @@ def test_a_returned_refer_goes_to_refer_to_not_to_the_callers_number(app, twilio
         "phone_number": conv.caller_number, "refer_to": "sip:support@example.com",
         "sip_headers": {"X-Caller-ID": conv.caller_number}}}})
     assert record["sip_headers"]["X-Caller-ID"] == "+14155550100"
-    run_jobs(services)
+    work(app)
     assert sent_twiml().find("Refer/Sip").text.startswith("sip:support@example.com?")
 
 
@@ -97,7 +92,7 @@ def test_a_returned_number_that_is_the_destinations_own_route_needs_no_override(
         "utterance": "Let me transfer you to a specialist who can help with that.",
         "handoff": {"type": "CALL_CENTER", "reason": "SPEAK_TO", "refer": {"phone_number": "12345"}}})
     assert record["destination"]["name"] == "CALL_CENTER" and record["reason"] == "SPEAK_TO"
-    run_jobs(services)
+    work(app)
     assert sent_twiml().find("Refer/Sip").text == "sip:12345@sbc.example.com"
 
     # Another number is still an override, refused without ALLOWED_ROUTE_PATTERNS.
@@ -119,7 +114,7 @@ def test_a_returned_invite_to_a_sip_uri_is_dialled_as_that_uri(app, api, twilio,
     handoff.from_polyai_return(conv, {"handoff": {"invite": {
         "phone_number": "sip:desk@pbx.example.com", "outbound_endpoint": "pbx.example.com",
         "sip_headers": {"X-Call-Type": "Support"}}}})
-    run_jobs(services)
+    work(app)
     assert sent_twiml().find("Dial/Sip").text == (
         "sip:desk@pbx.example.com;transport=tls;secure=true?X-Call-Type=Support")
 
@@ -298,7 +293,7 @@ def test_a_returned_utterance_with_hangup_is_said_before_the_call_ends(app, twil
     conv = Conversation(CALL, services=services)
     assert handoff.from_polyai_return(conv, {"utterance": "Thanks for calling, have a great day!",
                                              "hangup": True}) is None
-    run_jobs(services)
+    work(app)
     root = sent_twiml()
     assert [child.tag for child in root] == ["Say", "Hangup"]
     assert root.find("Say").text == "Thanks for calling, have a great day!"
