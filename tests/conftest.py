@@ -160,6 +160,12 @@ def client_of(over_http):
 
 
 @pytest.fixture
+def client(app, client_of):
+    """The app, for requests sent as they are (no key or signing added)."""
+    return client_of(app)
+
+
+@pytest.fixture
 def api(app, client_of):
     return Api(client_of(app))
 

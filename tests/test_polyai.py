@@ -15,11 +15,6 @@ CONNECTOR = {"X-TOKEN": API_KEY}
 
 
 @pytest.fixture
-def client(app, client_of):
-    return client_of(app)
-
-
-@pytest.fixture
 def configured(api):
     api.post("/v1/destinations", json={"name": "live_agent_queue", "route": "sip:queue@pbx.example.com"})
     api.post("/v1/destinations", json={"name": "Billing", "route": "sip:billing@pbx.example.com"})

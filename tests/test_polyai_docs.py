@@ -20,11 +20,6 @@ YAML = {"Content-Type": "application/yaml"}
 
 
 @pytest.fixture
-def client(app, client_of):
-    return client_of(app)
-
-
-@pytest.fixture
 def configured(api):
     api.post("/v1/destinations", json={"name": "Front desk", "route": "sip:front@pbx.example.com"})
     api.post("/v1/destinations", json={"name": "BillingQueue", "route": "sip:billing@pbx.example.com"})
