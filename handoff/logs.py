@@ -59,13 +59,28 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class OneLineFormatter(logging.Formatter):
+    """Text lines whose message stays on its line: a CR or LF in a value a request chose (a
+    path is logged percent-decoded) is written escaped, so no client can forge a log line
+    of its own. A traceback, which the formatter appends after the message, keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.translate(_LINE_BREAKS)
+        return super().formatMessage(record)
+
+
+# Every character str.splitlines() breaks at, as the escape a reader of the log recognises.
+_LINE_BREAKS = {ord(c): c.encode("unicode_escape").decode() for c in
+                "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def formatter(log_format: str) -> logging.Formatter:
     if log_format == "json":
         from pythonjsonlogger.json import JsonFormatter
 
         return JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
                              rename_fields=JSON_RENAMES, timestamp=False)
-    return logging.Formatter(TEXT_FORMAT)
+    return OneLineFormatter(TEXT_FORMAT)
 
 
 def handler(log_format: str, stream=None) -> logging.Handler:

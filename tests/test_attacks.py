@@ -1,0 +1,59 @@
+"""What an attacker on the internet can send, refused: requests a penetration tester would try
+against a deployment behind its router, each asserted from what the attacker (or the
+operator reading the logs) sees."""
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from handoff import logs
+from tests.helpers import API_KEY
+from tests.test_studio import csrf
+
+LIMIT = 3
+
+
+@pytest.fixture
+def config(config):
+    return config.with_overrides(auth_failure_limit=LIMIT, auth_failure_window=60)
+
+
+@pytest.fixture
+def text_log():
+    """What the process writes to its log in the default (text) format."""
+    stream = io.StringIO()
+    handler = logs.handler("text", stream)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+# -- log injection ----------------------------------------------------------------------
+FORGED = "2026-11-26 22:00:00,000 ERROR handoff: forged line"
+
+
+def test_a_path_cannot_write_a_line_of_its_own_into_the_log(client, text_log):
+    # Anyone may call a webhook unsigned; the refusal is logged with the path it asked for,
+    # and the server hands the path over percent-decoded.
+    response = client.post(f"/voice/handoff/HO1%0d%0a{FORGED}/status", data={})
+    assert response.status_code == 403
+    lines = text_log.getvalue().splitlines()
+    assert any("refused POST /voice/handoff/HO1" in line for line in lines)
+    assert not any(line.startswith(FORGED) for line in lines), lines
+
+
+def test_a_traceback_still_spans_lines(text_log):
+    log = logging.getLogger("tests.attacks")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed on %s", "/voice/x\nFAKE")
+    written = text_log.getvalue()
+    assert "failed on /voice/x\\nFAKE" in written
+    assert "\nTraceback (most recent call last):\n" in written and "ValueError: boom" in written
