@@ -57,3 +57,18 @@ def test_a_traceback_still_spans_lines(text_log):
     written = text_log.getvalue()
     assert "failed on /voice/x\\nFAKE" in written
     assert "\nTraceback (most recent call last):\n" in written and "ValueError: boom" in written
+
+
+# -- the sign-in page's `next` ------------------------------------------------------------
+@pytest.mark.parametrize("target", ["/studio/handoffs\r\nSet-Cookie: planted=1", "/studio/\x00x", "/studio/\tx"])
+def test_a_next_page_with_control_characters_is_ignored_not_a_500(app, target):
+    client = app.test_client()
+    form = client.get("/studio/sign-in", query_string={"next": target})
+    assert form.status_code == 200
+    response = client.post("/studio/sign-in", data={"api_key": API_KEY, "csrf_token": csrf(form), "next": target})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/studio/handoffs"
+    assert "planted" not in response.headers.get("Set-Cookie", "")
+    # Signed in already, the page sends the browser on instead, with the same care.
+    again = client.get("/studio/sign-in", query_string={"next": target})
+    assert again.status_code == 302 and again.headers["Location"] == "/studio/handoffs"

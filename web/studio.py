@@ -171,8 +171,12 @@ def end_session() -> None:
 
 
 def safe_next(target: str | None) -> str | None:
-    """Where to go after signing in: a page of this studio only, never another site."""
+    """Where to go after signing in: a page of this studio only, never another site. No
+    control characters: a CR or LF cannot go into the Location header (Werkzeug raises, a
+    500), and browsers drop tabs and newlines from a URL before reading it."""
     if not target or not target.startswith("/studio/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(c < " " or "\x7f" <= c <= "\x9f" for c in target):
         return None
     return target
 
