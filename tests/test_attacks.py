@@ -72,3 +72,26 @@ def test_a_next_page_with_control_characters_is_ignored_not_a_500(app, target):
     # Signed in already, the page sends the browser on instead, with the same care.
     again = client.get("/studio/sign-in", query_string={"next": target})
     assert again.status_code == 302 and again.headers["Location"] == "/studio/handoffs"
+
+
+# -- key guessing on the PolyAI-shaped routes ----------------------------------------------
+def test_two_keys_in_one_request_are_two_guesses(app):
+    """X-API-Key and X-TOKEN are both read: a request carrying a guess in each tries two
+    keys, and the throttle must count both, or guessing runs at twice the limit."""
+    client = app.test_client()
+    guesser = {"REMOTE_ADDR": "203.0.113.20"}
+    create = "/v1/ACCOUNT-1/PROJECT-1/chat/create"
+    tried = 0
+    while True:
+        response = client.post(create, json={}, environ_base=guesser,
+                               headers={"X-API-Key": f"guess-{tried}", "X-TOKEN": f"guess-{tried + 1}"})
+        if response.status_code == 429:
+            break
+        assert response.status_code == 401
+        tried += 2
+    assert tried <= LIMIT
+    # A right key in either header still opens the route for another client.
+    other = {"REMOTE_ADDR": "203.0.113.21"}
+    assert client.post(create, json={}, environ_base=other,
+                       headers={"X-API-Key": "wrong", "X-TOKEN": API_KEY}).status_code == 200
+

@@ -105,8 +105,9 @@ def require_key_and_project():
     if given:
         throttling.refuse_if_throttled()
     if all(matching_key(candidate) is None for candidate in given):
-        if given:
-            # One count with /v1's and the sign-in page's: the same keys open all three.
+        # One count with /v1's and the sign-in page's: the same keys open all three. A
+        # request with a different guess in each header tried two keys: both count.
+        for _ in set(given):
             throttling.key_failed()
         raise PolyAIError(401, "UNAUTHORIZED", "a valid API key is required (X-API-KEY or X-TOKEN)")
     args = request.view_args or {}
