@@ -95,3 +95,26 @@ def test_two_keys_in_one_request_are_two_guesses(app):
     assert client.post(create, json={}, environ_base=other,
                        headers={"X-API-Key": "wrong", "X-TOKEN": API_KEY}).status_code == 200
 
+
+
+# -- key guessing from many addresses of one IPv6 network ----------------------------------
+def test_an_ipv6_client_cannot_dodge_the_throttle_by_changing_its_interface_id(app):
+    """Any IPv6 host is handed a whole /64 (RFC 6177): per address, a guesser has 2**64
+    fresh counts. The network the address belongs to is the client."""
+    client = app.test_client()
+    for n in range(LIMIT):
+        response = client.get("/v1/destinations", headers={"X-API-Key": f"guess-{n}"},
+                              environ_base={"REMOTE_ADDR": f"2001:db8:1:2::{n + 1:x}"})
+        assert response.status_code == 401
+    again = client.get("/v1/destinations", headers={"X-API-Key": API_KEY},
+                       environ_base={"REMOTE_ADDR": "2001:db8:1:2:aaaa:bbbb:cccc:dddd"})
+    assert again.status_code == 429
+    # The long-poll fast path (web/feed_polls.py) refuses it too: answered by the view, a 429.
+    poll = client.get("/v1/handoffs/events", query_string={"after": "0-0", "wait": "1"},
+                      headers={"X-API-Key": API_KEY}, environ_base={"REMOTE_ADDR": "2001:db8:1:2::99"})
+    assert poll.status_code == 429
+    # The next network over, and IPv4 clients, are their own.
+    assert client.get("/v1/destinations", headers={"X-API-Key": API_KEY},
+                      environ_base={"REMOTE_ADDR": "2001:db8:1:3::1"}).status_code == 200
+    assert client.get("/v1/destinations", headers={"X-API-Key": API_KEY},
+                      environ_base={"REMOTE_ADDR": "203.0.113.30"}).status_code == 200

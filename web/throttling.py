@@ -1,6 +1,8 @@
 """Throttling failed credentials per client (handoff/throttle.py) for the views that take a key."""
 from __future__ import annotations
 
+import ipaddress
+
 from flask import current_app, request
 
 from handoff.errors import TooManyRequests
@@ -14,9 +16,25 @@ from .context import services
 SCOPE = "api_key"
 
 
+def client_of(address: str | None) -> str:
+    """Who is guessing, from the address ProxyFix took from the router's X-Forwarded-For: an
+    IPv4 address, or the /64 network of an IPv6 one. Every IPv6 host is handed a whole /64
+    (RFC 6177), so counting per address would give one guesser 2**64 fresh counts."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:  # ::ffff:203.0.113.7 is that IPv4 client
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+
+
 def client_id() -> str:
-    """Who is guessing: the address ProxyFix took from the router's X-Forwarded-For."""
-    return request.remote_addr or "unknown"
+    return client_of(request.remote_addr)
 
 
 def _throttle() -> FailureThrottle:
