@@ -65,6 +65,14 @@ def _is_last_try() -> bool:
     return job is None or not job.retries_left
 
 
+def _no_more_tries() -> None:
+    """The job is failing for a reason another try will not mend (a 4xx, a redirect): rq
+    marks it failed instead of retrying it (the worker reads this job's retries_left)."""
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0
+
+
 def retry_or_give_up(exc: TwilioRestException) -> None:
     """Twilio's 5xx (or no status at all) are worth another try: re-raised, rq retries the
     job while it has tries left; a 4xx will not change, and the caller handles it."""
@@ -98,12 +106,17 @@ def deliver_event(handoff_id: str, index: int) -> str:
     if config.webhook_secret:
         headers["X-Handoff-Signature"] = sign(body, config.webhook_secret)
     try:
-        response = requests.post(config.webhook_url, data=body, headers=headers, timeout=5)
+        # A redirect is not followed: requests would turn a 302 into a GET without the event
+        # (counted as delivered) and re-send a 307 signed to any address the answer names.
+        response = requests.post(config.webhook_url, data=body, headers=headers, timeout=5,
+                                 allow_redirects=False)
         status = response.status_code
     except requests.RequestException as exc:
         status, problem = None, f"{type(exc).__name__}"
     else:
         problem = f"HTTP {status}"
+        if response.is_redirect:
+            problem += " (a redirect, not followed: set HANDOFF_WEBHOOK_URL to the address it names)"
     if status is not None and 200 <= status < 300:
         metrics.webhook_delivery("delivered")
         return "delivered"
@@ -114,6 +127,7 @@ def deliver_event(handoff_id: str, index: int) -> str:
     metrics.webhook_delivery("given_up")
     Handoffs(svc).update(handoff_id, lambda h: h.add_warning(
         "webhook_failed", f"event {index} ({entry['state']}) not delivered: {problem}"))
+    _no_more_tries()
     raise DeliveryFailed(f"{event_id}: gave up: {problem}")
 
 

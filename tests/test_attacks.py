@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from handoff import logs
-from tests.helpers import API_KEY
+from app import create_app
+from handoff import jobs, logs
+from tests.helpers import API_KEY, Api, Twilio, call_params, work
 from tests.test_studio import csrf
 
 LIMIT = 3
+CALL = "CA" + "7" * 32
 
 
 @pytest.fixture
@@ -118,3 +122,64 @@ def test_an_ipv6_client_cannot_dodge_the_throttle_by_changing_its_interface_id(a
                       environ_base={"REMOTE_ADDR": "2001:db8:1:3::1"}).status_code == 200
     assert client.get("/v1/destinations", headers={"X-API-Key": API_KEY},
                       environ_base={"REMOTE_ADDR": "203.0.113.30"}).status_code == 200
+
+
+# -- outgoing webhooks ------------------------------------------------------------------------
+class RedirectingReceiver:
+    """A webhook receiver on loopback that sends every POST to /hook on to /elsewhere with the
+    status it is given, and records whatever reaches /elsewhere."""
+
+    def __init__(self, status: int):
+        self.elsewhere: list[tuple[str, bytes]] = []
+        self.hooked = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path == "/hook":
+                    receiver.hooked += 1
+                    self.send_response(status)
+                    self.send_header("Location", "/elsewhere")
+                else:
+                    receiver.elsewhere.append((self.command, body))
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status", [302, 307])
+def test_a_webhook_receiver_cannot_redirect_the_signed_event_elsewhere(app, config, status):
+    """A redirect is not a delivery: followed, a 302 turned the POST into a bodiless GET that
+    counted as delivered (the event was lost) and a 307 re-sent the signed event to whatever
+    address the answer named, from inside the deployment."""
+    receiver = RedirectingReceiver(status)
+    hooked = create_app(config.with_overrides(webhook_url=receiver.url, webhook_secret="whsec-test"))
+    jobs.use(hooked.extensions["handoff"])
+    try:
+        client = hooked.test_client()
+        api = Api(client)
+        assert api.post("/v1/destinations", json={"name": "Billing", "route": "sip:b@pbx"}).status_code == 201
+        Twilio(client).post("/voice/handoff", call_params(CALL))
+        work(hooked)
+        assert receiver.elsewhere == []
+        assert receiver.hooked == 2  # each event tried once: a redirect will not mend itself
+        handoff = api.get(f"/v1/conversations/{CALL}").get_json()["handoff"]
+        failed = [w["message"] for w in handoff["warnings"] if w["code"] == "webhook_failed"]
+        assert len(failed) == 2 and all(f"HTTP {status}" in message for message in failed)
+    finally:
+        jobs.use(app.extensions["handoff"])
+        receiver.close()
