@@ -183,3 +183,41 @@ def test_a_webhook_receiver_cannot_redirect_the_signed_event_elsewhere(app, conf
     finally:
         jobs.use(app.extensions["handoff"])
         receiver.close()
+
+
+# -- the page over plain http --------------------------------------------------------------
+ROUTER_SAYS_HTTP = {"X-Forwarded-Proto": "http", "X-Forwarded-Host": "handoff.example.com"}
+
+
+def test_the_page_reached_over_plain_http_moves_to_https_before_a_key_is_typed(app):
+    """PUBLIC_BASE_URL is https, but a router (Heroku's answers http:// too) says this
+    request came over plain http: the sign-in form would send the key in clear text and the
+    session cookie would go out without Secure, so the browser is sent to https first."""
+    client = app.test_client()
+    page = client.get("/studio/sign-in?next=/studio/insights", headers=ROUTER_SAYS_HTTP)
+    assert page.status_code == 301
+    assert page.headers["Location"] == "https://handoff.example.com/studio/sign-in?next=/studio/insights"
+    assert "Set-Cookie" not in page.headers
+
+    # A form posted over http is not acted on: no session starts, the browser goes to https.
+    secure = client.get("/studio/sign-in", base_url="https://handoff.example.com")
+    posted = client.post("/studio/sign-in", headers=ROUTER_SAYS_HTTP,
+                         data={"api_key": API_KEY, "csrf_token": csrf(secure)})
+    assert posted.status_code == 303
+    assert posted.headers["Location"] == "https://handoff.example.com/studio/sign-in"
+    assert "Set-Cookie" not in posted.headers
+    assert client.get("/studio/handoffs", base_url="https://handoff.example.com").status_code == 303
+
+    # Over https the page is served, and tells the browser to stay on https.
+    served = client.get("/studio/sign-in", base_url="https://handoff.example.com")
+    assert served.status_code == 200
+    assert served.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_without_a_router_saying_http_the_page_is_served_as_it_was_asked_for(app):
+    # Local development: http://localhost with no router in front (and nothing to redirect
+    # to that would work), even with PUBLIC_BASE_URL naming the https tunnel Twilio uses.
+    client = app.test_client()
+    page = client.get("/studio/sign-in")
+    assert page.status_code == 200
+    assert "Strict-Transport-Security" not in page.headers

@@ -195,10 +195,28 @@ def check_csrf() -> None:
         abort(400, "This form has expired or did not come from this page. Go back, reload and try again.")
 
 
+def https_address() -> str | None:
+    """This page's https address when a router says it was asked for over plain http while
+    PUBLIC_BASE_URL says the service is served over https (Heroku's router answers http://
+    too): over http the sign-in form sends the key in clear text and the session cookie
+    goes out without Secure. None without a router (local development: nothing to move to)."""
+    base = services().config.public_base_url
+    if request.is_secure or not base or not base.startswith("https://"):
+        return None
+    if "X-Forwarded-Proto" not in request.headers:
+        return None
+    return base + request.full_path.rstrip("?")
+
+
 @bp.before_request
 def guard():
     if request.endpoint == "studio.static":
         return None
+    secure = https_address()
+    if secure:
+        # A form posted over http is not acted on (and not posted again): the browser fetches
+        # the page over https, and the user sends it from there.
+        return redirect(secure, 301 if request.method in ("GET", "HEAD") else 303)
     if request.method == "POST":
         check_csrf()
     if request.endpoint not in PUBLIC_ENDPOINTS and not signed_in():
@@ -212,6 +230,9 @@ def page_headers(response):
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
+    if request.is_secure:
+        # Once on https, the browser never asks for the page over http again.
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
     if request.endpoint != "studio.static":
         # Pages show configuration and carry a CSRF token: no shared or back-button caches.
         response.headers["Cache-Control"] = "no-store"
