@@ -199,6 +199,10 @@ def test_the_page_reached_over_plain_http_moves_to_https_before_a_key_is_typed(a
     assert page.headers["Location"] == "https://handoff.example.com/studio/sign-in?next=/studio/insights"
     assert "Set-Cookie" not in page.headers
 
+    # The path goes back percent-encoded, as it came: a CR/LF in it is no 500.
+    odd = client.get("/studio/handoffs/x%0d%0ay/edit", headers=ROUTER_SAYS_HTTP)
+    assert odd.status_code == 301 and odd.headers["Location"] == "https://handoff.example.com/studio/handoffs/x%0D%0Ay/edit"
+
     # A form posted over http is not acted on: no session starts, the browser goes to https.
     secure = client.get("/studio/sign-in", base_url="https://handoff.example.com")
     posted = client.post("/studio/sign-in", headers=ROUTER_SAYS_HTTP,

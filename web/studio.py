@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -205,7 +206,8 @@ def https_address() -> str | None:
         return None
     if "X-Forwarded-Proto" not in request.headers:
         return None
-    return base + request.full_path.rstrip("?")
+    query = request.query_string.decode("latin-1")  # as it came, still percent-encoded
+    return base + quote(request.path, safe="/:@!$&'()*+,;=~") + (f"?{query}" if query else "")
 
 
 @bp.before_request
