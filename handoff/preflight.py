@@ -19,6 +19,9 @@ def config_warnings(config: Config) -> list[str]:
         problem = pattern_problem(pattern)
         if problem:
             warnings.append(f"ALLOWED_ROUTE_PATTERNS entry {pattern!r} never matches: {problem}")
+    if config.webhook_url and not config.webhook_secret:
+        warnings.append("HANDOFF_WEBHOOK_URL is set without HANDOFF_WEBHOOK_SECRET: events go out unsigned "
+                        "(no X-Handoff-Signature), so the receiver cannot tell them from forged ones")
     if not config.auth_failure_limit:
         warnings.append("HANDOFF_AUTH_FAILURE_LIMIT=0: wrong API keys are not throttled")
     return warnings

@@ -225,3 +225,17 @@ def test_without_a_router_saying_http_the_page_is_served_as_it_was_asked_for(app
     page = client.get("/studio/sign-in")
     assert page.status_code == 200
     assert "Strict-Transport-Security" not in page.headers
+
+
+def test_unsigned_webhook_deliveries_are_warned_about_at_start(config, caplog):
+    # Without the secret, anyone who learns the receiver's URL can post it events it cannot
+    # tell from the service's own.
+    with caplog.at_level(logging.WARNING):
+        create_app(config.with_overrides(webhook_url="https://crm.example.com/hooks", webhook_secret=""))
+    assert [r.getMessage() for r in caplog.records if "HANDOFF_WEBHOOK_SECRET" in r.getMessage()] == [
+        "HANDOFF_WEBHOOK_URL is set without HANDOFF_WEBHOOK_SECRET: events go out unsigned "
+        "(no X-Handoff-Signature), so the receiver cannot tell them from forged ones"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        create_app(config.with_overrides(webhook_url="https://crm.example.com/hooks", webhook_secret="s" * 32))
+    assert not [r for r in caplog.records if "HANDOFF_WEBHOOK_SECRET" in r.getMessage()]
