@@ -34,7 +34,7 @@ from .context import api_key_in, key_among
 from .errors import unexpected_error
 from .long_polls import process_slots
 from .observability import REQUEST_ID_HEADER, request_id_for
-from .throttling import blocked_for, client_of
+from .throttling import blocked_for
 
 PATH = "/v1/handoffs/events"
 ROUTE = PATH  # the label the view's requests are counted under (web/observability.py)
@@ -87,7 +87,7 @@ class FeedPolls:
             return None
         given = api_key_in(environ.get("HTTP_AUTHORIZATION", ""), environ.get("HTTP_X_API_KEY", ""))
         if (key_among(given, self.app.extensions["handoff"].config.api_keys) is None
-                or blocked_for(self.app, client_of(environ.get("REMOTE_ADDR")))):
+                or blocked_for(self.app, environ.get("REMOTE_ADDR"))):
             return None
         slots = process_slots(self.app)
         if not slots.acquire(blocking=False):

@@ -50,15 +50,16 @@ def _refuse(retry_after: int):
     raise TooManyRequests(f"too many wrong API keys from this client; try again in {retry_after} s", retry_after)
 
 
-def blocked_for(app, client: str) -> int | None:
-    """Seconds this process still refuses `client` (None: none; no throttle yet means no
-    wrong key counted yet). Needs no request: web/feed_polls.py asks it too."""
+def blocked_for(app, address: str | None) -> int | None:
+    """Seconds this process still refuses the client at `address` (None: none; no throttle
+    yet means no wrong key counted yet, and the address is not even read). Needs no
+    request: web/feed_polls.py asks it for every long poll too."""
     throttle = app.extensions.get("failure_throttle")
-    return throttle.retry_after(SCOPE, client) if throttle is not None else None
+    return throttle.retry_after(SCOPE, client_of(address)) if throttle is not None else None
 
 
 def refuse_if_throttled() -> None:
-    retry_after = blocked_for(current_app, client_id())
+    retry_after = blocked_for(current_app, request.remote_addr)
     if retry_after:
         _refuse(retry_after)
 
