@@ -404,6 +404,11 @@ def test_every_advanced_field_is_saved_as_the_api_stores_it(studio, api):
     ({"transfer_mode": "sideways"}, "transfer_mode", "Must be one of"),
     ({"hours": "set", "timezone": "Mars/Olympus", **OFFICE_HOURS}, "timezone",
      "timezone 'Mars/Olympus' is not an IANA time zone"),
+    # a folder of the time-zone database, and a name too long to be a file: OSError, not a 503
+    ({"hours": "set", "timezone": "America", **OFFICE_HOURS}, "timezone",
+     "timezone 'America' is not an IANA time zone"),
+    ({"hours": "set", "timezone": "Zone" * 100, **OFFICE_HOURS}, "timezone",
+     "timezone 'ZoneZone"),
     ({"hours": "set", "timezone": "UTC", "hours_tue_open": "17:00", "hours_tue_close": "09:00"}, "hours_tue",
      "17:00–09:00 ends before it starts"),
     ({"hours": "set", "timezone": "UTC", "hours_wed_open": "09:00", "hours_wed_close": ""}, "hours_wed",
