@@ -456,6 +456,27 @@ def test_editing_shows_the_saved_advanced_fields_with_advanced_open(studio, api)
         assert shown in html, shown
 
 
+def test_saving_the_form_untouched_changes_nothing(studio, api):
+    """Saving what the form showed is no change: no version, no rewritten field, even for a
+    destination the API wrote in a form the page shows differently (hours without closed
+    dates or with an empty day, a name and a header value with spaces around them)."""
+    api.post("/v1/destinations", json={
+        "name": " Team ", "route": "1001", "description": "  Desk  ",
+        "sip_headers": [{"name": "X-A", "value": " 1 "}],
+        "hours": {"timezone": "UTC", "weekly": {"mon": [["09:00", "17:00"]], "tue": []}}})
+    before = api.get("/v1/destinations/team").get_json()
+    response = studio.submit("/studio/handoffs/team/edit",
+                             {"name": " Team ", "description": "  Desk  ", "method": "sip_refer", "route": "1001",
+                              "header_name": ["X-A", ""], "header_value": [" 1 ", ""], "fallback": "",
+                              "transfer_mode": "blind", "on_failure": "next", "intro": "private", "hours": "set",
+                              "timezone": "UTC", "hours_mon_open": "09:00", "hours_mon_close": "17:00"},
+                             page="/studio/handoffs/team/edit")
+    assert response.status_code == 303
+    assert api.get("/v1/destinations/team").get_json() == before
+    history = studio.get("/studio/handoffs/versions").get_data(as_text=True)
+    assert "Added destination  Team " in history and "Changed" not in history
+
+
 def test_fields_left_out_of_the_form_are_saved_as_unset(studio, api):
     """The script disables fields that do not apply, so the browser does not send them."""
     api.post("/v1/destinations", json={

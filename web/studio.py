@@ -250,15 +250,16 @@ class HandoffForm:
 
     @classmethod
     def of(cls, destination: dict) -> HandoffForm:
-        values = {name: cls.DEFAULTS[name] if destination.get(name) is None else str(destination[name])
+        # As `read` will take the values back (stripped), so an untouched form sends what it showed.
+        values = {name: cls.DEFAULTS[name] if destination.get(name) is None else str(destination[name]).strip()
                   for name in cls.TEXT_FIELDS}
         routes = destination.get("route") or []
         routes = list(routes) if isinstance(routes, list) else [routes]
         values["route"] = routes[0] if routes else ""
         values["detect_voicemail"] = "true" if destination.get("detect_voicemail") else ""
         hours, windows = hours_fields(destination.get("hours"))
-        return cls({**values, **hours}, [dict(h) for h in destination["sip_headers"]], destination["id"],
-                   more_routes=routes[1:], windows=windows)
+        headers = [{"name": h["name"].strip(), "value": h["value"].strip()} for h in destination["sip_headers"]]
+        return cls({**values, **hours}, headers, destination["id"], more_routes=routes[1:], windows=windows)
 
     @classmethod
     def read(cls, form: MultiDict, destination_id: str | None = None) -> HandoffForm:
@@ -344,10 +345,13 @@ class HandoffForm:
         return None
 
 
-def changes(current: dict, fields: dict) -> dict:
-    """Only what the user changed: the service checks integration rules against the fields
-    a request sets, so resending untouched values would refuse an unrelated edit."""
-    return {name: value for name, value in fields.items() if current.get(name) != value}
+def changes(current: dict, fields: dict, shown: dict) -> dict:
+    """Only what the user changed: fields whose value differs from what the form, left
+    untouched, sends (`shown`). The service checks integration rules against the fields a
+    request sets, so resending untouched values would refuse an unrelated edit; and a value
+    the page shows in its own way (hours without closed dates, a name with spaces around
+    it) is not rewritten by saving an unrelated field."""
+    return {name: value for name, value in fields.items() if shown.get(name, current.get(name)) != value}
 
 
 def render_form(form: HandoffForm, destinations: list[dict], integration: dict):
@@ -442,8 +446,14 @@ def edit_handoff(destination_id):
     if request.method == "GET":
         return render_form(HandoffForm.of(current), service.list(), integration)
     form = HandoffForm.read(request.form, destination_id)
-    saved = form.submit(patch_schema(DestinationInput), integration,
-                        lambda fields: service.update(destination_id, changes(current, fields)))
+    shown = HandoffForm.of(current).payload(integration)
+
+    def save(fields: dict) -> dict:
+        changed = changes(current, fields, shown)
+        # Nothing changed: no write, so no version recording a change nobody made.
+        return service.update(destination_id, changed) if changed else current
+
+    saved = form.submit(patch_schema(DestinationInput), integration, save)
     if saved is None:
         return render_form(form, service.list(), integration)
     flash(f"Saved {saved['name']}.")
