@@ -167,9 +167,37 @@ def test_insights_tables_match_the_handoffs(studio, api, twilio):
     assert reasons["complaint"] == ["3", "1", "33%", "1", "33%"]
     assert reasons["billing_question"] == ["1", "1", "100%", "1", "100%"]
     destinations = table_rows(page, "By destination")
-    # attempts, connected, rate, median, busy, no answer, SIP error, voicemail, closed, other
-    assert destinations["Billing"][:3] == ["3", "0", "0%"]
-    assert destinations["Billing"][4:] == ["1", "0", "1", "0", "0", "0"]
-    assert destinations["Overflow"][:3] == ["2", "1", "50%"]
+    # handoffs, attempts, connected, rate, median, busy, no answer, SIP error, voicemail, closed, other
+    assert destinations["Billing"][:4] == ["3", "3", "0", "0%"]
+    assert destinations["Billing"][5:] == ["1", "0", "1", "0", "0", "0"]
+    assert destinations["Overflow"][:4] == ["2", "2", "1", "50%"]
     days = table_rows(page, "Handoffs per day")
     assert len(days) == 30 and list(days.values())[-1] == ["4", "2", "1", "1", "0"]
+
+
+def test_insights_show_the_numbers_the_stats_api_gives_for_the_period(studio, api, twilio):
+    """Each destination's connected rate is over its handoffs (chats claimed there make no
+    attempt), so the table shows the handoffs it is a share of, as GET /v1/stats does."""
+    three_calls(api, twilio)
+    chat(api, "complaint", claim=True, outcome="apologised")
+    chat(api, None)
+    page = studio.get("/studio/insights?period=7d")
+    names = {d["id"]: d["name"] for d in api.get("/v1/destinations").get_json()["items"]}
+    by_destination = table_rows(page, "By destination")
+    stats = api.get("/v1/stats/handoffs?group_by=destination").get_json()["items"]
+    assert {names[i["key"]] for i in stats} == set(by_destination)
+    for item in stats:
+        handoffs, attempts, connected, rate = by_destination[names[item["key"]]][:4]
+        assert (handoffs, attempts, connected) == (str(item["handoffs"]), str(item["attempts"]), str(item["connected"]))
+        assert rate == f"{round(item['connected_rate'] * 100)}%"
+    assert by_destination["Reception"][:4] == ["3", "1", "1", "33%"]
+    by_reason = table_rows(page, "By reason")
+    stats = api.get("/v1/stats/handoffs?group_by=reason").get_json()["items"]
+    assert {i["key"] or "(no reason)" for i in stats} == set(by_reason)
+    for item in stats:
+        assert by_reason[item["key"] or "(no reason)"] == [
+            str(item["handoffs"]), str(item["connected"]), f"{round(item['connected_rate'] * 100)}%",
+            str(item["resolved"]), f"{round(item['resolution_rate'] * 100)}%"]
+    days = api.get("/v1/stats/handoffs?group_by=day").get_json()["items"]
+    assert [[str(d[k]) for k in ("handoffs", "completed", "failed", "abandoned")] for d in days] == [
+        cells[:4] for cells in table_rows(page, "Handoffs per day").values()]
