@@ -201,3 +201,15 @@ def test_insights_show_the_numbers_the_stats_api_gives_for_the_period(studio, ap
     days = api.get("/v1/stats/handoffs?group_by=day").get_json()["items"]
     assert [[str(d[k]) for k in ("handoffs", "completed", "failed", "abandoned")] for d in days] == [
         cells[:4] for cells in table_rows(page, "Handoffs per day").values()]
+
+
+def test_a_search_finds_every_conversation_with_the_shared_id_or_the_caller(studio, api):
+    """A shared id whose handoffs have an index of their own: the conversations without a
+    handoff that carry it are found too, and so is a caller whose number it matches."""
+    chatted = chat(api, "complaint", shared_id="S-9")
+    called_back = api.post("/v1/conversations", json={"channel": "voice", "shared_id": "S-9"}).get_json()["id"]
+    by_number = chat(api, "billing_question", shared_id="4155550100")
+    caller = api.post("/v1/conversations", json={"channel": "sms", "from": "+14155550100"}).get_json()["id"]
+    assert listed(studio.get("/studio/conversations?q=S-9")) == [called_back, chatted]
+    assert listed(studio.get("/studio/conversations?q=4155550100")) == [caller, by_number]
+    assert listed(studio.get("/studio/conversations?q=S-9&state=pending")) == [chatted]
