@@ -196,6 +196,17 @@ def test_the_add_form_offers_blank_header_rows_and_the_methods(studio):
     assert all(f'value="{m}"' in html for m in ("sip_refer", "sip_invite", "sip_bye"))
 
 
+def test_a_twilio_flex_destination_is_added_on_the_page(studio, api):
+    html = studio.get("/studio/handoffs/new").get_data(as_text=True)
+    assert '<option value="twilio_flex">Twilio Flex</option>' in html and "Workflow SID" in html
+    refused = studio.add(name="Flex", method="twilio_flex", route="sip:flex@pbx.example.com")
+    assert refused.status_code == 422
+    assert "TaskRouter Workflow SID" in field_error(refused.get_data(as_text=True), "route")
+    assert studio.add(name="Flex", method="twilio_flex", route="WW" + "0" * 32).status_code == 303
+    saved = api.get("/v1/destinations/flex").get_json()
+    assert (saved["method"], saved["route"]) == ("twilio_flex", "WW" + "0" * 32)
+
+
 def test_field_errors_are_shown_next_to_the_field_with_the_input_kept(studio, api):
     response = studio.add(name="Billing", description="kept <as typed>", route="sip:a b",
                           header_name=["Customer", "X-Ok"], header_value=["1", "$reason"],

@@ -69,7 +69,6 @@ bp = Blueprint("studio", __name__, url_prefix="/studio", template_folder="templa
 
 METHOD_LABELS = {"sip_refer": "SIP REFER", "sip_invite": "SIP INVITE", "sip_bye": "SIP BYE",
                  "twilio_flex": "Twilio Flex"}
-FORM_METHODS = ("sip_refer", "sip_invite", "sip_bye")
 ENCRYPTION_LABELS = {"tls_srtp": "TLS + SRTP (encrypted)", "udp_rtp": "UDP + RTP (not encrypted)"}
 WARNING_LABELS = {"method_mismatch": "Method mismatch", "no_default": "No default",
                   "route_not_editable": "Route not editable",
@@ -359,11 +358,9 @@ def render_form(form: HandoffForm, destinations: list[dict], integration: dict):
     # What the saved destination is warned about (caller_id_missing is shown by Caller ID).
     saved_warnings = {w["code"]: w["message"] for d in destinations if d["id"] == form.destination_id
                       for w in d["warnings"]}
-    methods = [m for m in METHOD_LABELS if m in FORM_METHODS or m in (form.values["method"],
-                                                                       integration["required_method"])]
     status = 422 if form.errors or form.header_errors else 200
     return render_template("studio/form.html", form=form, integration=integration,
-                           fallbacks=fallbacks, methods=methods, max_routes=MAX_SIMULTANEOUS,
+                           fallbacks=fallbacks, methods=list(METHOD_LABELS), max_routes=MAX_SIMULTANEOUS,
                            saved_warnings=saved_warnings), status
 
 
