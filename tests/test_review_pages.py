@@ -1,5 +1,6 @@
 """The Conversations and Insights pages as a browser without JavaScript uses them."""
 import re
+from datetime import date
 from html import unescape
 
 import pytest
@@ -213,3 +214,15 @@ def test_a_search_finds_every_conversation_with_the_shared_id_or_the_caller(stud
     assert listed(studio.get("/studio/conversations?q=S-9")) == [called_back, chatted]
     assert listed(studio.get("/studio/conversations?q=4155550100")) == [caller, by_number]
     assert listed(studio.get("/studio/conversations?q=S-9&state=pending")) == [chatted]
+
+
+def test_from_and_to_read_any_iso_8601_day_they_accept(studio, api):
+    """A browser without a date picker sends the day as typed: 20261126 or a week date is
+    the same day as 2026-11-26, not a text compared with it."""
+    made = chat(api, "complaint")
+    today = api.get(f"/v1/conversations/{made}").get_json()["started_at"][:10]
+    year, week, weekday = date.fromisoformat(today).isocalendar()
+    for typed in (today, today.replace("-", ""), f"{year}-W{week:02d}-{weekday}"):
+        page = studio.get(f"/studio/conversations?from={typed}&to={typed}")
+        assert listed(page) == [made], typed
+        assert "a date, YYYY-MM-DD" not in text_of(page)
