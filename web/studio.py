@@ -34,7 +34,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from handoff import adk
 from handoff.config import Config
@@ -527,6 +527,14 @@ def not_found(error: NotFound):
 @bp.errorhandler(BadRequest)
 def bad_request(error: BadRequest):
     return render_template("studio/message.html", title="Form refused", message=error.description), 400
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(_error):
+    # A page for a person (the app's handler answers /v1's JSON error shape).
+    return render_template("studio/message.html", title="Too large",
+                           message="What was sent is over 1 MiB, more than this service accepts in one request. "
+                                   "Split it up and send it in parts."), 413
 
 
 def store_unreachable(_error):
