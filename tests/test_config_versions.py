@@ -141,3 +141,21 @@ def test_labelled_api_keys():
     assert config.key_label("nope") is None
     assert Config.from_env({"CONFIG_PROMOTION": "on"}).config_promotion is True
     assert Config.from_env({}).config_promotion is False
+
+
+def test_review_pages_name_a_live_destination_deleted_from_the_draft(app, api, twilio):
+    """Callers still reach a destination deleted only in the sandbox: the Conversations and
+    Insights pages name it, and the Destination filter offers it."""
+    from tests.test_review_pages import table_rows
+    from tests.test_studio import Studio
+
+    add_destination(api, "Billing Desk")
+    assert api.post("/v1/config/promote").status_code == 200
+    handoff_on(twilio, LIVE_CALL, reason="refund")
+    assert api.delete("/v1/destinations/billing-desk?confirm=Billing Desk").status_code == 204
+    studio = Studio(app.test_client())
+    attempts = studio.get(f"/studio/conversations/{LIVE_CALL}").get_data(as_text=True)
+    assert '<td data-label="Destination">Billing Desk</td>' in attempts
+    assert "Billing Desk" in table_rows(studio.get("/studio/insights"), "By destination")
+    listing = studio.get("/studio/conversations").get_data(as_text=True)
+    assert '<option value="billing-desk">Billing Desk</option>' in listing

@@ -38,7 +38,10 @@ def review() -> Review:
 
 
 def destination_names() -> dict[str, str]:
-    return Destinations(services()).names()
+    """Every destination a handoff may have gone to: those callers meet (live) as well as
+    the draft's, so one deleted or renamed only in the sandbox is still named."""
+    destinations = Destinations(services())
+    return {**destinations.names("live"), **destinations.names("sandbox")}
 
 
 def read_filters(args) -> tuple[Filters, dict[str, str]]:

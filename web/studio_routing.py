@@ -8,7 +8,6 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from handoff import jsontext
-from handoff.destinations import Destinations
 from handoff.errors import Conflict, NotFound, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
 from handoff.test_calls import TestCalls
@@ -17,6 +16,7 @@ from handoff.versions import Versions
 from .context import public_base_url, services
 from .routing import test_status_url
 from .studio import bp, card_url
+from .studio_review import destination_names
 
 WHO = "page"  # who a version made on the page names
 LEGS = {"sip": "SIP (a SIP Domain or trunk)", "pstn": "Phone (PSTN)", "client": "Voice SDK client"}
@@ -37,7 +37,7 @@ def routing_helpers() -> dict:
 @bp.get("/handoffs/promote")
 def promote_page():
     changes = Versions(services()).diff()
-    return render_template("studio/promote.html", changes=changes, names=_names())
+    return render_template("studio/promote.html", changes=changes, names=destination_names())
 
 
 @bp.post("/handoffs/promote")
@@ -109,11 +109,6 @@ def _destination(destination_id: str) -> dict:
     if found is None:
         raise NotFound(f"no destination with id {destination_id!r}")
     return found.to_dict()
-
-
-def _names() -> dict[str, str]:
-    destinations = Destinations(services())
-    return {**destinations.names("live"), **destinations.names("sandbox")}
 
 
 def _pretty(twiml: str) -> str:
