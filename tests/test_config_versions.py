@@ -159,3 +159,25 @@ def test_review_pages_name_a_live_destination_deleted_from_the_draft(app, api, t
     assert "Billing Desk" in table_rows(studio.get("/studio/insights"), "By destination")
     listing = studio.get("/studio/conversations").get_data(as_text=True)
     assert '<option value="billing-desk">Billing Desk</option>' in listing
+
+
+def test_promote_makes_live_only_the_changes_the_page_showed(app, api):
+    import re
+
+    from tests.test_studio import Studio
+
+    studio = Studio(app.test_client())
+    add_destination(api, "Billing")
+    shown = studio.get("/studio/handoffs/promote").get_data(as_text=True)
+    assert "Billing" in shown
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', shown))
+    add_destination(api, "Sales")  # someone else changes the sandbox meanwhile
+    refused = studio.client.post("/studio/handoffs/promote", data=form)
+    assert refused.status_code == 303 and refused.headers["Location"].endswith("/studio/handoffs/promote")
+    assert api.get("/v1/config/diff").get_json()["changes"]  # nothing went live
+    assert "The sandbox changed since" in studio.get(refused.headers["Location"]).get_data(as_text=True)
+    again = studio.get("/studio/handoffs/promote").get_data(as_text=True)
+    assert "Sales" in again
+    promoted = studio.client.post("/studio/handoffs/promote",
+                                  data=dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', again)))
+    assert promoted.status_code == 303 and api.get("/v1/config/diff").get_json()["changes"] == []

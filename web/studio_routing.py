@@ -5,6 +5,9 @@ Routes on the studio blueprint (same sign-in, CSRF and error pages), kept apart 
 destination form so that each file has one job."""
 from __future__ import annotations
 
+import hashlib
+import json
+
 from flask import flash, redirect, render_template, request, url_for
 
 from handoff import jsontext
@@ -34,14 +37,23 @@ def routing_helpers() -> dict:
     return {"routing_status": routing_status}
 
 
+def diff_fingerprint(changes: list[dict]) -> str:
+    """What the Promote page showed, so that promoting sends live only that."""
+    return hashlib.sha256(json.dumps(changes, sort_keys=True, default=str).encode()).hexdigest()
+
+
 @bp.get("/handoffs/promote")
 def promote_page():
     changes = Versions(services()).diff()
-    return render_template("studio/promote.html", changes=changes, names=destination_names())
+    return render_template("studio/promote.html", changes=changes, names=destination_names(),
+                           seen=diff_fingerprint(changes))
 
 
 @bp.post("/handoffs/promote")
 def promote():
+    if request.form.get("seen") != diff_fingerprint(Versions(services()).diff()):
+        flash("The sandbox changed since you looked at it: check what goes live, then promote again.")
+        return redirect(url_for("studio.promote_page"), 303)
     try:
         version = Versions(services(), WHO).promote()
     except Conflict as exc:
