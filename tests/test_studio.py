@@ -470,14 +470,17 @@ def test_editing_shows_the_saved_advanced_fields_with_advanced_open(studio, api)
 def test_saving_the_form_untouched_changes_nothing(studio, api):
     """Saving what the form showed is no change: no version, no rewritten field, even for a
     destination the API wrote in a form the page shows differently (hours without closed
-    dates or with an empty day, a name and a header value with spaces around them)."""
+    dates or with an empty day, a name and a header value with spaces around them, a
+    description on two lines)."""
     api.post("/v1/destinations", json={
-        "name": " Team ", "route": "1001", "description": "  Desk  ",
+        "name": " Team ", "route": "1001", "description": "  Desk\nfloor 2  ",
         "sip_headers": [{"name": "X-A", "value": " 1 "}],
         "hours": {"timezone": "UTC", "weekly": {"mon": [["09:00", "17:00"]], "tue": []}}})
     before = api.get("/v1/destinations/team").get_json()
     response = studio.submit("/studio/handoffs/team/edit",
-                             {"name": " Team ", "description": "  Desk  ", "method": "sip_refer", "route": "1001",
+                             # a browser sends a textarea's line breaks as CRLF
+                             {"name": " Team ", "description": "  Desk\r\nfloor 2  ", "method": "sip_refer",
+                              "route": "1001",
                               "header_name": ["X-A", ""], "header_value": [" 1 ", ""], "fallback": "",
                               "transfer_mode": "blind", "on_failure": "next", "intro": "private", "hours": "set",
                               "timezone": "UTC", "hours_mon_open": "09:00", "hours_mon_close": "17:00"},

@@ -252,6 +252,7 @@ class HandoffForm:
         # As `read` will take the values back (stripped), so an untouched form sends what it showed.
         values = {name: cls.DEFAULTS[name] if destination.get(name) is None else str(destination[name]).strip()
                   for name in cls.TEXT_FIELDS}
+        values["description"] = values["description"].replace("\r\n", "\n")
         routes = destination.get("route") or []
         routes = list(routes) if isinstance(routes, list) else [routes]
         values["route"] = routes[0] if routes else ""
@@ -263,6 +264,8 @@ class HandoffForm:
     @classmethod
     def read(cls, form: MultiDict, destination_id: str | None = None) -> HandoffForm:
         values = {name: form.get(name, cls.DEFAULTS[name]).strip() for name in cls.TEXT_FIELDS}
+        # Browsers send a textarea's line breaks as CRLF (HTML's form submission rules).
+        values["description"] = values["description"].replace("\r\n", "\n")
         # Route rows left blank (spares offered without JavaScript) are not routes.
         routes = [r.strip() for r in form.getlist("route") if r.strip()]
         values["route"] = routes[0] if routes else ""
