@@ -170,8 +170,11 @@ def end_session() -> None:
 
 
 def safe_next(target: str | None) -> str | None:
-    """Where to go after signing in: a page of this studio only, never another site."""
+    """Where to go after signing in: a page of this studio only, never another site, and
+    nothing a Location header cannot carry (a control character such as CR/LF)."""
     if not target or not target.startswith("/studio/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in target):
         return None
     return target
 
