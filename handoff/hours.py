@@ -29,7 +29,8 @@ def problems(hours: dict) -> list[str]:
         found.append(f"unknown keys: {', '.join(sorted(unknown))}")
     try:
         ZoneInfo(str(hours.get("timezone")))
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a folder of the tz database ("America") or a name too long to be a file name
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         found.append(f"timezone {hours.get('timezone')!r} is not an IANA time zone (e.g. Europe/London)")
     weekly = hours.get("weekly") or {}
     if not isinstance(weekly, dict):

@@ -85,14 +85,20 @@ class Filters:
             return False
         if self.search:
             wanted = self.search.strip()
-            caller = number_of(conversation.from_) or ""
-            # A number typed any way (+1 415-555-0100, (415) 555…) matches the caller's digits.
-            looks_like_number = wanted and all(c.isdigit() or c in "+-() ." for c in wanted)
-            digits = "".join(c for c in wanted if c.isdigit())
-            by_number = looks_like_number and len(digits) >= 3 and digits in caller
+            digits = self.caller_digits()
+            by_number = bool(digits) and digits in (number_of(conversation.from_) or "")
             if conversation.shared_id != wanted and not by_number:
                 return False
         return True
+
+    def caller_digits(self) -> str | None:
+        """The digits of a search that may be (part of) a caller's number: a number typed
+        any way (+1 415-555-0100, (415) 555…) matches the caller's digits."""
+        wanted = (self.search or "").strip()
+        if not wanted or not all(c.isdigit() or c in "+-() ." for c in wanted):
+            return None
+        digits = "".join(c for c in wanted if c.isdigit())
+        return digits if len(digits) >= 3 else None
 
 
 @dataclass
@@ -188,8 +194,12 @@ class Review:
         """The smallest index that holds every match: (key, whether it lists handoffs)."""
         if filters.reason:
             return Keys.handoffs_with_reason(filters.reason), True
-        if filters.search and self.store.index_span(Keys.shared(filters.search.strip())):
-            return Keys.shared(filters.search.strip()), True  # a shared id with handoffs
+        # A shared id's index lists its handoffs only: it holds every match when the filters
+        # ask for a handoff anyway, and when the search cannot be a caller's number instead.
+        needs_handoff = filters.state or filters.destination
+        if (filters.search and needs_handoff and not filters.caller_digits()
+                and self.store.index_span(Keys.shared(filters.search.strip()))):
+            return Keys.shared(filters.search.strip()), True
         return Keys.conversations, False
 
     def _load_by_conversation(self, conversation_ids: list[str]) -> list[tuple[ConversationRecord, Handoff | None] | None]:

@@ -141,3 +141,43 @@ def test_labelled_api_keys():
     assert config.key_label("nope") is None
     assert Config.from_env({"CONFIG_PROMOTION": "on"}).config_promotion is True
     assert Config.from_env({}).config_promotion is False
+
+
+def test_review_pages_name_a_live_destination_deleted_from_the_draft(app, api, twilio):
+    """Callers still reach a destination deleted only in the sandbox: the Conversations and
+    Insights pages name it, and the Destination filter offers it."""
+    from tests.test_review_pages import table_rows
+    from tests.test_studio import Studio
+
+    add_destination(api, "Billing Desk")
+    assert api.post("/v1/config/promote").status_code == 200
+    handoff_on(twilio, LIVE_CALL, reason="refund")
+    assert api.delete("/v1/destinations/billing-desk?confirm=Billing Desk").status_code == 204
+    studio = Studio(app.test_client())
+    attempts = studio.get(f"/studio/conversations/{LIVE_CALL}").get_data(as_text=True)
+    assert '<td data-label="Destination">Billing Desk</td>' in attempts
+    assert "Billing Desk" in table_rows(studio.get("/studio/insights"), "By destination")
+    listing = studio.get("/studio/conversations").get_data(as_text=True)
+    assert '<option value="billing-desk">Billing Desk</option>' in listing
+
+
+def test_promote_makes_live_only_the_changes_the_page_showed(app, api):
+    import re
+
+    from tests.test_studio import Studio
+
+    studio = Studio(app.test_client())
+    add_destination(api, "Billing")
+    shown = studio.get("/studio/handoffs/promote").get_data(as_text=True)
+    assert "Billing" in shown
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', shown))
+    add_destination(api, "Sales")  # someone else changes the sandbox meanwhile
+    refused = studio.client.post("/studio/handoffs/promote", data=form)
+    assert refused.status_code == 303 and refused.headers["Location"].endswith("/studio/handoffs/promote")
+    assert api.get("/v1/config/diff").get_json()["changes"]  # nothing went live
+    assert "The sandbox changed since" in studio.get(refused.headers["Location"]).get_data(as_text=True)
+    again = studio.get("/studio/handoffs/promote").get_data(as_text=True)
+    assert "Sales" in again
+    promoted = studio.client.post("/studio/handoffs/promote",
+                                  data=dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', again)))
+    assert promoted.status_code == 303 and api.get("/v1/config/diff").get_json()["changes"] == []

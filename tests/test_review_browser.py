@@ -95,8 +95,8 @@ def test_reviewing_a_conversation_and_the_figures(browser, server, api, twilio):
     assert cells(by_reason, "complaint") == ["3", "1", "33%", "1", "33%"]
     assert cells(by_reason, "billing_question") == ["1", "1", "100%", "1", "100%"]
     by_destination = page.get_by_role("table", name="By destination")
-    assert cells(by_destination, "Overflow")[:3] == ["2", "1", "50%"]
-    assert cells(by_destination, "Billing")[4:] == ["1", "0", "1", "0", "0", "0"]
+    assert cells(by_destination, "Overflow")[:4] == ["2", "2", "1", "50%"]  # handoffs, attempts, connected, rate
+    assert cells(by_destination, "Billing")[5:] == ["1", "0", "1", "0", "0", "0"]
     expect(page.get_by_role("img", name=re.compile("Handoffs per day"))).to_be_visible()
     context.close()
 

@@ -1,5 +1,6 @@
 """The Conversations and Insights pages as a browser without JavaScript uses them."""
 import re
+from datetime import date
 from html import unescape
 
 import pytest
@@ -167,9 +168,61 @@ def test_insights_tables_match_the_handoffs(studio, api, twilio):
     assert reasons["complaint"] == ["3", "1", "33%", "1", "33%"]
     assert reasons["billing_question"] == ["1", "1", "100%", "1", "100%"]
     destinations = table_rows(page, "By destination")
-    # attempts, connected, rate, median, busy, no answer, SIP error, voicemail, closed, other
-    assert destinations["Billing"][:3] == ["3", "0", "0%"]
-    assert destinations["Billing"][4:] == ["1", "0", "1", "0", "0", "0"]
-    assert destinations["Overflow"][:3] == ["2", "1", "50%"]
+    # handoffs, attempts, connected, rate, median, busy, no answer, SIP error, voicemail, closed, other
+    assert destinations["Billing"][:4] == ["3", "3", "0", "0%"]
+    assert destinations["Billing"][5:] == ["1", "0", "1", "0", "0", "0"]
+    assert destinations["Overflow"][:4] == ["2", "2", "1", "50%"]
     days = table_rows(page, "Handoffs per day")
     assert len(days) == 30 and list(days.values())[-1] == ["4", "2", "1", "1", "0"]
+
+
+def test_insights_show_the_numbers_the_stats_api_gives_for_the_period(studio, api, twilio):
+    """Each destination's connected rate is over its handoffs (chats claimed there make no
+    attempt), so the table shows the handoffs it is a share of, as GET /v1/stats does."""
+    three_calls(api, twilio)
+    chat(api, "complaint", claim=True, outcome="apologised")
+    chat(api, None)
+    page = studio.get("/studio/insights?period=7d")
+    names = {d["id"]: d["name"] for d in api.get("/v1/destinations").get_json()["items"]}
+    by_destination = table_rows(page, "By destination")
+    stats = api.get("/v1/stats/handoffs?group_by=destination").get_json()["items"]
+    assert {names[i["key"]] for i in stats} == set(by_destination)
+    for item in stats:
+        handoffs, attempts, connected, rate = by_destination[names[item["key"]]][:4]
+        assert (handoffs, attempts, connected) == (str(item["handoffs"]), str(item["attempts"]), str(item["connected"]))
+        assert rate == f"{round(item['connected_rate'] * 100)}%"
+    assert by_destination["Reception"][:4] == ["3", "1", "1", "33%"]
+    by_reason = table_rows(page, "By reason")
+    stats = api.get("/v1/stats/handoffs?group_by=reason").get_json()["items"]
+    assert {i["key"] or "(no reason)" for i in stats} == set(by_reason)
+    for item in stats:
+        assert by_reason[item["key"] or "(no reason)"] == [
+            str(item["handoffs"]), str(item["connected"]), f"{round(item['connected_rate'] * 100)}%",
+            str(item["resolved"]), f"{round(item['resolution_rate'] * 100)}%"]
+    days = api.get("/v1/stats/handoffs?group_by=day").get_json()["items"]
+    assert [[str(d[k]) for k in ("handoffs", "completed", "failed", "abandoned")] for d in days] == [
+        cells[:4] for cells in table_rows(page, "Handoffs per day").values()]
+
+
+def test_a_search_finds_every_conversation_with_the_shared_id_or_the_caller(studio, api):
+    """A shared id whose handoffs have an index of their own: the conversations without a
+    handoff that carry it are found too, and so is a caller whose number it matches."""
+    chatted = chat(api, "complaint", shared_id="S-9")
+    called_back = api.post("/v1/conversations", json={"channel": "voice", "shared_id": "S-9"}).get_json()["id"]
+    by_number = chat(api, "billing_question", shared_id="4155550100")
+    caller = api.post("/v1/conversations", json={"channel": "sms", "from": "+14155550100"}).get_json()["id"]
+    assert listed(studio.get("/studio/conversations?q=S-9")) == [called_back, chatted]
+    assert listed(studio.get("/studio/conversations?q=4155550100")) == [caller, by_number]
+    assert listed(studio.get("/studio/conversations?q=S-9&state=pending")) == [chatted]
+
+
+def test_from_and_to_read_any_iso_8601_day_they_accept(studio, api):
+    """A browser without a date picker sends the day as typed: 20261126 or a week date is
+    the same day as 2026-11-26, not a text compared with it."""
+    made = chat(api, "complaint")
+    today = api.get(f"/v1/conversations/{made}").get_json()["started_at"][:10]
+    year, week, weekday = date.fromisoformat(today).isocalendar()
+    for typed in (today, today.replace("-", ""), f"{year}-W{week:02d}-{weekday}"):
+        page = studio.get(f"/studio/conversations?from={typed}&to={typed}")
+        assert listed(page) == [made], typed
+        assert "a date, YYYY-MM-DD" not in text_of(page)

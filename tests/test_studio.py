@@ -82,6 +82,18 @@ def test_sign_in_never_redirects_off_site(app):
     assert response.headers["Location"] == "/studio/handoffs"
 
 
+def test_a_next_page_with_a_line_break_signs_in_to_the_handoffs_page(app):
+    """A crafted link's CR/LF cannot go into a Location header: the sign-in goes to the
+    handoffs page (before, the header was refused with a 500)."""
+    client = app.test_client()
+    form = client.get("/studio/sign-in")
+    response = client.post("/studio/sign-in?next=/studio/%0d%0aSet-Cookie:%20a=b",
+                           data={"api_key": API_KEY, "csrf_token": csrf(form)})
+    assert response.status_code == 303 and response.headers["Location"] == "/studio/handoffs"
+    again = client.get("/studio/sign-in?next=/studio/%0aX")
+    assert again.status_code == 302 and again.headers["Location"] == "/studio/handoffs"
+
+
 def test_the_session_cookie_is_locked_down_and_holds_no_key(app):
     client = app.test_client()
     response = sign_in(client)
@@ -194,6 +206,17 @@ def test_the_add_form_offers_blank_header_rows_and_the_methods(studio):
     assert html.count('name="header_name"') == 3 + 1  # three blank rows plus the JS template
     assert 'value="sip_refer" selected' in html
     assert all(f'value="{m}"' in html for m in ("sip_refer", "sip_invite", "sip_bye"))
+
+
+def test_a_twilio_flex_destination_is_added_on_the_page(studio, api):
+    html = studio.get("/studio/handoffs/new").get_data(as_text=True)
+    assert '<option value="twilio_flex">Twilio Flex</option>' in html and "Workflow SID" in html
+    refused = studio.add(name="Flex", method="twilio_flex", route="sip:flex@pbx.example.com")
+    assert refused.status_code == 422
+    assert "TaskRouter Workflow SID" in field_error(refused.get_data(as_text=True), "route")
+    assert studio.add(name="Flex", method="twilio_flex", route="WW" + "0" * 32).status_code == 303
+    saved = api.get("/v1/destinations/flex").get_json()
+    assert (saved["method"], saved["route"]) == ("twilio_flex", "WW" + "0" * 32)
 
 
 def test_field_errors_are_shown_next_to_the_field_with_the_input_kept(studio, api):
@@ -404,6 +427,11 @@ def test_every_advanced_field_is_saved_as_the_api_stores_it(studio, api):
     ({"transfer_mode": "sideways"}, "transfer_mode", "Must be one of"),
     ({"hours": "set", "timezone": "Mars/Olympus", **OFFICE_HOURS}, "timezone",
      "timezone 'Mars/Olympus' is not an IANA time zone"),
+    # a folder of the time-zone database, and a name too long to be a file: OSError, not a 503
+    ({"hours": "set", "timezone": "America", **OFFICE_HOURS}, "timezone",
+     "timezone 'America' is not an IANA time zone"),
+    ({"hours": "set", "timezone": "Zone" * 100, **OFFICE_HOURS}, "timezone",
+     "timezone 'ZoneZone"),
     ({"hours": "set", "timezone": "UTC", "hours_tue_open": "17:00", "hours_tue_close": "09:00"}, "hours_tue",
      "17:00–09:00 ends before it starts"),
     ({"hours": "set", "timezone": "UTC", "hours_wed_open": "09:00", "hours_wed_close": ""}, "hours_wed",
@@ -449,6 +477,30 @@ def test_editing_shows_the_saved_advanced_fields_with_advanced_open(studio, api)
                   'value="$called_number"', "<option selected>Asia/Tokyo</option>",
                   'value="24:00" aria-label="Saturday closes"', 'value="2027-01-01"'):
         assert shown in html, shown
+
+
+def test_saving_the_form_untouched_changes_nothing(studio, api):
+    """Saving what the form showed is no change: no version, no rewritten field, even for a
+    destination the API wrote in a form the page shows differently (hours without closed
+    dates or with an empty day, a name and a header value with spaces around them, a
+    description on two lines)."""
+    api.post("/v1/destinations", json={
+        "name": " Team ", "route": "1001", "description": "  Desk\nfloor 2  ",
+        "sip_headers": [{"name": "X-A", "value": " 1 "}],
+        "hours": {"timezone": "UTC", "weekly": {"mon": [["09:00", "17:00"]], "tue": []}}})
+    before = api.get("/v1/destinations/team").get_json()
+    response = studio.submit("/studio/handoffs/team/edit",
+                             # a browser sends a textarea's line breaks as CRLF
+                             {"name": " Team ", "description": "  Desk\r\nfloor 2  ", "method": "sip_refer",
+                              "route": "1001",
+                              "header_name": ["X-A", ""], "header_value": [" 1 ", ""], "fallback": "",
+                              "transfer_mode": "blind", "on_failure": "next", "intro": "private", "hours": "set",
+                              "timezone": "UTC", "hours_mon_open": "09:00", "hours_mon_close": "17:00"},
+                             page="/studio/handoffs/team/edit")
+    assert response.status_code == 303
+    assert api.get("/v1/destinations/team").get_json() == before
+    history = studio.get("/studio/handoffs/versions").get_data(as_text=True)
+    assert "Added destination  Team " in history and "Changed" not in history
 
 
 def test_fields_left_out_of_the_form_are_saved_as_unset(studio, api):

@@ -31,3 +31,13 @@ def test_import_page_shows_changes_first_then_imports_and_exports(app, api):
         "csrf_token": token, "action": "apply", "yaml": HANDOFFS_YAML.replace("method: bye", "method: hold")})
     assert refused.status_code == 422 and "handoffs[3]" in refused.get_data(as_text=True)
     assert studio.client.post("/studio/handoffs/import", data={"yaml": HANDOFFS_YAML}).status_code == 400
+
+
+def test_a_file_over_the_size_limit_is_refused_with_a_page(app):
+    studio = Studio(app.test_client())
+    token = csrf(studio.get("/studio/handoffs/import"))
+    refused = studio.client.post("/studio/handoffs/import", data={
+        "csrf_token": token, "action": "check", "file": (BytesIO(b"# padding\n" * 200_000), "handoffs.yaml")},
+        content_type="multipart/form-data")
+    assert refused.status_code == 413 and refused.mimetype == "text/html"
+    assert "over 1 MiB" in refused.get_data(as_text=True)

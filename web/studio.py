@@ -35,7 +35,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from handoff import adk
 from handoff.config import Config
@@ -70,7 +70,6 @@ bp = Blueprint("studio", __name__, url_prefix="/studio", template_folder="templa
 
 METHOD_LABELS = {"sip_refer": "SIP REFER", "sip_invite": "SIP INVITE", "sip_bye": "SIP BYE",
                  "twilio_flex": "Twilio Flex"}
-FORM_METHODS = ("sip_refer", "sip_invite", "sip_bye")
 ENCRYPTION_LABELS = {"tls_srtp": "TLS + SRTP (encrypted)", "udp_rtp": "UDP + RTP (not encrypted)"}
 WARNING_LABELS = {"method_mismatch": "Method mismatch", "no_default": "No default",
                   "route_not_editable": "Route not editable",
@@ -277,19 +276,23 @@ class HandoffForm:
 
     @classmethod
     def of(cls, destination: dict) -> HandoffForm:
-        values = {name: cls.DEFAULTS[name] if destination.get(name) is None else str(destination[name])
+        # As `read` will take the values back (stripped), so an untouched form sends what it showed.
+        values = {name: cls.DEFAULTS[name] if destination.get(name) is None else str(destination[name]).strip()
                   for name in cls.TEXT_FIELDS}
+        values["description"] = values["description"].replace("\r\n", "\n")
         routes = destination.get("route") or []
         routes = list(routes) if isinstance(routes, list) else [routes]
         values["route"] = routes[0] if routes else ""
         values["detect_voicemail"] = "true" if destination.get("detect_voicemail") else ""
         hours, windows = hours_fields(destination.get("hours"))
-        return cls({**values, **hours}, [dict(h) for h in destination["sip_headers"]], destination["id"],
-                   more_routes=routes[1:], windows=windows)
+        headers = [{"name": h["name"].strip(), "value": h["value"].strip()} for h in destination["sip_headers"]]
+        return cls({**values, **hours}, headers, destination["id"], more_routes=routes[1:], windows=windows)
 
     @classmethod
     def read(cls, form: MultiDict, destination_id: str | None = None) -> HandoffForm:
         values = {name: form.get(name, cls.DEFAULTS[name]).strip() for name in cls.TEXT_FIELDS}
+        # Browsers send a textarea's line breaks as CRLF (HTML's form submission rules).
+        values["description"] = values["description"].replace("\r\n", "\n")
         # Route rows left blank (spares offered without JavaScript) are not routes.
         routes = [r.strip() for r in form.getlist("route") if r.strip()]
         values["route"] = routes[0] if routes else ""
@@ -371,10 +374,13 @@ class HandoffForm:
         return None
 
 
-def changes(current: dict, fields: dict) -> dict:
-    """Only what the user changed: the service checks integration rules against the fields
-    a request sets, so resending untouched values would refuse an unrelated edit."""
-    return {name: value for name, value in fields.items() if current.get(name) != value}
+def changes(current: dict, fields: dict, shown: dict) -> dict:
+    """Only what the user changed: fields whose value differs from what the form, left
+    untouched, sends (`shown`). The service checks integration rules against the fields a
+    request sets, so resending untouched values would refuse an unrelated edit; and a value
+    the page shows in its own way (hours without closed dates, a name with spaces around
+    it) is not rewritten by saving an unrelated field."""
+    return {name: value for name, value in fields.items() if shown.get(name, current.get(name)) != value}
 
 
 def render_form(form: HandoffForm, destinations: list[dict], integration: dict):
@@ -382,11 +388,9 @@ def render_form(form: HandoffForm, destinations: list[dict], integration: dict):
     # What the saved destination is warned about (caller_id_missing is shown by Caller ID).
     saved_warnings = {w["code"]: w["message"] for d in destinations if d["id"] == form.destination_id
                       for w in d["warnings"]}
-    methods = [m for m in METHOD_LABELS if m in FORM_METHODS or m in (form.values["method"],
-                                                                       integration["required_method"])]
     status = 422 if form.errors or form.header_errors else 200
     return render_template("studio/form.html", form=form, integration=integration,
-                           fallbacks=fallbacks, methods=methods, max_routes=MAX_SIMULTANEOUS,
+                           fallbacks=fallbacks, methods=list(METHOD_LABELS), max_routes=MAX_SIMULTANEOUS,
                            saved_warnings=saved_warnings), status
 
 
@@ -469,8 +473,14 @@ def edit_handoff(destination_id):
     if request.method == "GET":
         return render_form(HandoffForm.of(current), service.list(), integration)
     form = HandoffForm.read(request.form, destination_id)
-    saved = form.submit(patch_schema(DestinationInput), integration,
-                        lambda fields: service.update(destination_id, changes(current, fields)))
+    shown = HandoffForm.of(current).payload(integration)
+
+    def save(fields: dict) -> dict:
+        changed = changes(current, fields, shown)
+        # Nothing changed: no write, so no version recording a change nobody made.
+        return service.update(destination_id, changed) if changed else current
+
+    saved = form.submit(patch_schema(DestinationInput), integration, save)
     if saved is None:
         return render_form(form, service.list(), integration)
     flash(f"Saved {saved['name']}.")
@@ -547,6 +557,14 @@ def not_found(error: NotFound):
 @bp.errorhandler(BadRequest)
 def bad_request(error: BadRequest):
     return render_template("studio/message.html", title="Form refused", message=error.description), 400
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(_error):
+    # A page for a person (the app's handler answers /v1's JSON error shape).
+    return render_template("studio/message.html", title="Too large",
+                           message="What was sent is over 1 MiB, more than this service accepts in one request. "
+                                   "Split it up and send it in parts."), 413
 
 
 def store_unreachable(_error):

@@ -38,25 +38,29 @@ def review() -> Review:
 
 
 def destination_names() -> dict[str, str]:
-    return Destinations(services()).names()
+    """Every destination a handoff may have gone to: those callers meet (live) as well as
+    the draft's, so one deleted or renamed only in the sandbox is still named."""
+    destinations = Destinations(services())
+    return {**destinations.names("live"), **destinations.names("sandbox")}
 
 
 def read_filters(args) -> tuple[Filters, dict[str, str]]:
     """The filter form as typed (to show back) and as the listing applies it."""
     typed = {name: (args.get(name) or "").strip()
              for name in ("channel", "state", "reason", "destination", "from", "to", "q")}
-    errors = {}
+    errors, days = {}, {}
     for name in ("from", "to"):
         try:
-            parse_day(typed[name], name)
+            day = parse_day(typed[name], name)
         except ValidationFailed:
             errors[name] = "a date, YYYY-MM-DD"
-            typed[name] = ""
+            typed[name], day = "", None
+        # The day as the listing compares it (YYYY-MM-DD), however ISO 8601 wrote it.
+        days[name] = day.isoformat() if day else None
     filters = Filters(channel=typed["channel"] if typed["channel"] in CHANNELS else None,
                       state=typed["state"] if typed["state"] in STATES else None,
                       reason=typed["reason"] or None, destination=typed["destination"] or None,
-                      since=typed["from"][:10] or None, until=typed["to"][:10] or None,
-                      search=typed["q"] or None)
+                      since=days["from"], until=days["to"], search=typed["q"] or None)
     return filters, {**typed, "errors": errors}
 
 

@@ -5,10 +5,12 @@ Routes on the studio blueprint (same sign-in, CSRF and error pages), kept apart 
 destination form so that each file has one job."""
 from __future__ import annotations
 
+import hashlib
+import json
+
 from flask import flash, redirect, render_template, request, url_for
 
 from handoff import jsontext
-from handoff.destinations import Destinations
 from handoff.errors import Conflict, NotFound, ValidationFailed
 from handoff.handoffs import HandoffRequest, Handoffs
 from handoff.test_calls import TestCalls
@@ -17,6 +19,7 @@ from handoff.versions import Versions
 from .context import public_base_url, services
 from .routing import test_status_url
 from .studio import bp, card_url
+from .studio_review import destination_names
 
 WHO = "page"  # who a version made on the page names
 LEGS = {"sip": "SIP (a SIP Domain or trunk)", "pstn": "Phone (PSTN)", "client": "Voice SDK client"}
@@ -34,14 +37,23 @@ def routing_helpers() -> dict:
     return {"routing_status": routing_status}
 
 
+def diff_fingerprint(changes: list[dict]) -> str:
+    """What the Promote page showed, so that promoting sends live only that."""
+    return hashlib.sha256(json.dumps(changes, sort_keys=True, default=str).encode()).hexdigest()
+
+
 @bp.get("/handoffs/promote")
 def promote_page():
     changes = Versions(services()).diff()
-    return render_template("studio/promote.html", changes=changes, names=_names())
+    return render_template("studio/promote.html", changes=changes, names=destination_names(),
+                           seen=diff_fingerprint(changes))
 
 
 @bp.post("/handoffs/promote")
 def promote():
+    if request.form.get("seen") != diff_fingerprint(Versions(services()).diff()):
+        flash("The sandbox changed since you looked at it: check what goes live, then promote again.")
+        return redirect(url_for("studio.promote_page"), 303)
     try:
         version = Versions(services(), WHO).promote()
     except Conflict as exc:
@@ -109,11 +121,6 @@ def _destination(destination_id: str) -> dict:
     if found is None:
         raise NotFound(f"no destination with id {destination_id!r}")
     return found.to_dict()
-
-
-def _names() -> dict[str, str]:
-    destinations = Destinations(services())
-    return {**destinations.names("live"), **destinations.names("sandbox")}
 
 
 def _pretty(twiml: str) -> str:
