@@ -82,18 +82,6 @@ def test_sign_in_never_redirects_off_site(app):
     assert response.headers["Location"] == "/studio/handoffs"
 
 
-def test_a_next_page_with_a_line_break_signs_in_to_the_handoffs_page(app):
-    """A crafted link's CR/LF cannot go into a Location header: the sign-in goes to the
-    handoffs page (before, the header was refused with a 500)."""
-    client = app.test_client()
-    form = client.get("/studio/sign-in")
-    response = client.post("/studio/sign-in?next=/studio/%0d%0aSet-Cookie:%20a=b",
-                           data={"api_key": API_KEY, "csrf_token": csrf(form)})
-    assert response.status_code == 303 and response.headers["Location"] == "/studio/handoffs"
-    again = client.get("/studio/sign-in?next=/studio/%0aX")
-    assert again.status_code == 302 and again.headers["Location"] == "/studio/handoffs"
-
-
 def test_the_session_cookie_is_locked_down_and_holds_no_key(app):
     client = app.test_client()
     response = sign_in(client)
