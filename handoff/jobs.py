@@ -19,7 +19,7 @@ from .handoffs import Handoffs
 from .models import FAILED, REQUESTED, Handoff
 from .services import Services
 from .test_calls import TestCalls, test_target
-from .twilio_rest import twilio_client
+from .twilio_rest import twilio_client, worth_retrying
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,10 @@ def _is_last_try() -> bool:
 
 
 def retry_or_give_up(exc: TwilioRestException) -> None:
-    """Twilio's 5xx (or no status at all) are worth another try: re-raised, rq retries the
-    job while it has tries left; a 4xx will not change, and the caller handles it."""
-    if (exc.status or 500) >= 500 and not _is_last_try():
+    """Twilio's 5xx, a 429 and no answer at all are worth another try (twilio_rest.worth_retrying):
+    re-raised, rq retries the job while it has tries left; any other 4xx will not change,
+    and neither does the last try's error: the job handles it (records why it gave up)."""
+    if worth_retrying(exc) and not _is_last_try():
         raise exc
 
 

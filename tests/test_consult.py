@@ -338,6 +338,25 @@ def test_human_gone_before_joining_moves_the_caller_on(api, twilio, rest, app):
     assert latest_handoff(api, CALL)["state"] == "transferring" and len(rest.calls) == 2
 
 
+def test_a_429_moving_the_caller_on_is_tried_again_not_left_on_hold(api, twilio, rest, app):
+    """Twilio's 429 (error 20429, https://www.twilio.com/docs/api/errors/20429) is "never
+    processed and is always safe to retry": read as final, the caller, whose attempt is
+    already decided, would hear hold music until they hung up."""
+    make(api, "Reception")
+    make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111")
+    hold(twilio, api, rest, app, PSTN, destination="expert")
+    hid = latest_handoff(api, CALL)["id"]
+    twilio.post(f"/voice/handoff/{hid}/consult/whisper?attempt=1", human_params())
+    twilio.post(f"/voice/handoff/{hid}/consult/accept?attempt=1", human_params(Digits="2"))
+    rest.add(responses.POST, f"{API}/Calls/{CALL}.json", status=429,
+             json={"code": 20429, "message": "Too Many Requests", "status": 429})
+    expect_update(rest, CALL)
+    work(app)
+    moves = [body for method, url, body in sent(rest) if url == f"{API}/Calls/{CALL}.json"]
+    assert len(moves) == 2  # a PSTN caller: the SIP route is bridged with <Dial>
+    assert parse(moves[1]["Twiml"]).find("Dial/Sip").text.startswith("sip:reception@pbx.example.com")
+
+
 def test_the_room_ending_around_a_waiting_caller_moves_them_in_the_answer(api, twilio, rest, app):
     make(api, "Reception")
     make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111")
