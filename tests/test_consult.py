@@ -405,17 +405,22 @@ def test_with_redis_down_a_consult_destination_is_transferred_without_consulting
     assert (root.find("Dial/Number").text, root.find("Dial/Number").get("sendDigits")) == ("+14155550111", "1#")
 
 
-def test_a_consult_with_no_outcome_times_out_and_the_caller_moves_on(api, twilio, rest, app):
+@pytest.mark.parametrize("method", ["sip_invite", "sip_refer"])
+def test_a_consult_with_no_outcome_times_out_and_the_caller_moves_on(api, twilio, rest, app, method):
     from datetime import timedelta
 
     from handoff import jobs
     from handoff.handoff_core import DIAL_LONGEST
 
     make(api, "Reception")
-    make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111")
+    make(api, "Expert", method=method, transfer_mode="consult", route="+14155550111")
     hold(twilio, api, rest, app, PSTN, destination="expert")
     services = app.extensions["handoff"]
     started = services.clock()
+    services.clock = lambda: started + timedelta(seconds=181)  # past HANDOFF_TRANSFER_TIMEOUT:
+    services.queue.enqueue(jobs.sweep_transfers)  # the human may still be ringing or briefed
+    work(app)
+    assert len(rest.calls) == 1 and steps(api)[-1] == ("transferring", "consulting")
     services.clock = lambda: started + timedelta(seconds=DIAL_LONGEST + 1)  # a call to a human: not before
     services.queue.enqueue(jobs.sweep_transfers)
     expect_update(rest, HUMAN)
@@ -426,6 +431,32 @@ def test_a_consult_with_no_outcome_times_out_and_the_caller_moves_on(api, twilio
     moved = parse({url: body for _, url, body in sent(rest)}[f"{API}/Calls/{CALL}.json"]["Twiml"])
     assert moved.find("Dial/Sip").text.startswith("sip:reception@pbx.example.com")
     assert steps(api)[-2:] == [("transferring", "timeout"), ("transferring", None)]
+
+
+def test_a_human_still_being_briefed_is_not_timed_out_on_a_refer_destination(api, twilio, rest, app):
+    """A consult's human is called over REST whatever the destination's method, and Twilio
+    always reports how that call ends (Calls resource, status callback): the timeout is only
+    for outcomes that never come. A human who picked up near the end of a 120 s ring and is
+    hearing the briefing at HANDOFF_TRANSFER_TIMEOUT (180 s) must still be able to accept."""
+    from datetime import timedelta
+
+    from handoff import jobs
+
+    make(api, "Reception")
+    make(api, "Expert", transfer_mode="consult", route="sip:expert@pbx.example.com", ring_timeout=120)
+    hold(twilio, api, rest, app, destination="expert")  # method sip_refer, the default
+    hid = latest_handoff(api, CALL)["id"]
+    services = app.extensions["handoff"]
+    started = services.clock()
+    services.clock = lambda: started + timedelta(seconds=115)
+    twilio.post(f"/voice/handoff/{hid}/consult/whisper?attempt=1", human_params())
+    services.clock = lambda: started + timedelta(seconds=190)  # the briefing ends, they press 1
+    services.queue.enqueue(jobs.sweep_transfers)
+    work(app)
+    joined = parse(twilio.post(f"/voice/handoff/{hid}/consult/accept?attempt=1", human_params(Digits="1")))
+    assert joined.find("Dial/Conference") is not None, verbs(joined)
+    assert len(rest.calls) == 1  # neither the human's leg ended nor the caller moved
+    assert latest_handoff(api, CALL)["state"] == "connected"
 
 
 def test_an_extension_takes_precedence_over_voicemail_detection_with_a_warning(api, twilio, rest, app):
