@@ -168,6 +168,25 @@ def test_an_sms_handoff_nobody_claims_is_abandoned_after_the_pending_timeout(app
     assert len(api.get("/v1/conversations?channel=sms").get_json()["items"]) == 2
 
 
+@pytest.mark.parametrize("keyword", ["STOP", "stop", " Unsubscribe ", "OPTOUT"])
+def test_an_opted_out_sender_gets_no_reply_and_nobody_waits_to_text_them(api, twilio, configured, keyword):
+    """Twilio answers STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE and OPTOUT itself
+    on long codes and sends nothing more to that sender until they opt back in ("Advanced
+    Opt-Out", https://www.twilio.com/docs/messaging/tutorials/advanced-opt-out): a <Message>
+    back is refused, and a handoff left pending would have a person text someone who can
+    no longer be texted."""
+    sms(twilio, "I need a refund")
+    [pending] = api.get("/v1/handoffs?channel=sms&state=pending").get_json()["items"]
+    stopped = parse(sms(twilio, keyword))
+    assert verbs(stopped) == []
+    handoff = api.get(f"/v1/handoffs/{pending['id']}").get_json()
+    assert handoff["state"] == "abandoned" and handoff["history"][-1]["detail"] == {"reason": "opted_out"}
+    assert api.get(f"/v1/conversations/{pending['conversation_id']}").get_json()["ended_at"]
+    # A first text that is a keyword starts nothing and is not answered by the router.
+    assert verbs(parse(sms(twilio, keyword, sender="+14155550222"))) == []
+    assert len(api.get("/v1/conversations?channel=sms").get_json()["items"]) == 1
+
+
 def test_sms_odd_messages_get_sensible_replies(api, twilio, configured):
     assert "didn't get any text" in parse(sms(twilio, "")).find("Message").text
     media = parse(sms(twilio, "", NumMedia="1", MediaUrl0="https://x/img.jpg"))
