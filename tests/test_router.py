@@ -1,4 +1,6 @@
 """The built-in router: topics, and voice, webchat and SMS conversations that end with a person."""
+import uuid
+
 import pytest
 
 from handoff.handoffs import Handoffs
@@ -126,9 +128,25 @@ def test_webchat_close_leaves_the_handoff_pending_for_a_connector(api, configure
     assert api.post("/v1/chat/respond", json={"conversation_id": "nope", "message": "x"}).status_code == 404
 
 
-def sms(twilio, body, sender="+14155550111", **extra):
-    return twilio.post("/sms/incoming", {"MessageSid": "SM" + "1" * 32, "From": sender,
-                                         "To": "+14155550999", "Body": body, "NumMedia": "0", **extra})
+def sms(twilio, body, sender="+14155550111", headers=None, **extra):
+    """One inbound text as Twilio posts it; each a message of its own (MessageSid) unless given."""
+    params = {"MessageSid": "SM" + uuid.uuid4().hex, "From": sender, "To": "+14155550999", "Body": body,
+              "NumMedia": "0", **extra}
+    return twilio.post("/sms/incoming", params, headers=headers)
+
+
+def test_a_retried_delivery_of_a_text_is_one_turn(api, twilio, configured):
+    """Twilio may deliver a message webhook again (connection overrides' retries, with the
+    same I-Twilio-Idempotency-Token: https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides);
+    the same MessageSid is one text: one reply, one turn, not a second miss that hands off."""
+    sid, token = "SM" + "2" * 32, {"I-Twilio-Idempotency-Token": "tok-1"}
+    first = sms(twilio, "hello", MessageSid=sid, headers=token).get_data(as_text=True)
+    again = sms(twilio, "hello", MessageSid=sid, headers=token).get_data(as_text=True)
+    assert again == first and "didn't catch" in parse(first).find("Message").text
+    assert api.get("/v1/handoffs?channel=sms").get_json()["items"] == []
+    [conversation] = api.get("/v1/conversations?channel=sms").get_json()["items"]
+    transcript = api.get(f"/v1/conversations/{conversation['id']}").get_json()["transcript"]
+    assert [t["text"] for t in transcript if t["role"] == "user"] == ["hello"]
 
 
 def test_sms_conversation_ends_in_a_pending_handoff(api, twilio, configured):
