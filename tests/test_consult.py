@@ -216,6 +216,32 @@ def test_declined_the_caller_is_moved_to_the_next_destination(api, twilio, rest,
     assert len(rest.calls) == 2 and latest_handoff(api, CALL)["state"] == "transferring"
 
 
+def test_a_next_transfer_too_long_for_an_inline_update_is_fetched_from_a_url(api, twilio, rest, app):
+    """TwiML given inline to a call update is capped at 4000 characters (error 32018,
+    https://www.twilio.com/docs/api/errors/32018); a Twilio refusal there would leave the
+    caller on hold for good. A longer next transfer (ten targets rung at once, each with
+    its headers) is sent as a URL Twilio fetches instead (Call resource: Url or Twiml)."""
+    routes = [f"sip:desk{n}@pbx.example.com" for n in range(10)]
+    make(api, "Team", method="sip_invite", route=routes,
+         sip_headers=[{"name": f"X-Note-{n}", "value": "x" * 80} for n in range(4)])
+    make(api, "Expert", transfer_mode="consult", route="sip:expert@pbx.example.com", fallback="team")
+    hold(twilio, api, rest, app, destination="expert")
+    hid = latest_handoff(api, CALL)["id"]
+    twilio.post(f"/voice/handoff/{hid}/consult/accept?attempt=1", human_params(Digits="2"))
+    expect_update(rest, CALL)
+    work(app)
+    _, url, body = sent(rest)[1]
+    assert url == f"{API}/Calls/{CALL}.json" and "Twiml" not in body
+    assert body["Method"] == "POST"
+    # What Twilio then fetches is the next transfer, whole.
+    answer = twilio.post(path(body["Url"]), call_params(CALL)).get_data(as_text=True)
+    assert len(answer) > 4000
+    fetched = parse(answer)
+    assert [sip.text.split("?")[0] for sip in fetched.findall("Dial/Sip")] == [
+        r + ";transport=tls;secure=true" for r in routes]
+    assert len(fetched.findall("Dial/Sip")) == 10
+
+
 def test_no_answer_with_on_failure_hangup_apologises(api, twilio, rest, app):
     make(api, "Reception")
     make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111",
