@@ -68,12 +68,17 @@ class Calls:
         return conversations.present(conversation)
 
     def classified(self, call_sid: str, classification: str) -> ConversationRecord | None:
-        """Record what answered; returns the conversation when it needs acting on."""
+        """Record what answered; returns the conversation when it needs acting on: only the
+        first result of a call (a retried callback acted on again would restart the message
+        left on a voicemail box)."""
+        first: list[bool] = []
 
         def mutate(conversation: ConversationRecord) -> None:
+            first[:] = [conversation.classification is None]
             conversation.classification = conversation.classification or classification
 
-        return self.services.store.update_conversation(call_sid, mutate)
+        conversation = self.services.store.update_conversation(call_sid, mutate)
+        return conversation if first and first[0] else None
 
     def ended(self, call_sid: str, params: dict[str, str]) -> None:
         """A call that never connected: an unreachable number is `not_in_service`."""
