@@ -88,3 +88,21 @@ def test_a_test_call_twilio_never_answered_is_shown_failed_not_queued_for_ever(a
     work(app)
     last = api.get("/v1/destinations/desk").get_json()["last_test"]
     assert last["status"] == "failed" and "Twilio" in last["detail"]
+
+
+def test_a_goodbye_too_long_for_an_inline_update_still_hangs_up(app, twilio, rest):
+    """An agent's `{"utterance", "hangup": true}` is said and the call ended with one call
+    update whose TwiML Twilio caps at 4000 characters (error 32018,
+    https://www.twilio.com/docs/api/errors/32018). A longer goodbye was refused and the
+    call was never hung up; the goodbye is shortened to fit instead."""
+    from handoff import Conversation
+
+    rest.add(responses.POST, CALL_URL, json={"sid": CALL, "status": "in-progress"})
+    twilio.post("/voice/call", call_params(CALL))
+    Conversation(CALL, services=app.extensions["handoff"]).hangup(utterance="Thanks & goodbye. " * 300)
+    work(app)
+    twiml = parse_qs(rest.calls[0].request.body)["Twiml"][0]
+    assert len(twiml) <= 4000
+    root = parse(twiml)
+    assert [child.tag for child in root] == ["Say", "Hangup"]
+    assert root.find("Say").text.startswith("Thanks & goodbye. Thanks & goodbye.")
