@@ -235,16 +235,24 @@ class Consults:
         if destination is not None and destination.intro == "public":
             self._enqueue("announce", handoff_id, attempt, "announce")
 
+    def _stray_call(self, handoff_id: str, attempt: int, params: dict[str, str]) -> bool:
+        """A callback of a call that is not the attempt's recorded human call: one placed
+        twice (a create whose answer was lost, tried again). Its end says nothing about the
+        human on the recorded call."""
+        recorded = self._handoff(handoff_id).attempt_marks.get(f"{attempt}.call")
+        call_sid = params.get("CallSid")
+        return bool(recorded and call_sid and call_sid != recorded)
+
     def human_call_status(self, handoff_id: str, attempt: int, params: dict[str, str]) -> None:
         """The status callback of the human's call: an end before joining fails the attempt."""
         step = CALL_ENDINGS.get(params.get("CallStatus") or "")
-        if step is not None:
+        if step is not None and not self._stray_call(handoff_id, attempt, params):
             self.human_unavailable(handoff_id, attempt, step, sip_code=params.get("SipResponseCode"))
 
     def answering_machine(self, handoff_id: str, attempt: int, params: dict[str, str]) -> None:
         """Async AMD result of the human's call: a machine or fax is not the human."""
         answered_by = params.get("AnsweredBy") or ""
-        if is_machine(answered_by):
+        if is_machine(answered_by) and not self._stray_call(handoff_id, attempt, params):
             self.human_unavailable(handoff_id, attempt, "voicemail", answered_by=answered_by)
 
     def owns(self, handoff_id: str, attempt: int) -> bool:

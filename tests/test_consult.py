@@ -242,6 +242,26 @@ def test_a_next_transfer_too_long_for_an_inline_update_is_fetched_from_a_url(api
     assert len(fetched.findall("Dial/Sip")) == 10
 
 
+def test_a_second_human_call_ending_does_not_undo_the_accepted_one(api, twilio, rest, app):
+    """A call the worker placed twice (a create whose answer was lost to a timeout, then
+    tried again: Twilio's Calls resource has no idempotency key) rings the human twice. The
+    status callback of the call nobody answered (`no-answer`) is not the human's call ending:
+    the human who accepted on the recorded call still joins the caller."""
+    make(api, "Reception")
+    make(api, "Expert", transfer_mode="consult", route="sip:expert@pbx.example.com")
+    hold(twilio, api, rest, app, destination="expert")
+    hid = latest_handoff(api, CALL)["id"]
+    twilio.post(f"/voice/handoff/{hid}/consult/whisper?attempt=1", human_params())
+    joined = parse(twilio.post(f"/voice/handoff/{hid}/consult/accept?attempt=1", human_params(Digits="1")))
+    assert joined.find("Dial/Conference") is not None
+    stray = call_params("CA" + "9" * 32, From="+14155550199", To="sip:expert@pbx.example.com", SipCallId=None,
+                        SipDomain=None, Direction="outbound-api", CallStatus="no-answer")
+    twilio.post(f"/voice/handoff/{hid}/consult/call?attempt=1", stray)
+    work(app)
+    assert len(rest.calls) == 1  # nobody moved, no leg ended
+    assert latest_handoff(api, CALL)["state"] == "connected"
+
+
 def test_no_answer_with_on_failure_hangup_apologises(api, twilio, rest, app):
     make(api, "Reception")
     make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111",
