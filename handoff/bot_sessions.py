@@ -4,7 +4,7 @@ from __future__ import annotations
 from .conversations import Conversations
 from .errors import Conflict
 from .handoffs import Handoffs
-from .models import CLAIMED, FINAL_STATES, PENDING, ConversationRecord
+from .models import ABANDONED, CLAIMED, FINAL_STATES, PENDING, ConversationRecord
 from .router import GREETING, Router
 from .services import Services
 
@@ -12,6 +12,10 @@ SMS_BODY_LIMIT = 1600  # an inbound Body's limit (https://www.twilio.com/docs/me
 SMS_EMPTY = "I didn't get any text. What can I help you with? Reply AGENT to reach a person."
 SMS_MEDIA_ONLY = "I can only read text for now. Please tell me in words what you need."
 SMS_WAITING = "Thanks, a member of our team will reply here shortly."
+# Texts Twilio takes as an opt-out on long codes: it confirms them itself and sends nothing
+# more to the sender until they opt back in ("Advanced Opt-Out",
+# https://www.twilio.com/docs/messaging/tutorials/advanced-opt-out). Matched whole.
+OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 
 
 class Chat:
@@ -76,10 +80,31 @@ class Sms:
         store.remember_sms_thread(sender, recipient, conversation.id)
         return conversation
 
+    def opted_out(self, sender: str, recipient: str) -> None:
+        """The sender opted out: no reply can reach them, so their open thread ends and a
+        handoff waiting for (or held by) a person is `abandoned`, as when a user leaves."""
+        store = self.services.store
+        conversation_id = store.sms_thread(sender, recipient)
+        conversation = store.get_conversation(conversation_id) if conversation_id else None
+        if conversation is None or conversation.ended_at:
+            return
+        latest = store.newest_handoff_for_conversation(conversation.id)
+        if latest is not None and latest.state in (PENDING, CLAIMED):
+            def abandon(h) -> None:
+                if h.state in (PENDING, CLAIMED):
+                    h.move_to(ABANDONED, {"reason": "opted_out"})
+
+            Handoffs(self.services).update(latest.id, abandon)
+        self.conversations.end(conversation.id)
+
     def incoming(self, sender: str, recipient: str, body: str | None, media: int) -> str | None:
-        """The reply to one inbound text, or None for no reply (a person has the thread)."""
-        conversation = self._thread(sender or "unknown", recipient or "unknown")
+        """The reply to one inbound text, or None for no reply (a person has the thread, or
+        the sender opted out)."""
         text = (body or "").strip()
+        if text.upper() in OPT_OUT_KEYWORDS:
+            self.opted_out(sender or "unknown", recipient or "unknown")
+            return None
+        conversation = self._thread(sender or "unknown", recipient or "unknown")
         if conversation.agent_done:
             if text:
                 self.conversations.append(conversation.id, "transcript",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 
-import requests
 from twilio.base.exceptions import TwilioRestException
 
 from . import callback_urls
@@ -11,7 +10,7 @@ from .conversations import Conversations
 from .errors import Unavailable, ValidationFailed
 from .models import ConversationRecord
 from .services import Services
-from .twilio_rest import require_credentials, twilio_client
+from .twilio_rest import TwilioUnreachable, require_credentials, twilio_client, worth_retrying
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +44,16 @@ class Calls:
                 machine_detection="DetectMessageEnd", async_amd="true",
                 async_amd_status_callback=callback_urls.outbound_amd(base_url), async_amd_status_callback_method="POST",
             )
+        except TwilioUnreachable as exc:
+            # Said here: the generic handler would blame the store (ConnectionError is an OSError).
+            log.warning("Twilio's REST API unreachable placing a call: %s", exc.msg)
+            raise Unavailable(f"{exc.msg}; the call was not placed, try again shortly") from None
         except TwilioRestException as exc:
-            if exc.status and exc.status < 500:
+            if not worth_retrying(exc):
                 raise ValidationFailed(f"Twilio refused the call: {exc.msg}",
                                        {"to": [f"Twilio error {exc.code}: {exc.msg}"]}) from None
+            # A 5xx, or a 429 (Twilio: never processed, safe to retry): the request was fine.
             raise Unavailable(f"Twilio could not place the call now: {exc.msg}") from None
-        except requests.RequestException as exc:
-            # Said here: the generic handler would blame the store (ConnectionError is an OSError).
-            log.warning("Twilio's REST API unreachable placing a call: %s", exc)
-            raise Unavailable(f"Twilio's REST API could not be reached ({type(exc).__name__}); "
-                              "the call was not placed, try again shortly") from None
         conversation, _ = conversations.create(
             channel="voice", conversation_id=call.sid, from_=fields["from_"], to=fields["to"],
             shared_id=fields.get("shared_id"), state=fields.get("state"),
@@ -69,12 +68,17 @@ class Calls:
         return conversations.present(conversation)
 
     def classified(self, call_sid: str, classification: str) -> ConversationRecord | None:
-        """Record what answered; returns the conversation when it needs acting on."""
+        """Record what answered; returns the conversation when it needs acting on: only the
+        first result of a call (a retried callback acted on again would restart the message
+        left on a voicemail box)."""
+        first: list[bool] = []
 
         def mutate(conversation: ConversationRecord) -> None:
+            first[:] = [conversation.classification is None]
             conversation.classification = conversation.classification or classification
 
-        return self.services.store.update_conversation(call_sid, mutate)
+        conversation = self.services.store.update_conversation(call_sid, mutate)
+        return conversation if first and first[0] else None
 
     def ended(self, call_sid: str, params: dict[str, str]) -> None:
         """A call that never connected: an unreachable number is `not_in_service`."""

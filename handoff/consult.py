@@ -20,6 +20,8 @@ arrive twice, late or out of order and change nothing it should not.
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 from twilio.twiml.voice_response import VoiceResponse
 
 from twiml import consult as consult_twiml
@@ -28,6 +30,7 @@ from twiml import voice as voice_twiml
 from .callback_reading import is_machine
 from .errors import NotFound
 from .handoff_attempts import HandoffAttempts
+from .handoff_core import DIAL_LONGEST
 from .models import (
     ABANDONED,
     COMPLETED,
@@ -232,16 +235,24 @@ class Consults:
         if destination is not None and destination.intro == "public":
             self._enqueue("announce", handoff_id, attempt, "announce")
 
+    def _stray_call(self, handoff_id: str, attempt: int, params: dict[str, str]) -> bool:
+        """A callback of a call that is not the attempt's recorded human call: one placed
+        twice (a create whose answer was lost, tried again). Its end says nothing about the
+        human on the recorded call."""
+        recorded = self._handoff(handoff_id).attempt_marks.get(f"{attempt}.call")
+        call_sid = params.get("CallSid")
+        return bool(recorded and call_sid and call_sid != recorded)
+
     def human_call_status(self, handoff_id: str, attempt: int, params: dict[str, str]) -> None:
         """The status callback of the human's call: an end before joining fails the attempt."""
         step = CALL_ENDINGS.get(params.get("CallStatus") or "")
-        if step is not None:
+        if step is not None and not self._stray_call(handoff_id, attempt, params):
             self.human_unavailable(handoff_id, attempt, step, sip_code=params.get("SipResponseCode"))
 
     def answering_machine(self, handoff_id: str, attempt: int, params: dict[str, str]) -> None:
         """Async AMD result of the human's call: a machine or fax is not the human."""
         answered_by = params.get("AnsweredBy") or ""
-        if is_machine(answered_by):
+        if is_machine(answered_by) and not self._stray_call(handoff_id, attempt, params):
             self.human_unavailable(handoff_id, attempt, "voicemail", answered_by=answered_by)
 
     def owns(self, handoff_id: str, attempt: int) -> bool:
@@ -256,7 +267,22 @@ class Consults:
         handoff = self.store.get_handoff(handoff_id)
         if handoff is None or handoff.attempt_marks.get(str(attempt)) == ACCEPTED:
             return False  # the human said yes and is on their way in: their call's end decides
+        if self._human_may_still_answer(handoff, attempt):
+            return False  # the deadline queued with `consulting` looks again
         return self.human_unavailable(handoff_id, attempt, "timeout") is not None
+
+    def _human_may_still_answer(self, handoff: Handoff, attempt: int) -> bool:
+        """The human's call was placed less than DIAL_LONGEST ago: it may still ring
+        (ring_timeout, up to 120 s) and brief them, and Twilio reports its end whatever
+        the destination's method. The attempt's first deadline (HANDOFF_TRANSFER_TIMEOUT from
+        the caller's hold) must not end a briefing under way."""
+        started = [entry["at"] for entry in handoff.history
+                   if (entry.get("detail") or {}).get("step") == CONSULTING
+                   and (entry.get("detail") or {}).get("attempt") == attempt]
+        if not started:
+            return False
+        began = datetime.fromisoformat(started[-1].replace("Z", "+00:00"))
+        return (self.services.clock() - began).total_seconds() < DIAL_LONGEST
 
     def announcement(self, handoff_id: str) -> VoiceResponse:
         handoff = self._handoff(handoff_id)

@@ -89,9 +89,13 @@ def move_caller(handoff_id: str, attempt: int) -> str:
     if not twiml or handoff.attempt_marks.get(f"{attempt}.moved"):
         return "nothing to do"
     if len(twiml) > TWIML_LIMIT:
-        log.error("handoff %s: the next TwiML is over Twilio's %d characters", handoff_id, TWIML_LIMIT)
+        # Inline TwiML is capped at 4000 characters (error 32018): Twilio fetches it from the
+        # caller's <Dial> action instead, which answers a decided attempt with this TwiML.
+        update = {"url": consult_url(handoff, "status", attempt), "method": "POST"}
+    else:
+        update = {"twiml": twiml}
     try:
-        twilio_client(svc.config).calls(handoff.call_sid).update(twiml=twiml)
+        twilio_client(svc.config).calls(handoff.call_sid).update(**update)
     except TwilioRestException as exc:
         retry_or_give_up(exc)
         log.warning("handoff %s: could not move the caller (%s): %s", handoff_id, exc.status, exc.msg)

@@ -34,6 +34,12 @@ UNTIMED_METHODS = ("twilio_flex", "sip_bye")
 DIAL_LONGEST = 120 + 30 + 45 + 30
 
 
+def _consulting(entry: dict) -> bool:
+    """The history entry of a consult whose human is being called (handoff/consult.py's
+    CONSULTING step; that module builds on this one, so the name is spelled out here)."""
+    return entry["state"] == TRANSFERRING and (entry.get("detail") or {}).get("step") == "consulting"
+
+
 class HandoffCore:
     """The store, the planner and `update`, for the lifecycle classes built on it."""
 
@@ -88,10 +94,12 @@ class HandoffCore:
         if not config.transfer_timeout or method in UNTIMED_METHODS:
             return found
         timeout = config.transfer_timeout
-        if method == "sip_invite":
+        if method == "sip_invite" or any(_consulting(entry) for entry in entries):
             # A <Dial> always reports its outcome; the timeout is for outcomes that never come
             # (a REFER's missing NOTIFY). Failing a <Dial> sooner would fail a human who is
             # about to press 1, and hang up the caller when Twilio then reports no answer.
+            # So does a consult's call to the human, whatever the destination's method: it is
+            # a REST call whose end Twilio always reports (its status callback).
             timeout = max(timeout, DIAL_LONGEST)
         due = now + timeout
         return found + [

@@ -19,7 +19,7 @@ from .handoffs import Handoffs
 from .models import FAILED, REQUESTED, Handoff
 from .services import Services
 from .test_calls import TestCalls, test_target
-from .twilio_rest import twilio_client
+from .twilio_rest import twilio_client, worth_retrying
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,10 @@ def _no_more_tries() -> None:
 
 
 def retry_or_give_up(exc: TwilioRestException) -> None:
-    """Twilio's 5xx (or no status at all) are worth another try: re-raised, rq retries the
-    job while it has tries left; a 4xx will not change, and the caller handles it."""
-    if (exc.status or 500) >= 500 and not _is_last_try():
+    """Twilio's 5xx, a 429 and no answer at all are worth another try (twilio_rest.worth_retrying):
+    re-raised, rq retries the job while it has tries left; any other 4xx will not change,
+    and neither does the last try's error: the job handles it (records why it gave up)."""
+    if worth_retrying(exc) and not _is_last_try():
         raise exc
 
 
@@ -197,12 +198,23 @@ def end_call_leg(call_sid: str) -> str:
     return "ended"
 
 
+def goodbye_that_fits(text: str) -> str:
+    """`<Say>text</Say><Hangup/>` within the 4000 characters a call update may carry (error
+    32018): refused, the call would not be hung up at all, so a long text is cut instead."""
+    twiml = str(voice_twiml.goodbye(text))
+    while len(twiml) > TWIML_LIMIT and text:
+        # Cut by at least the overflow; XML escaping only ever makes the text longer.
+        text = text[:max(0, len(text) - (len(twiml) - TWIML_LIMIT))]
+        twiml = str(voice_twiml.goodbye(text))
+    return twiml
+
+
 def say_and_end_call(call_sid: str, utterance: str) -> str:
     """End a call after the caller hears `utterance` (an agent function's PolyAI return
     `{"utterance", "hangup": true}`): the live call is given TwiML that says it, then hangs up."""
     svc = services()
     try:
-        twilio_client(svc.config).calls(call_sid).update(twiml=str(voice_twiml.goodbye(utterance)))
+        twilio_client(svc.config).calls(call_sid).update(twiml=goodbye_that_fits(utterance))
     except TwilioRestException as exc:
         retry_or_give_up(exc)
         log.warning("could not end call %s with a goodbye: %s", call_sid, exc.msg)
@@ -244,7 +256,7 @@ def act_on_classification(call_sid: str) -> str:
     call = twilio_client(svc.config).calls(call_sid)
     try:
         if classification == "voicemail" and on_voicemail.get("action") == "message" and on_voicemail.get("message"):
-            call.update(twiml=str(voice_twiml.goodbye(on_voicemail["message"])))
+            call.update(twiml=goodbye_that_fits(on_voicemail["message"]))
             return "message left"
         if classification in ("voicemail", "fax"):
             call.update(status="completed")

@@ -54,8 +54,11 @@ class TestCalls:
         test = {"id": "TC" + uuid.uuid4().hex, "status": "queued", "sip_code": None,
                 "requested_at": now_iso(), "finished_at": None, "detail": None}
         self.services.config_store.save_test(destination_id, test)
+        # Retried like every job that asks Twilio (a 5xx or 429 is worth another try); each
+        # try is told whether it is the last, and the last records the refusal on the card.
         self.services.enqueue("handoff.jobs.place_test_call", destination_id, test["id"], message or DEFAULT_MESSAGE,
-                              caller or SIP_TEST_CALLER, status_url(test["id"]), job_id=f"test-{test['id']}")
+                              caller or SIP_TEST_CALLER, status_url(test["id"]), job_id=f"test-{test['id']}",
+                              retry=self.services.job_retry())
         return test
 
     def placed(self, destination_id: str, test_id: str, call_sid: str) -> None:

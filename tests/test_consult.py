@@ -216,6 +216,52 @@ def test_declined_the_caller_is_moved_to_the_next_destination(api, twilio, rest,
     assert len(rest.calls) == 2 and latest_handoff(api, CALL)["state"] == "transferring"
 
 
+def test_a_next_transfer_too_long_for_an_inline_update_is_fetched_from_a_url(api, twilio, rest, app):
+    """TwiML given inline to a call update is capped at 4000 characters (error 32018,
+    https://www.twilio.com/docs/api/errors/32018); a Twilio refusal there would leave the
+    caller on hold for good. A longer next transfer (ten targets rung at once, each with
+    its headers) is sent as a URL Twilio fetches instead (Call resource: Url or Twiml)."""
+    routes = [f"sip:desk{n}@pbx.example.com" for n in range(10)]
+    make(api, "Team", method="sip_invite", route=routes,
+         sip_headers=[{"name": f"X-Note-{n}", "value": "x" * 80} for n in range(4)])
+    make(api, "Expert", transfer_mode="consult", route="sip:expert@pbx.example.com", fallback="team")
+    hold(twilio, api, rest, app, destination="expert")
+    hid = latest_handoff(api, CALL)["id"]
+    twilio.post(f"/voice/handoff/{hid}/consult/accept?attempt=1", human_params(Digits="2"))
+    expect_update(rest, CALL)
+    work(app)
+    _, url, body = sent(rest)[1]
+    assert url == f"{API}/Calls/{CALL}.json" and "Twiml" not in body
+    assert body["Method"] == "POST"
+    # What Twilio then fetches is the next transfer, whole.
+    answer = twilio.post(path(body["Url"]), call_params(CALL)).get_data(as_text=True)
+    assert len(answer) > 4000
+    fetched = parse(answer)
+    assert [sip.text.split("?")[0] for sip in fetched.findall("Dial/Sip")] == [
+        r + ";transport=tls;secure=true" for r in routes]
+    assert len(fetched.findall("Dial/Sip")) == 10
+
+
+def test_a_second_human_call_ending_does_not_undo_the_accepted_one(api, twilio, rest, app):
+    """A call the worker placed twice (a create whose answer was lost to a timeout, then
+    tried again: Twilio's Calls resource has no idempotency key) rings the human twice. The
+    status callback of the call nobody answered (`no-answer`) is not the human's call ending:
+    the human who accepted on the recorded call still joins the caller."""
+    make(api, "Reception")
+    make(api, "Expert", transfer_mode="consult", route="sip:expert@pbx.example.com")
+    hold(twilio, api, rest, app, destination="expert")
+    hid = latest_handoff(api, CALL)["id"]
+    twilio.post(f"/voice/handoff/{hid}/consult/whisper?attempt=1", human_params())
+    joined = parse(twilio.post(f"/voice/handoff/{hid}/consult/accept?attempt=1", human_params(Digits="1")))
+    assert joined.find("Dial/Conference") is not None
+    stray = call_params("CA" + "9" * 32, From="+14155550199", To="sip:expert@pbx.example.com", SipCallId=None,
+                        SipDomain=None, Direction="outbound-api", CallStatus="no-answer")
+    twilio.post(f"/voice/handoff/{hid}/consult/call?attempt=1", stray)
+    work(app)
+    assert len(rest.calls) == 1  # nobody moved, no leg ended
+    assert latest_handoff(api, CALL)["state"] == "connected"
+
+
 def test_no_answer_with_on_failure_hangup_apologises(api, twilio, rest, app):
     make(api, "Reception")
     make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111",
@@ -338,6 +384,25 @@ def test_human_gone_before_joining_moves_the_caller_on(api, twilio, rest, app):
     assert latest_handoff(api, CALL)["state"] == "transferring" and len(rest.calls) == 2
 
 
+def test_a_429_moving_the_caller_on_is_tried_again_not_left_on_hold(api, twilio, rest, app):
+    """Twilio's 429 (error 20429, https://www.twilio.com/docs/api/errors/20429) is "never
+    processed and is always safe to retry": read as final, the caller, whose attempt is
+    already decided, would hear hold music until they hung up."""
+    make(api, "Reception")
+    make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111")
+    hold(twilio, api, rest, app, PSTN, destination="expert")
+    hid = latest_handoff(api, CALL)["id"]
+    twilio.post(f"/voice/handoff/{hid}/consult/whisper?attempt=1", human_params())
+    twilio.post(f"/voice/handoff/{hid}/consult/accept?attempt=1", human_params(Digits="2"))
+    rest.add(responses.POST, f"{API}/Calls/{CALL}.json", status=429,
+             json={"code": 20429, "message": "Too Many Requests", "status": 429})
+    expect_update(rest, CALL)
+    work(app)
+    moves = [body for method, url, body in sent(rest) if url == f"{API}/Calls/{CALL}.json"]
+    assert len(moves) == 2  # a PSTN caller: the SIP route is bridged with <Dial>
+    assert parse(moves[1]["Twiml"]).find("Dial/Sip").text.startswith("sip:reception@pbx.example.com")
+
+
 def test_the_room_ending_around_a_waiting_caller_moves_them_in_the_answer(api, twilio, rest, app):
     make(api, "Reception")
     make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111")
@@ -386,17 +451,22 @@ def test_with_redis_down_a_consult_destination_is_transferred_without_consulting
     assert (root.find("Dial/Number").text, root.find("Dial/Number").get("sendDigits")) == ("+14155550111", "1#")
 
 
-def test_a_consult_with_no_outcome_times_out_and_the_caller_moves_on(api, twilio, rest, app):
+@pytest.mark.parametrize("method", ["sip_invite", "sip_refer"])
+def test_a_consult_with_no_outcome_times_out_and_the_caller_moves_on(api, twilio, rest, app, method):
     from datetime import timedelta
 
     from handoff import jobs
     from handoff.handoff_core import DIAL_LONGEST
 
     make(api, "Reception")
-    make(api, "Expert", method="sip_invite", transfer_mode="consult", route="+14155550111")
+    make(api, "Expert", method=method, transfer_mode="consult", route="+14155550111")
     hold(twilio, api, rest, app, PSTN, destination="expert")
     services = app.extensions["handoff"]
     started = services.clock()
+    services.clock = lambda: started + timedelta(seconds=181)  # past HANDOFF_TRANSFER_TIMEOUT:
+    services.queue.enqueue(jobs.sweep_transfers)  # the human may still be ringing or briefed
+    work(app)
+    assert len(rest.calls) == 1 and steps(api)[-1] == ("transferring", "consulting")
     services.clock = lambda: started + timedelta(seconds=DIAL_LONGEST + 1)  # a call to a human: not before
     services.queue.enqueue(jobs.sweep_transfers)
     expect_update(rest, HUMAN)
@@ -407,6 +477,32 @@ def test_a_consult_with_no_outcome_times_out_and_the_caller_moves_on(api, twilio
     moved = parse({url: body for _, url, body in sent(rest)}[f"{API}/Calls/{CALL}.json"]["Twiml"])
     assert moved.find("Dial/Sip").text.startswith("sip:reception@pbx.example.com")
     assert steps(api)[-2:] == [("transferring", "timeout"), ("transferring", None)]
+
+
+def test_a_human_still_being_briefed_is_not_timed_out_on_a_refer_destination(api, twilio, rest, app):
+    """A consult's human is called over REST whatever the destination's method, and Twilio
+    always reports how that call ends (Calls resource, status callback): the timeout is only
+    for outcomes that never come. A human who picked up near the end of a 120 s ring and is
+    hearing the briefing at HANDOFF_TRANSFER_TIMEOUT (180 s) must still be able to accept."""
+    from datetime import timedelta
+
+    from handoff import jobs
+
+    make(api, "Reception")
+    make(api, "Expert", transfer_mode="consult", route="sip:expert@pbx.example.com", ring_timeout=120)
+    hold(twilio, api, rest, app, destination="expert")  # method sip_refer, the default
+    hid = latest_handoff(api, CALL)["id"]
+    services = app.extensions["handoff"]
+    started = services.clock()
+    services.clock = lambda: started + timedelta(seconds=115)
+    twilio.post(f"/voice/handoff/{hid}/consult/whisper?attempt=1", human_params())
+    services.clock = lambda: started + timedelta(seconds=190)  # the briefing ends, they press 1
+    services.queue.enqueue(jobs.sweep_transfers)
+    work(app)
+    joined = parse(twilio.post(f"/voice/handoff/{hid}/consult/accept?attempt=1", human_params(Digits="1")))
+    assert joined.find("Dial/Conference") is not None, verbs(joined)
+    assert len(rest.calls) == 1  # neither the human's leg ended nor the caller moved
+    assert latest_handoff(api, CALL)["state"] == "connected"
 
 
 def test_an_extension_takes_precedence_over_voicemail_detection_with_a_warning(api, twilio, rest, app):

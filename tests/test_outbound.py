@@ -85,6 +85,23 @@ def test_voicemail_gets_the_message_after_the_beep(api, twilio, app, rest):
     assert verbs(root) == ["Say", "Hangup"] and root.find("Say").text == "Hi, this is Acme about your renewal."
 
 
+@pytest.mark.parametrize("worker_between", [True, False])
+def test_a_retried_amd_callback_leaves_the_message_once(api, twilio, app, rest, worker_between):
+    """Twilio may deliver a callback again (retries carry I-Twilio-Idempotency-Token:
+    https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides); a second
+    update would restart the message on the voicemail box, which records it garbled."""
+    place(api, rest, on_voicemail={"action": "message", "message": "Hi, this is Acme about your renewal."})
+    rest.add(responses.POST, CALL_URL, json={"sid": CALL})
+    callback = {**outbound_call_params(), "AnsweredBy": "machine_end_beep"}
+    retry = {"I-Twilio-Idempotency-Token": "amd-token-1"}
+    twilio.post("/voice/amd", callback, headers=retry)
+    if worker_between:
+        work(app)
+    twilio.post("/voice/amd", callback, headers=retry)
+    work(app)
+    assert [c.request.url for c in rest.calls].count(CALL_URL) == 1
+
+
 @pytest.mark.parametrize("answered_by, classification", [("machine_start", "voicemail"), ("fax", "fax")])
 def test_voicemail_without_message_and_fax_are_hung_up(api, twilio, app, answered_by, classification, rest):
     place(api, rest)

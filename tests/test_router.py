@@ -1,4 +1,6 @@
 """The built-in router: topics, and voice, webchat and SMS conversations that end with a person."""
+import uuid
+
 import pytest
 
 from handoff.handoffs import Handoffs
@@ -126,9 +128,25 @@ def test_webchat_close_leaves_the_handoff_pending_for_a_connector(api, configure
     assert api.post("/v1/chat/respond", json={"conversation_id": "nope", "message": "x"}).status_code == 404
 
 
-def sms(twilio, body, sender="+14155550111", **extra):
-    return twilio.post("/sms/incoming", {"MessageSid": "SM" + "1" * 32, "From": sender,
-                                         "To": "+14155550999", "Body": body, "NumMedia": "0", **extra})
+def sms(twilio, body, sender="+14155550111", headers=None, **extra):
+    """One inbound text as Twilio posts it; each a message of its own (MessageSid) unless given."""
+    params = {"MessageSid": "SM" + uuid.uuid4().hex, "From": sender, "To": "+14155550999", "Body": body,
+              "NumMedia": "0", **extra}
+    return twilio.post("/sms/incoming", params, headers=headers)
+
+
+def test_a_retried_delivery_of_a_text_is_one_turn(api, twilio, configured):
+    """Twilio may deliver a message webhook again (connection overrides' retries, with the
+    same I-Twilio-Idempotency-Token: https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides);
+    the same MessageSid is one text: one reply, one turn, not a second miss that hands off."""
+    sid, token = "SM" + "2" * 32, {"I-Twilio-Idempotency-Token": "tok-1"}
+    first = sms(twilio, "hello", MessageSid=sid, headers=token).get_data(as_text=True)
+    again = sms(twilio, "hello", MessageSid=sid, headers=token).get_data(as_text=True)
+    assert again == first and "didn't catch" in parse(first).find("Message").text
+    assert api.get("/v1/handoffs?channel=sms").get_json()["items"] == []
+    [conversation] = api.get("/v1/conversations?channel=sms").get_json()["items"]
+    transcript = api.get(f"/v1/conversations/{conversation['id']}").get_json()["transcript"]
+    assert [t["text"] for t in transcript if t["role"] == "user"] == ["hello"]
 
 
 def test_sms_conversation_ends_in_a_pending_handoff(api, twilio, configured):
@@ -166,6 +184,25 @@ def test_an_sms_handoff_nobody_claims_is_abandoned_after_the_pending_timeout(app
     fresh = parse(sms(twilio, "hello again"))  # the thread starts afresh with the robot
     assert "didn't catch" in fresh.find("Message").text
     assert len(api.get("/v1/conversations?channel=sms").get_json()["items"]) == 2
+
+
+@pytest.mark.parametrize("keyword", ["STOP", "stop", " Unsubscribe ", "OPTOUT"])
+def test_an_opted_out_sender_gets_no_reply_and_nobody_waits_to_text_them(api, twilio, configured, keyword):
+    """Twilio answers STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE and OPTOUT itself
+    on long codes and sends nothing more to that sender until they opt back in ("Advanced
+    Opt-Out", https://www.twilio.com/docs/messaging/tutorials/advanced-opt-out): a <Message>
+    back is refused, and a handoff left pending would have a person text someone who can
+    no longer be texted."""
+    sms(twilio, "I need a refund")
+    [pending] = api.get("/v1/handoffs?channel=sms&state=pending").get_json()["items"]
+    stopped = parse(sms(twilio, keyword))
+    assert verbs(stopped) == []
+    handoff = api.get(f"/v1/handoffs/{pending['id']}").get_json()
+    assert handoff["state"] == "abandoned" and handoff["history"][-1]["detail"] == {"reason": "opted_out"}
+    assert api.get(f"/v1/conversations/{pending['conversation_id']}").get_json()["ended_at"]
+    # A first text that is a keyword starts nothing and is not answered by the router.
+    assert verbs(parse(sms(twilio, keyword, sender="+14155550222"))) == []
+    assert len(api.get("/v1/conversations?channel=sms").get_json()["items"]) == 1
 
 
 def test_sms_odd_messages_get_sensible_replies(api, twilio, configured):

@@ -14,6 +14,8 @@ from .twilio_auth import twilio_signed
 log = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__, url_prefix="/sms")
 SORRY = "Sorry, something went wrong on our side. Please try again in a minute."
+# How long a text's reply is kept for a retried delivery of it (the same MessageSid).
+RETRY_WINDOW = 3600
 
 
 @bp.route("/incoming", methods=["POST"])
@@ -24,10 +26,18 @@ def incoming():
         media = int(values.get("NumMedia") or 0)
     except ValueError:
         media = 0
+    svc = services()
+
+    def answer() -> str:
+        return str(reply(Sms(svc).incoming(values.get("From"), values.get("To"), values.get("Body"), media)))
+
+    message_sid = values.get("MessageSid")
     try:
-        text = Sms(services()).incoming(values.get("From"), values.get("To"), values.get("Body"), media)
+        # One text is one turn: Twilio may deliver its webhook again (connection overrides'
+        # retries), and a second run would count as the sender's next message.
+        body = svc.store.answer_once("sms", message_sid, answer, ttl=RETRY_WINDOW) if message_sid else answer()
     except Exception:
         # Never an error page to Twilio: the sender gets a plain apology instead.
         log.exception("SMS from %s could not be handled", values.get("From"))
-        text = SORRY
-    return Response(str(reply(text)), mimetype="text/xml")
+        body = str(reply(SORRY))
+    return Response(body, mimetype="text/xml")
