@@ -276,7 +276,7 @@ def handoff_status(values, handoff_id):
 
     def answer() -> str:
         try:
-            return str(Handoffs(svc).attempt_finished(handoff_id, attempt, values))
+            return str(Handoffs(svc).attempt_finished(handoff_id, attempt, values, tried))
         except NotFound:
             # A handoff started while Redis was down was never stored: continue its chain
             # from the destinations named in the action URL.

@@ -1,0 +1,57 @@
+"""Redis gone for a moment in the middle of a call's fallback chain: the steps taken while it
+was away are not lost on the caller when it is back."""
+import pytest
+
+from tests.helpers import API_KEY, Twilio, call_params, parse, path, verbs
+
+CALL = "CA" + "5" * 32
+BUSY = {"ReferCallStatus": "failed", "ReferSipResponseCode": "486"}
+
+
+@pytest.fixture
+def app(app_on_own_valkey):
+    """Billing → Reception → Sales, each the previous one's fallback; Operator the default."""
+    api = app_on_own_valkey.test_client()
+    headers = {"X-API-Key": API_KEY}
+    for body in ({"name": "Operator", "route": "sip:operator@pbx.example.com"},
+                 {"name": "Sales", "route": "sip:sales@pbx.example.com"},
+                 {"name": "Reception", "route": "sip:reception@pbx.example.com", "fallback": "sales"},
+                 {"name": "Billing", "route": "sip:billing@pbx.example.com", "fallback": "reception"}):
+        assert api.post("/v1/destinations", json=body, headers=headers).status_code == 201
+    return app_on_own_valkey
+
+
+def test_an_attempt_made_while_redis_was_down_continues_the_chain_when_it_is_back(app, own_valkey):
+    twilio = Twilio(app.test_client())
+    first = parse(twilio.post("/voice/handoff", call_params(CALL, destination="billing")))
+    assert first.find("Refer/Sip").text.startswith("sip:billing@")
+
+    own_valkey.stop()
+    second = parse(twilio.post(path(first.find("Refer").get("action")), call_params(CALL, **BUSY)))
+    assert second.find("Refer/Sip").text.startswith("sip:reception@")
+    own_valkey.start()
+
+    # Reception is busy too: the caller goes on to Sales, not off the call.
+    third = parse(twilio.post(path(second.find("Refer").get("action")), call_params(CALL, **BUSY)))
+    assert verbs(third) == ["Refer"] and third.find("Refer/Sip").text.startswith("sip:sales@")
+
+    handoff = app.test_client().get("/v1/handoffs", headers={"X-API-Key": API_KEY}).get_json()["items"][0]
+    assert handoff["state"] == "transferring"
+    assert handoff["destination"]["id"] == "sales"
+
+
+def test_an_attempt_timed_out_during_the_outage_still_continues_the_chain(app, own_valkey):
+    from handoff.handoffs import Handoffs
+
+    twilio = Twilio(app.test_client())
+    first = parse(twilio.post("/voice/handoff", call_params(CALL, destination="billing")))
+    handoff_id = path(first.find("Refer").get("action")).split("/")[3]
+    own_valkey.stop()
+    second = parse(twilio.post(path(first.find("Refer").get("action")), call_params(CALL, **BUSY)))
+    own_valkey.start()
+    # The sweep found attempt 1 without an outcome past its deadline (the busy one never
+    # reached Redis) and failed the handoff.
+    assert Handoffs(app.extensions["handoff"]).expire(handoff_id, 1)
+
+    third = parse(twilio.post(path(second.find("Refer").get("action")), call_params(CALL, **BUSY)))
+    assert third.find("Refer/Sip").text.startswith("sip:sales@")
