@@ -55,3 +55,20 @@ def test_an_attempt_timed_out_during_the_outage_still_continues_the_chain(app, o
 
     third = parse(twilio.post(path(second.find("Refer").get("action")), call_params(CALL, **BUSY)))
     assert third.find("Refer/Sip").text.startswith("sip:sales@")
+
+
+def test_a_human_who_presses_1_during_an_outage_is_bridged_not_hung_up_on(app, own_valkey):
+    api = app.test_client()
+    assert api.post("/v1/destinations", headers={"X-API-Key": API_KEY}, json={
+        "name": "Expert", "route": "sip:expert@pbx.example.com", "method": "sip_invite",
+        "transfer_mode": "warm_accept", "encryption": "udp_rtp"}).status_code == 201
+    twilio = Twilio(app.test_client())
+    root = parse(twilio.post("/voice/handoff", call_params(CALL, destination="expert")))
+    whisper = parse(twilio.post(path(root.find("Dial/Sip").get("url")), call_params("CA" + "e" * 32)))
+    gather = whisper.find("Gather")
+
+    own_valkey.stop()
+    accepted = parse(twilio.post(path(gather.get("action")), {**call_params("CA" + "e" * 32), "Digits": "1"}))
+    assert verbs(accepted) == []  # Twilio bridges the human to the caller
+    refused = parse(twilio.post(path(gather.get("action")), {**call_params("CA" + "e" * 32), "Digits": "2"}))
+    assert verbs(refused) == ["Hangup"]
