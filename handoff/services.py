@@ -102,7 +102,7 @@ class Services:
         configuration = self.parsed(key, snapshot)
         # Every read of a version, not only the first: remembering the configuration
         # already saved costs nothing, and a snapshot that could not be written (a full
-        # disk) is written at the next read instead of at the next change.
+        # disk) is written again at a later read instead of only at the next change.
         if key == "live" and (fresh or snapshot.version):
             self.snapshot.remember(configuration, snapshot.version)
         return configuration

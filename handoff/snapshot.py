@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +108,11 @@ class Snapshot:
         # The configuration this process last wrote (or read) and which file that was:
         # another signature at the path means another process has written since.
         self._saved: RoutingTable | None = None
+        # After a failed write (a full disk, a read-only DATA_DIR) the same configuration
+        # is tried again only after a pause: every voice webhook remembers it, and a
+        # configuration of thousands of destinations takes milliseconds to serialize.
+        self.retry_seconds = 5.0
+        self._failed: tuple[RoutingTable, float] | None = None
         self._file: tuple[str, tuple[int, int, int] | None] | None = None
 
     def remember(self, configuration: RoutingTable, version: int = 0) -> None:
@@ -116,14 +122,18 @@ class Snapshot:
             self._current, self._version = configuration, version
             if configuration is self._saved:
                 return
+            if self._failed and self._failed[0] is configuration and time.monotonic() < self._failed[1]:
+                return
             text = f'{{"configuration": {configuration.to_json()}, "version": {int(version)}}}'
             digest = hashlib.sha1(text.encode()).hexdigest()
             if self._file == (digest, _signature(self.path)):
                 self._saved = configuration
                 return
             if self._write(text):
-                # Only a write that happened counts: a failed one is tried again next time.
-                self._saved, self._file = configuration, (digest, _signature(self.path))
+                self._saved, self._file, self._failed = configuration, (digest, _signature(self.path)), None
+            else:
+                # Only a write that happened counts: a failed one is tried again.
+                self._failed = (configuration, time.monotonic() + self.retry_seconds)
 
     def _write(self, text: str) -> bool:
         tmp = None
