@@ -1,6 +1,9 @@
 """Redis gone for a moment in the middle of a call's fallback chain: the steps taken while it
 was away are not lost on the caller when it is back."""
+import json
+
 import pytest
+import responses
 
 from tests.helpers import API_KEY, Twilio, call_params, parse, path, verbs
 
@@ -72,3 +75,38 @@ def test_a_human_who_presses_1_during_an_outage_is_bridged_not_hung_up_on(app, o
     assert verbs(accepted) == []  # Twilio bridges the human to the caller
     refused = parse(twilio.post(path(gather.get("action")), {**call_params("CA" + "e" * 32), "Digits": "2"}))
     assert verbs(refused) == ["Hangup"]
+
+
+TWILIO_CALL_URL = f"https://api.twilio.com/2010-04-01/Accounts/{'AC' + '0' * 32}/Calls/{CALL}.json"
+
+
+@responses.activate
+def test_a_call_moved_just_before_redis_failed_is_not_moved_again_by_the_jobs_retry(app, own_valkey):
+    """An API handoff on a live call: Twilio takes the redirect, then Redis fails before the
+    handoff records it. rq tries the job again; the caller, already ringing the human, must
+    not be pulled out and dialled a second time."""
+    from handoff import jobs
+    from handoff.redis_server import REDIS_ERRORS
+
+    def moved_then_redis_fails(request):
+        if own_valkey.process is not None and not responses.calls:
+            own_valkey.stop()
+        return 200, {}, json.dumps({"sid": CALL, "status": "in-progress"})
+
+    responses.add_callback(responses.POST, TWILIO_CALL_URL, callback=moved_then_redis_fails)
+    client = app.test_client()
+    headers = {"X-API-Key": API_KEY}
+    Twilio(client).post("/voice/call", call_params(CALL))
+    handoff_id = client.post(f"/v1/conversations/{CALL}/handoff", headers=headers,
+                             json={"destination": "sales"}).get_json()["id"]
+    jobs.use(app.extensions["handoff"])
+    try:
+        with pytest.raises(REDIS_ERRORS):
+            jobs.redirect_call(handoff_id)
+        own_valkey.start()
+        jobs.redirect_call(handoff_id)  # rq's retry of the failed job
+    finally:
+        jobs.use(None)
+    assert len(responses.calls) == 1
+    handoff = client.get(f"/v1/handoffs/{handoff_id}", headers=headers).get_json()
+    assert handoff["state"] == "transferring" and handoff["destination"]["id"] == "sales"
