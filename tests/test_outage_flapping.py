@@ -5,7 +5,7 @@ import json
 import pytest
 import responses
 
-from tests.helpers import API_KEY, Twilio, call_params, parse, path, verbs
+from tests.helpers import API_KEY, Twilio, call_params, latest_handoff, parse, path, verbs
 
 CALL = "CA" + "5" * 32
 BUSY = {"ReferCallStatus": "failed", "ReferSipResponseCode": "486"}
@@ -110,3 +110,39 @@ def test_a_call_moved_just_before_redis_failed_is_not_moved_again_by_the_jobs_re
     assert len(responses.calls) == 1
     handoff = client.get(f"/v1/handoffs/{handoff_id}", headers=headers).get_json()
     assert handoff["state"] == "transferring" and handoff["destination"]["id"] == "sales"
+
+
+def test_a_caller_moved_on_from_a_consult_just_before_redis_failed_is_not_moved_again(app, own_valkey, api, twilio):
+    """The human declined a consult; the worker moves the caller (on hold) to the next
+    destination over REST, and Redis fails before that is recorded. rq's retry must not
+    restart the caller's transfer to Reception."""
+    from handoff import consult_calls, jobs
+    from handoff.redis_server import REDIS_ERRORS
+    from tests.test_consult import API, hold, human_params
+    from tests.test_consult import CALL as CONSULT_CALL
+
+    jobs.use(app.extensions["handoff"])
+    try:
+        with responses.RequestsMock() as rest:
+            api.patch("/v1/destinations/reception", json={"fallback": None})
+            api.post("/v1/destinations", json={"name": "Expert", "route": "sip:expert@pbx.example.com",
+                                               "transfer_mode": "consult", "fallback": "reception"})
+            hold(twilio, api, rest, app, destination="expert")
+            hid = latest_handoff(api, CONSULT_CALL)["id"]
+            twilio.post(f"/voice/handoff/{hid}/consult/whisper?attempt=1", human_params())
+            twilio.post(f"/voice/handoff/{hid}/consult/accept?attempt=1", human_params(Digits="2"))
+
+            def moved_then_redis_fails(request):
+                if own_valkey.process is not None and len(rest.calls) == 1:
+                    own_valkey.stop()
+                return 200, {}, json.dumps({"sid": CONSULT_CALL, "status": "in-progress"})
+
+            rest.add_callback(responses.POST, f"{API}/Calls/{CONSULT_CALL}.json", callback=moved_then_redis_fails)
+            with pytest.raises(REDIS_ERRORS):
+                consult_calls.move_caller(hid, 1)
+            own_valkey.start()
+            consult_calls.move_caller(hid, 1)  # rq's retry of the failed job
+            moves = [c for c in rest.calls if c.request.url == f"{API}/Calls/{CONSULT_CALL}.json"]
+            assert len(moves) == 1
+    finally:
+        jobs.use(None)
