@@ -146,3 +146,16 @@ def test_a_caller_moved_on_from_a_consult_just_before_redis_failed_is_not_moved_
             assert len(moves) == 1
     finally:
         jobs.use(None)
+
+
+@responses.activate
+def test_an_outbound_call_asked_for_while_redis_is_down_is_not_placed(app, own_valkey):
+    """The API answers 503 'try again shortly': the callee must not be rung meanwhile (and
+    again on the retry), by a call nothing records."""
+    responses.add(responses.POST, f"https://api.twilio.com/2010-04-01/Accounts/{'AC' + '0' * 32}/Calls.json",
+                  status=201, json={"sid": "CA" + "d" * 32, "status": "queued"})
+    own_valkey.stop()
+    refused = app.test_client().post("/v1/calls", headers={"X-API-Key": API_KEY},
+                                     json={"to": "+14155550123", "from": "+14155550199"})
+    assert refused.status_code == 503 and refused.get_json()["error"]["code"] == "unavailable"
+    assert len(responses.calls) == 0
