@@ -35,6 +35,10 @@ class Calls:
     def place(self, fields: dict, base_url: str) -> dict:
         conversations = Conversations(self.services)
         require_credentials(self.services.config, "outbound calls")
+        # Redis first: the call is recorded only after Twilio places it, and with Redis down
+        # the answer is a 503 'try again', which must not leave a callee rung by a call
+        # nothing records (and rung again by the retry).
+        self.services.store.ping()
         try:
             call = twilio_client(self.services.config).calls.create(
                 to=fields["to"], from_=fields["from_"], url=callback_urls.outbound_answered(base_url), method="POST",

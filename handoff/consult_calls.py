@@ -94,13 +94,24 @@ def move_caller(handoff_id: str, attempt: int) -> str:
         update = {"url": consult_url(handoff, "status", attempt), "method": "POST"}
     else:
         update = {"twiml": twiml}
+    moved = lambda h: h.attempt_marks.__setitem__(f"{attempt}.moved", "rest")  # noqa: E731
+    # Marked before the REST call, as jobs.redirect_call does: if Redis fails after Twilio
+    # took the update, rq's retry records the move instead of restarting the transfer.
+    if not svc.store.first_try("move", f"{handoff_id}:{attempt}", ttl=svc.config.retention_seconds):
+        log.warning("handoff %s: an earlier try already moved the caller; recording it", handoff_id)
+        Consults(svc).handoffs.update(handoff_id, moved)
+        return "moved"
     try:
         twilio_client(svc.config).calls(handoff.call_sid).update(**update)
     except TwilioRestException as exc:
+        svc.store.forget_try("move", f"{handoff_id}:{attempt}")  # refused: the caller did not move
         retry_or_give_up(exc)
         log.warning("handoff %s: could not move the caller (%s): %s", handoff_id, exc.status, exc.msg)
         return "caller gone"
-    Consults(svc).handoffs.update(handoff_id, lambda h: h.attempt_marks.__setitem__(f"{attempt}.moved", "rest"))
+    except Exception:
+        svc.store.forget_try("move", f"{handoff_id}:{attempt}")  # no answer from Twilio: a retry sends it
+        raise
+    Consults(svc).handoffs.update(handoff_id, moved)
     return "moved"
 
 

@@ -44,6 +44,26 @@ def timed_out_too_soon(h: Handoff, attempt: int, outcome: str) -> bool:
             and detail.get("attempt") == attempt)
 
 
+def catch_up(h: Handoff, configuration: RoutingTable, attempt: int, tried: list[str]) -> None:
+    """Record the attempts the call made while Redis was unreachable. Their callbacks were
+    answered from the snapshot (`attempt_finished_offline`), which moved the caller on
+    without a word to the stored handoff: its callback for a later attempt would otherwise
+    be read as a stale one, and the caller hung up on instead of meeting the rest of the
+    chain. Only a chain the URL shows growing from the stored one is taken."""
+    known = len(h.attempts)
+    if not known < attempt == len(tried) or tried[:known] != h.attempts:
+        return
+    if h.state in FINAL_STATES and not timed_out_too_soon(h, known, FAILED):
+        return  # ended for good meanwhile (the caller left, or a human answered)
+    for number in range(known + 1, attempt + 1):
+        destination = configuration.by_id().get(tried[number - 1])
+        h.attempts.append(tried[number - 1])
+        if destination is not None:
+            h.destination = destination.summary()
+        h.move_to(TRANSFERRING, {"destination": tried[number - 1], "attempt": number, "after": {
+            "destination": tried[number - 2], "attempt": number - 1, "result": "unrecorded"}}, again=True)
+
+
 class HandoffAttempts(HandoffCore):
     """Each callback records its attempt's outcome and answers where the caller goes next."""
 
@@ -64,12 +84,16 @@ class HandoffAttempts(HandoffCore):
         self.store.forget_deadlines(due)
         return expired
 
-    def attempt_finished(self, handoff_id: str, attempt: int, params: dict[str, str]) -> VoiceResponse:
-        """A <Refer>/<Dial> action callback: record the outcome, continue the chain."""
+    def attempt_finished(self, handoff_id: str, attempt: int, params: dict[str, str],
+                         chain: list[str] | None = None) -> VoiceResponse:
+        """A <Refer>/<Dial> action callback: record the outcome, continue the chain.
+        `chain` is the destinations tried as the callback URL carries them
+        (handoff/callback_urls.py)."""
         result = read_callback(params)
         _, configuration, conversation = self.load(handoff_id)
 
         def mutate(h: Handoff) -> VoiceResponse | None:
+            catch_up(h, configuration, attempt, chain or [])
             if len(h.attempts) != attempt:
                 return None  # an earlier attempt's retried or late callback changes nothing
             if h.state in FINAL_STATES and not timed_out_too_soon(h, attempt, result.outcome):

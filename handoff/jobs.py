@@ -158,9 +158,17 @@ def redirect_call(handoff_id: str) -> str:
         # the spoken utterance gives way so that the transfer itself fits.
         planned, twiml = plan(None)
         planned.add_warning("utterance_dropped", "left out: the TwiML was over Twilio's 4000-character limit")
+    # The mark goes before the REST call: should recording the transfer fail after Twilio
+    # took it (Redis gone for a moment), rq's retry of this job must not move the caller
+    # again, out of the ringing or answered transfer and into a second one.
+    if not svc.store.first_try("redirect", handoff_id, ttl=svc.config.retention_seconds):
+        log.warning("handoff %s: an earlier try already redirected the call; recording it", handoff_id)
+        handoffs.update(handoff_id, commit_plan(planned))
+        return "redirected"
     try:
         twilio_client(svc.config).calls(handoff.call_sid).update(twiml=str(twiml))
     except TwilioRestException as exc:
+        svc.store.forget_try("redirect", handoff_id)  # refused: the call did not move
         retry_or_give_up(exc)
         detail = {"reason": "call_update_failed", "twilio_status": exc.status, "twilio_code": exc.code}
         message = f"Twilio refused to redirect the call: {exc.msg}"
@@ -172,6 +180,15 @@ def redirect_call(handoff_id: str) -> str:
 
         handoffs.update(handoff_id, fail)
         return "failed"
+    except Exception:
+        svc.store.forget_try("redirect", handoff_id)  # no answer from Twilio: a retry sends it
+        raise
+    handoffs.update(handoff_id, commit_plan(planned))
+    return "redirected"
+
+
+def commit_plan(planned: Handoff):
+    """The update that records a redirect's plan on its handoff (still `requested`)."""
 
     def commit(h):
         if h.state == REQUESTED:
@@ -180,8 +197,7 @@ def redirect_call(handoff_id: str) -> str:
             h.history = h.history + planned.history[len(h.history):]
             h.state, h.updated_at = planned.state, planned.updated_at
 
-    handoffs.update(handoff_id, commit)
-    return "redirected"
+    return commit
 
 
 def end_call_leg(call_sid: str) -> str:

@@ -148,6 +148,42 @@ class EmbeddedServer:
             pass
 
 
+def _previous_port(data: Path) -> int:
+    """The port the last embedded server of this DATA_DIR listened on (its valkey.conf)."""
+    try:
+        for line in (data / "valkey.conf").read_text().splitlines():
+            if line.startswith("port "):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Valkey binds
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _start_again(data: Path, previous: int) -> EmbeddedServer:
+    """A server on the port the deployment's other processes already use, when it is free.
+
+    Whichever process started Valkey first owns it; restarted alone, it starts the server
+    again. On the old port, a process that kept that URL (gunicorn workers take it from
+    the master's environment, for good) reconnects by itself once the server answers; on
+    a new one it would answer every call from the snapshot until restarted."""
+    if previous and _bindable(previous):
+        try:
+            return EmbeddedServer(data, port=previous).start()
+        except RuntimeError:
+            log.warning("could not start embedded Valkey on its previous port %s; taking another", previous)
+    return EmbeddedServer(data).start()
+
+
 def ensure_embedded(data_dir: str | os.PathLike) -> tuple[str, EmbeddedServer | None]:
     """URL of the deployment's embedded server, starting it if no live one is recorded.
 
@@ -162,7 +198,7 @@ def ensure_embedded(data_dir: str | os.PathLike) -> tuple[str, EmbeddedServer | 
             port = 0
         if port and _ping(port):
             return f"redis://127.0.0.1:{port}/0", None
-        server = EmbeddedServer(data).start()
+        server = _start_again(data, port or _previous_port(data))
         port_file.write_text(str(server.port))
         log.info("started embedded Valkey on 127.0.0.1:%s with data in %s", server.port, data)
         return server.url, server

@@ -100,8 +100,11 @@ class Services:
         key = "sandbox" if env == "sandbox" else "live"
         fresh = self._parsed.get(key, (None,))[0] != snapshot.version
         configuration = self.parsed(key, snapshot)
-        if key == "live" and fresh:
-            self.snapshot.remember(configuration)
+        # Every read of a version, not only the first: remembering the configuration
+        # already saved costs nothing, and a snapshot that could not be written (a full
+        # disk) is written again at a later read instead of only at the next change.
+        if key == "live" and (fresh or snapshot.version):
+            self.snapshot.remember(configuration, snapshot.version)
         return configuration
 
     def parsed(self, key: str, snapshot) -> RoutingTable:

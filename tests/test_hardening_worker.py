@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 
 import pytest
 import requests
@@ -71,7 +72,15 @@ def test_the_worker_follows_embedded_valkey_when_only_the_web_process_restarts(t
         first_port = port_file.read_text()
         assert wait_for(lambda: "Listening on" in deployment.logs["worker"].read_text()), deployment.log_text()
         deployment.signal_process("web", signal.SIGTERM)  # stops its Valkey with it
-        deployment.start_process("web")  # starts another, on another port
+        # Something else takes the old port meanwhile: web starts Valkey on another one.
+        blocker = socket.socket()
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past its TIME_WAIT
+        blocker.bind(("127.0.0.1", int(first_port)))
+        blocker.listen()
+        try:
+            deployment.start_process("web")
+        finally:
+            blocker.close()
         assert port_file.read_text() != first_port
         handoff_id = hand_off_a_chat(deployment.url)
         assert wait_for(lambda: len(deliveries(receiver, handoff_id)) == 2, timeout=20), deployment.log_text()

@@ -276,7 +276,7 @@ def handoff_status(values, handoff_id):
 
     def answer() -> str:
         try:
-            return str(Handoffs(svc).attempt_finished(handoff_id, attempt, values))
+            return str(Handoffs(svc).attempt_finished(handoff_id, attempt, values, tried))
         except NotFound:
             # A handoff started while Redis was down was never stored: continue its chain
             # from the destinations named in the action URL.
@@ -329,7 +329,15 @@ def handoff_whisper(handoff_id, attempt, values):
 @bp.route("/handoff/<handoff_id>/accept", methods=["POST", "GET"])
 @human_leg_route(voice_twiml.hangup, "accept gate (refusing this leg)")
 def handoff_accept(handoff_id, attempt, values):
-    return Handoffs(services()).accept(handoff_id, attempt, values.get("Digits"))
+    try:
+        return Handoffs(services()).accept(handoff_id, attempt, values.get("Digits"))
+    except REDIS_ERRORS:
+        if (values.get("Digits") or "").strip() != "1":
+            raise
+        # The human accepted: bridging needs nothing from Redis (the <Dial> action records
+        # the outcome), and refusing would drop the human the caller was waiting for.
+        log.error("Redis unreachable at the accept gate of handoff %s: bridging as the human asked", handoff_id)
+        return voice_twiml.VoiceResponse()
 
 
 @bp.route("/handoff/<handoff_id>/answered", methods=["POST", "GET"])

@@ -1,5 +1,5 @@
 """Short-lived records in Redis, each one key with its own expiry: a webhook's answer kept
-for Twilio's retries (`answer_once`), signed-in page sessions (handoff/sessions.py), and
+for Twilio's retries (`answer_once`), a job's step that must not run twice (`first_try`), signed-in page sessions (handoff/sessions.py), and
 failed-key counts per client (handoff/throttle.py).
 """
 from __future__ import annotations
@@ -72,6 +72,15 @@ class ShortLivedStore(StoreBase):
                 # The first delivery died or is stuck: answering beats leaving the caller waiting.
                 return compute(None) if batched else compute()
             time.sleep(0.05)
+
+    def first_try(self, scope: str, key: str, ttl: int) -> bool:
+        """Whether this is the first try of a step with effects outside Redis (a call moved
+        over Twilio's REST API): False when an earlier try got as far as this mark."""
+        return bool(self.redis.set(Keys.once(scope, key), "tried", nx=True, ex=ttl))
+
+    def forget_try(self, scope: str, key: str) -> None:
+        """The step is known not to have happened: a later try may do it."""
+        self.redis.delete(Keys.once(scope, key))
 
     def _stored_anyway(self, full: str, body: str | None) -> bool:
         """Whether a write whose reply was lost (a timeout after Redis ran the MULTI) stored
