@@ -181,3 +181,17 @@ def test_promote_makes_live_only_the_changes_the_page_showed(app, api):
     promoted = studio.client.post("/studio/handoffs/promote",
                                   data=dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', again)))
     assert promoted.status_code == 303 and api.get("/v1/config/diff").get_json()["changes"] == []
+
+
+def test_a_polyai_return_on_a_sandbox_call_picks_its_destination_from_the_draft(app, api, twilio):
+    """A PolyAI function's return without `type` goes to the first destination using its SIP
+    method, in the configuration the call runs on: for a test number's call, the draft."""
+    from handoff import Conversation, from_polyai_return
+
+    add_destination(api, "Desk")
+    assert api.post("/v1/config/promote").status_code == 200
+    add_destination(api, "Bridge", method="sip_invite", route="sip:bridge@pbx.example.com")  # the draft only
+    twilio.post("/voice/call?env=sandbox", call_params(SANDBOX_CALL))
+    conv = Conversation(SANDBOX_CALL, services=app.extensions["handoff"])
+    record = from_polyai_return(conv, {"handoff": {"reason": "escalate", "invite": {}}})
+    assert record["destination"]["name"] == "Bridge"
