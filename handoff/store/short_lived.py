@@ -1,6 +1,7 @@
 """Short-lived records in Redis, each one key with its own expiry: a webhook's answer kept
-for Twilio's retries (`answer_once`), a job's step that must not run twice (`first_try`), signed-in page sessions (handoff/sessions.py), and
-failed-key counts per client (handoff/throttle.py).
+for Twilio's retries (`answer_once`), a job's step that must not run twice (`first_try`),
+signed-in page sessions (handoff/sessions.py), and failed-key counts per client
+(handoff/throttle.py).
 """
 from __future__ import annotations
 
