@@ -3,7 +3,9 @@ signing its webhooks), a call's parameters, and TwiML read the way Twilio reads 
 from __future__ import annotations
 
 import re
+import threading
 import xml.etree.ElementTree as ET
+from http.server import ThreadingHTTPServer
 
 from twilio.request_validator import RequestValidator
 
@@ -99,3 +101,17 @@ def work(app) -> None:
 
     services = app.extensions["handoff"]
     SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True)
+
+
+class LoopbackReceiver:
+    """A real HTTP endpoint on loopback, served from a thread, for the service to deliver
+    webhooks to: `url` ends in /hook; `handler` is the request handler class answering."""
+
+    def __init__(self, handler):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

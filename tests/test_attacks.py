@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from app import create_app
 from handoff import jobs, logs
-from tests.helpers import API_KEY, Api, Twilio, call_params, work
+from tests.helpers import API_KEY, Api, LoopbackReceiver, Twilio, call_params, work
 from tests.test_studio import csrf
 
 LIMIT = 3
@@ -125,7 +124,7 @@ def test_an_ipv6_client_cannot_dodge_the_throttle_by_changing_its_interface_id(a
 
 
 # -- outgoing webhooks ------------------------------------------------------------------------
-class RedirectingReceiver:
+class RedirectingReceiver(LoopbackReceiver):
     """A webhook receiver on loopback that sends every POST to /hook on to /elsewhere with the
     status it is given, and records whatever reaches /elsewhere."""
 
@@ -152,13 +151,7 @@ class RedirectingReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.mark.parametrize("status", [302, 307])

@@ -2,8 +2,7 @@
 import hashlib
 import hmac
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import responses
@@ -11,13 +10,13 @@ from rq.registry import FailedJobRegistry
 
 from app import create_app
 from handoff import jobs
-from tests.helpers import API_KEY, call_params, parse, work
+from tests.helpers import API_KEY, LoopbackReceiver, call_params, parse, work
 
 CALL = "CA" + "5" * 32
 SECRET = "whsec-test"
 
 
-class Receiver:
+class Receiver(LoopbackReceiver):
     """A real HTTP endpoint on loopback that answers with the statuses it is told to."""
 
     def __init__(self):
@@ -36,13 +35,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
