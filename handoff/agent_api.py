@@ -25,6 +25,7 @@ from .errors import ValidationFailed
 from .handoff_request_schema import HandoffRequestSchema
 from .handoffs import HandoffRequest, Handoffs
 from .services import Services
+from .snapshot import RoutingTable
 
 _default_services: Services | None = None
 HANDOFF_REQUEST = HandoffRequestSchema()  # the rules the API and the voice webhook apply too
@@ -202,13 +203,23 @@ class Conversation:
     def handoffs(self) -> dict[str, dict[str, Any]]:
         """PolyAI's `conv.handoffs`: the configured destinations by name (`if "support" in
         conv.handoffs`), each with its stored fields (method, route, sip_headers…)."""
-        configuration = self._services.configuration(self.env)
-        return {d.name: d.to_dict() for d in configuration.destinations}
+        return {d.name: d.to_dict() for d in self.configuration.destinations}
 
     @property
     def env(self) -> str:
         """PolyAI's `conv.env`: "live", or "sandbox" for a call to a test number."""
         return self._record().env
+
+    @property
+    def configuration(self) -> RoutingTable:
+        """The routing configuration this conversation runs on (a test number's call: the draft)."""
+        return self._services.configuration(self.env)
+
+    def destination(self, ref: str | None) -> models.Destination | None:
+        """The destination a handoff to `ref` goes to: its own, or the default's when `ref` is
+        unknown or absent."""
+        configuration = self.configuration
+        return configuration.find(ref) or configuration.default
 
     @property
     def channel_type(self) -> str:
@@ -232,7 +243,8 @@ class Conversation:
         `reason`, the destination's name is the reason, as in PolyAI's `conv.call_handoff`
         (its "Conversation object" page), so connectors reading `handoff_reason` get one."""
         if reason is None:
-            reason = self._destination_name(destination)
+            found = self.destination(destination)
+            reason = found.name if found else None
         # A header given None (`conv.state.customer_id` before the agent stored one) has no
         # value: left out with a warning, as a template variable with no value is.
         unset = [name for name, value in (sip_headers or {}).items() if value is None]
@@ -248,13 +260,6 @@ class Conversation:
             models.warning("missing_variable", f"header {name} left out: it was given no value") for name in unset])
         handoff = Handoffs(self._services).start(self.id, request, base_url=None)
         return handoff.public()
-
-    def _destination_name(self, ref: str | None) -> str | None:
-        """The name of the destination a handoff to `ref` goes to (an unknown or absent
-        `ref`: the default's), in the configuration this conversation runs on."""
-        configuration = self._services.configuration(self.env)
-        found = configuration.find(ref) or configuration.default
-        return found.name if found else None
 
     def hangup(self, utterance: str | None = None) -> None:
         """End the conversation; a live call is hung up (Twilio REST, from the worker), after
